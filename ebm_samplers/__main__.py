@@ -1,0 +1,5 @@
+import sys
+
+from ebm_samplers.cli import main
+
+sys.exit(main())

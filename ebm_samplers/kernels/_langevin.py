@@ -1,0 +1,32 @@
+"""The Langevin proposal shared by ULA, MALA and the annealed and persistent samplers.
+
+Euler-Maruyama discretisation of the overdamped Langevin diffusion dX = -grad E(X) dt + sqrt(2) dW
+with step h (Roberts & Tweedie 1996):
+
+    x' = x - h grad E(x) + sqrt(2h) xi,   xi ~ N(0, I)
+
+so q(x' | x) = N(x'; x - h grad E(x), 2h I) and, up to a constant that cancels in the MH ratio
+when both directions use the same h,
+
+    log q(x' | x) = -||x' - x + h grad E(x)||^2 / (4h).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ebm_samplers.kernels.base import per_chain, squared_norm
+
+
+def langevin_proposal(position: Tensor, grad: Tensor, step_size: Tensor, generator: torch.Generator) -> Tensor:
+    """x' = x - h grad E(x) + sqrt(2h) xi with a per-chain step `step_size` of shape (n,)."""
+    noise = torch.randn(position.shape, generator=generator, dtype=position.dtype, device=position.device)
+    h = per_chain(step_size, position)
+    return position - h * grad + torch.sqrt(2.0 * h) * noise
+
+
+def langevin_log_density(to: Tensor, start: Tensor, grad_at_start: Tensor, step_size: Tensor) -> Tensor:
+    """log q(to | start) up to the h-dependent constant, shape (n,)."""
+    h = per_chain(step_size, start)
+    return -squared_norm(to - start + h * grad_at_start) / (4.0 * step_size)

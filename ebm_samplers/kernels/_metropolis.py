@@ -1,0 +1,24 @@
+"""The Metropolis-Hastings correction shared by every adjusted kernel (MALA, HMC, random walk, ...).
+
+Accept a proposal x' from x with probability min(1, exp(log_ratio)), where
+log_ratio = -E(x') + E(x) + log q(x | x') - log q(x' | x)   (Metropolis et al. 1953; Hastings 1970).
+Everything stays in log space so ratios of tiny densities neither underflow nor overflow.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def metropolis_accept(log_ratio: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Per-chain `(accepted, acceptance_probability)` for the log acceptance ratios `log_ratio` (n,).
+
+    A NaN ratio (a proposal whose energy is NaN) compares False and so is rejected; its acceptance
+    probability is reported as 0. Kernels flag such proposals in `Info["nonfinite"]` so the run loop
+    can apply the user's policy instead of hiding them.
+    """
+    uniform = torch.rand(log_ratio.shape, generator=generator, dtype=log_ratio.dtype, device=log_ratio.device)
+    accepted = torch.log(uniform) < log_ratio
+    probability = torch.exp(torch.clamp(log_ratio, max=0.0).nan_to_num(nan=-torch.inf))
+    return accepted, probability

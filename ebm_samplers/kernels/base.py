@@ -1,0 +1,91 @@
+"""The kernel contract shared by every sampler.
+
+A kernel is a small object holding its parameters. `init(x, energy)` builds a `State` that caches the
+position, its energy and gradient, so a Metropolis-adjusted kernel spends one energy+gradient
+evaluation per step. `step(state, energy, generator)` returns the next state and an `Info` dict of
+per-chain figures of shape `(n_chains,)` (at least `acceptance_rate` and `accepted`); every entry of
+`Info` is recorded in the trace's stats. Kernels never touch global RNG state: all randomness comes
+from the `torch.Generator` passed in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from energies import energy_and_grad
+
+#: Per-chain figures from one step, each of shape (n_chains,).
+Info = dict[str, Tensor]
+
+
+@dataclass
+class State:
+    """Per-chain sampler state; kernels that need more (momentum, ...) subclass it."""
+
+    position: Tensor  # (n, *event)
+    energy: Tensor  # (n,)
+    grad: Tensor  # (n, *event): grad E at position
+    step_size: Tensor  # (n,): per-chain step size, written by warm-up adaptation
+
+
+class Kernel(ABC):
+    """Base class for samplers; register subclasses with `ebm_samplers.register_sampler(name)`."""
+
+    #: Registry name, set by `register_sampler`.
+    name: ClassVar[str] = ""
+    #: Acceptance rate that warm-up step-size adaptation aims for; None for kernels without MH.
+    target_acceptance: ClassVar[float | None] = None
+
+    step_size: float
+
+    def init(self, x: Tensor, energy) -> State:
+        value, grad = energy_and_grad(energy, x)
+        step_size = torch.full((x.shape[0],), float(self.step_size), dtype=x.dtype, device=x.device)
+        return State(position=x.detach(), energy=value, grad=grad, step_size=step_size)
+
+    @abstractmethod
+    def step(self, state: State, energy, generator: torch.Generator) -> tuple[State, Info]:
+        """One transition of every chain."""
+
+    def params(self) -> dict[str, object]:
+        """The kernel's parameters by name (recorded in trace attributes)."""
+        if dataclasses.is_dataclass(self):
+            return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {}
+
+
+def check_positive(value: float, what: str) -> None:
+    """Raise unless `value` is a finite number > 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{what} must be a finite number > 0; got {value!r}")
+
+
+def per_chain(values: Tensor, like: Tensor) -> Tensor:
+    """Reshape a per-chain `(n,)` tensor so it broadcasts against `like` of shape `(n, *event)`."""
+    return values.reshape(values.shape[0], *([1] * (like.ndim - 1)))
+
+
+def where_state(accepted: Tensor, proposal: State, current: State) -> State:
+    """Per chain, the proposal's fields where `accepted`, else the current ones (same State type)."""
+    fields = {}
+    for field in dataclasses.fields(current):
+        new, old = getattr(proposal, field.name), getattr(current, field.name)
+        fields[field.name] = torch.where(per_chain(accepted, new), new, old)
+    return type(current)(**fields)
+
+
+def squared_norm(x: Tensor) -> Tensor:
+    """Per-sample squared Euclidean norm over all event axes, shape (n,)."""
+    return x.reshape(x.shape[0], -1).square().sum(-1)
+
+
+def nonfinite(energy: Tensor, grad: Tensor) -> Tensor:
+    """Per chain, True where the energy or any gradient entry is NaN or infinite, shape (n,)."""
+    return ~(torch.isfinite(energy) & torch.isfinite(grad).reshape(grad.shape[0], -1).all(-1))

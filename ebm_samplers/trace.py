@@ -1,0 +1,142 @@
+"""`Trace`: the draws and per-step statistics of a run, convertible to ArviZ and saved as netCDF.
+
+Layout: `draws` is `(chain, draw, *event)`; each entry of `stats` is `(chain, draw)`. In ArviZ terms the
+draws become the posterior variable `x` (event axes `x_dim_0`, ...) and the stats become `sample_stats`
+with the names ArviZ plots understand (`energy`, `acceptance_rate`, `step_size`, `diverging`, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+#: Name of the sampled variable in the ArviZ posterior group.
+VARIABLE = "x"
+#: Attributes ArviZ adds on its own; they are not part of the run's description.
+_ARVIZ_ATTRS = ("creation_library", "created_at", "arviz_version", "sample_dims", "inference_library")
+
+
+@dataclass
+class Trace:
+    """Draws `(chain, draw, *event)`, per-step `stats` `(chain, draw)` and run `attrs` (JSON-able)."""
+
+    draws: Tensor
+    stats: dict[str, Tensor] = field(default_factory=dict)
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.draws.ndim < 2:
+            raise ValueError(f"Trace.draws must have shape (chain, draw, *event); got {tuple(self.draws.shape)}")
+        for name, values in self.stats.items():
+            if values.shape != self.draws.shape[:2]:
+                raise ValueError(
+                    f"Trace.stats[{name!r}] has shape {tuple(values.shape)}; expected (chain, draw) = "
+                    f"{tuple(self.draws.shape[:2])}"
+                )
+
+    @property
+    def n_chains(self) -> int:
+        return self.draws.shape[0]
+
+    @property
+    def n_draws(self) -> int:
+        return self.draws.shape[1]
+
+    @property
+    def event_shape(self) -> torch.Size:
+        return self.draws.shape[2:]
+
+    def __repr__(self) -> str:
+        return (
+            f"Trace({self.n_chains} chains x {self.n_draws} draws, event_shape={tuple(self.event_shape)}, "
+            f"stats={sorted(self.stats)}, sampler={self.attrs.get('sampler', '?')!r})"
+        )
+
+    def to_arviz(self):
+        """An `xarray.DataTree` with groups `posterior` (variable `x`) and `sample_stats`."""
+        import arviz as az
+
+        draws = _to_numpy(self.draws)
+        dims = {VARIABLE: [f"{VARIABLE}_dim_{i}" for i in range(draws.ndim - 2)]}
+        groups: dict[str, dict[str, np.ndarray]] = {"posterior": {VARIABLE: draws}}
+        if self.stats:
+            groups["sample_stats"] = {name: _to_numpy(values) for name, values in self.stats.items()}
+        attrs = {key: _attr_value(value) for key, value in self.attrs.items()}
+        attrs.setdefault("inference_library", "ebm-samplers")
+        return az.from_dict(groups, dims=dims, attrs={"/": attrs, "posterior": attrs})
+
+    def summary(self):
+        """Convergence table per coordinate (see `diagnostics.summary`)."""
+        from diagnostics import summary
+
+        return summary(self)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the trace as netCDF (ArviZ layout) atomically: a crash never leaves a half-written file."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tree = self.to_arviz()
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(handle)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp creates 0600; a saved trace is an ordinary file
+        try:
+            tree.to_netcdf(temporary, engine="h5netcdf")
+            with open(temporary, "rb") as written:
+                os.fsync(written.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Trace:
+        """Read a trace written by `save` (or any ArviZ netCDF file whose posterior holds `x`)."""
+        import arviz as az
+
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"no trace file at {path}")
+        tree = az.from_netcdf(path).load()
+        if "posterior" not in tree.children or VARIABLE not in tree["posterior"].data_vars:
+            raise ValueError(f"{path} is not an ebm-samplers trace: it has no posterior variable {VARIABLE!r}")
+        draws = torch.from_numpy(np.asarray(tree["posterior"][VARIABLE].values).copy())
+        stats = {}
+        if "sample_stats" in tree.children:
+            for name, values in tree["sample_stats"].data_vars.items():
+                stats[str(name)] = torch.from_numpy(np.asarray(values.values).copy())
+        attrs = {
+            key: _parse_attr(value)
+            for key, value in tree["posterior"].attrs.items()
+            if not key.startswith(_ARVIZ_ATTRS)
+        }
+        return cls(draws=draws, stats=stats, attrs=attrs)
+
+
+def _to_numpy(values: Tensor) -> np.ndarray:
+    return values.detach().cpu().numpy()
+
+
+def _attr_value(value: Any) -> Any:
+    """netCDF attributes hold numbers and strings; anything else is stored as JSON text."""
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return value
+    return "json:" + json.dumps(value)
+
+
+def _parse_attr(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith("json:"):
+        return json.loads(value[5:])
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -1,0 +1,26 @@
+"""What is sampled: the energy contract and a library of energies with known truth.
+
+An energy is any callable `f(x: Tensor[n, *event_shape]) -> Tensor[n]` with E(x) = -log p(x) + const.
+"""
+
+from energies.base import Energy, energy_and_grad
+from energies.contract import CallableEnergy, as_energy, check_energy
+from energies.gaussian import Gaussian
+from energies.mixture import GaussianMixture
+
+#: Built-in energies by name, each constructible with no arguments (used by the command line).
+BUILTIN_ENERGIES = {
+    "mixture": GaussianMixture,
+    "gaussian2d": lambda: Gaussian([0.0, 0.0], [[1.0, 0.8], [0.8, 1.0]]),
+}
+
+__all__ = [
+    "BUILTIN_ENERGIES",
+    "CallableEnergy",
+    "Energy",
+    "Gaussian",
+    "GaussianMixture",
+    "as_energy",
+    "check_energy",
+    "energy_and_grad",
+]

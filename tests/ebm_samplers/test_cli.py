@@ -1,0 +1,70 @@
+"""The command line: the main job on the default, user energies, and one-line errors."""
+
+import subprocess
+import sys
+import textwrap
+
+from ebm_samplers import Trace
+from ebm_samplers.cli import main
+
+
+def test_sample_on_the_default_writes_trace_and_plot(tmp_path, capsys):
+    assert main(["sample", "--steps", "100", "--warmup", "20", "--chains", "4", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "mala on GaussianMixture: 4 chains x 100 draws" in printed
+    assert "r_hat" in printed and "ess_bulk" in printed
+    assert (tmp_path / "trace.png").stat().st_size > 10_000
+    trace = Trace.load(tmp_path / "trace.nc")
+    assert trace.draws.shape == (4, 100, 2)
+
+
+def test_user_energy_from_module(tmp_path, monkeypatch, capsys):
+    (tmp_path / "my_target.py").write_text(
+        textwrap.dedent(
+            """
+            def banana(x):
+                return 0.5 * x[:, 0] ** 2 + 0.5 * (x[:, 1] - x[:, 0] ** 2) ** 2
+            """
+        )
+    )
+    monkeypatch.chdir(tmp_path)
+    args = [
+        "sample",
+        "--energy",
+        "my_target:banana",
+        "--dim",
+        "2",
+        "--steps",
+        "50",
+        "--warmup",
+        "0",
+        "--chains",
+        "4",
+        "--no-plot",
+        "--out",
+        "out",
+    ]
+    assert main(args) == 0
+    assert "on banana" in capsys.readouterr().out
+
+
+def test_user_mistakes_are_one_line_with_exit_status_two(tmp_path, capsys):
+    cases = [
+        (["sample", "--energy", "nope"], "unknown energy 'nope'"),
+        (["sample", "--sampler", "nope"], "unknown sampler 'nope'"),
+        (["sample", "--step-size", "-1"], "step_size must be a finite number > 0"),
+        (["sample", "--chains", "0"], "n_chains must be an integer >= 1"),
+        (["sample", "--energy", "no_such_module:f"], "No module named 'no_such_module'"),
+        (["sample", "--energy", "math:sqrt"], "does not declare its event_shape"),
+    ]
+    for argv, message in cases:
+        assert main([*argv, "--out", str(tmp_path)]) == 2
+        error = capsys.readouterr().err.strip().splitlines()
+        assert len(error) == 1 and error[0].startswith("error: ") and message in error[0], error
+
+
+def test_console_entry_point_lists_samplers():
+    result = subprocess.run(
+        [sys.executable, "-m", "ebm_samplers", "samplers"], capture_output=True, text=True, check=True
+    )
+    assert "mala" in result.stdout and "ula" in result.stdout

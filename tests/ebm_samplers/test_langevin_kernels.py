@@ -1,0 +1,99 @@
+"""ULA and MALA against exact answers, with MCSE-derived tolerances (see tests/helpers.py)."""
+
+import torch
+
+import ebm_samplers
+from energies import Gaussian
+from tests.helpers import Z_999, assert_function_matches, assert_matches, chain_estimates_z
+
+
+def _standard_normal_variance(sampler: str, step_size: float, seed: int) -> torch.Tensor:
+    """Per-chain estimates of E[x^2] on N(0, 1) (the mean is 0 for both ULA and MALA by symmetry)."""
+    trace = ebm_samplers.sample(
+        Gaussian([0.0], 1.0), sampler, n_chains=500, n_steps=1000, warmup=200, seed=seed, step_size=step_size
+    )
+    return trace.draws[..., 0].double().square().mean(dim=1)
+
+
+def test_ula_reproduces_its_exact_biased_stationary_variance():
+    # On N(0, s^2), ULA is the AR(1) x' = (1 - h/s^2) x + sqrt(2h) xi with stationary variance
+    # 2h / (1 - (1 - h/s^2)^2) = s^2 / (1 - h / (2 s^2)). At h = 0.5, s = 1 that is 4/3.
+    h = 0.5
+    per_chain = _standard_normal_variance("ula", h, seed=1)
+    assert_matches(per_chain, 1.0 / (1.0 - h / 2.0), "ULA stationary variance")
+    # The bias (1/3) is far above the Monte Carlo error, so the test above has power.
+    _, _, z_against_target = chain_estimates_z(per_chain, 1.0)
+    assert z_against_target > 20 * Z_999
+
+
+def test_mala_removes_ulas_bias_at_the_same_step():
+    h = 0.5
+    mala = _standard_normal_variance("mala", h, seed=2)
+    assert_matches(mala, 1.0, "MALA variance on N(0, 1)")
+    ula = _standard_normal_variance("ula", h, seed=2)
+    _, _, z_ula = chain_estimates_z(ula, 1.0)
+    assert z_ula > 20 * Z_999
+
+
+def test_mala_matches_moments_of_a_correlated_gaussian():
+    mean = torch.tensor([1.0, -1.0])
+    covariance = torch.tensor([[2.0, 1.2], [1.2, 1.0]])
+    target = Gaussian(mean, covariance)
+    trace = ebm_samplers.sample(target, "mala", n_chains=200, n_steps=2000, warmup=500, seed=3, step_size=0.3)
+    draws = trace.draws.double()  # (chain, draw, 2)
+    acceptance = float(trace.stats["acceptance_rate"].mean())
+    assert 0.3 < acceptance < 0.99, acceptance
+    # moments about the known mean are linear per-chain averages, so their per-chain estimates are unbiased
+    centred = draws - mean.double()
+    chain_means = draws.mean(dim=1)
+    chain_second = torch.einsum("cni,cnj->cij", centred, centred) / draws.shape[1]
+    for i in range(2):
+        assert_matches(chain_means[:, i], float(mean[i]), f"mean[{i}]")
+        assert_matches(chain_second[:, i, i], float(covariance[i, i]), f"variance[{i}]")
+    moments = torch.stack([chain_second[:, 0, 0], chain_second[:, 1, 1], chain_second[:, 0, 1]], dim=1)
+    truth = float(covariance[0, 1] / torch.sqrt(covariance[0, 0] * covariance[1, 1]))
+    assert_function_matches(moments, lambda m: m[2] / torch.sqrt(m[0] * m[1]), truth, "correlation")
+
+
+def test_a_plain_lambda_is_an_energy():
+    trace = ebm_samplers.sample(
+        lambda x: 0.5 * (x**2).sum(-1),
+        "mala",
+        init=torch.zeros(100, 3),
+        n_steps=1000,
+        warmup=200,
+        seed=4,
+        step_size=0.5,
+    )
+    assert trace.draws.shape == (100, 1000, 3)
+    per_chain = trace.draws.double().square().mean(dim=(1, 2))
+    assert_matches(per_chain, 1.0, "variance under a lambda energy")
+    assert trace.attrs["energy"] == "<lambda>"
+
+
+def test_same_seed_gives_the_same_draws_and_float64_is_kept():
+    kwargs = dict(init=torch.zeros(4, 2, dtype=torch.float64), n_steps=50, seed=11, step_size=0.2)
+    first = ebm_samplers.sample(Gaussian([0.0, 0.0]), "mala", **kwargs)
+    second = ebm_samplers.sample(Gaussian([0.0, 0.0]), "mala", **kwargs)
+    assert first.draws.dtype == torch.float64
+    assert torch.equal(first.draws, second.draws)
+
+
+def test_thinning_keeps_every_thin_th_step():
+    full = ebm_samplers.sample(Gaussian([0.0]), "ula", n_chains=3, n_steps=12, seed=5, step_size=0.1)
+    thinned = ebm_samplers.sample(Gaussian([0.0]), "ula", n_chains=3, n_steps=12, thin=4, seed=5, step_size=0.1)
+    assert thinned.n_draws == 3
+    assert torch.equal(thinned.draws, full.draws[:, 3::4])
+    assert torch.equal(thinned.stats["energy"], full.stats["energy"][:, 3::4])
+
+
+def test_mala_spends_one_energy_evaluation_per_step():
+    calls = {"n": 0}
+
+    def counted(x):
+        calls["n"] += 1
+        return 0.5 * (x**2).sum(-1)
+
+    ebm_samplers.sample(counted, "mala", init=torch.zeros(5, 2), n_steps=30, seed=0)
+    # check_energy evaluates twice (value, then gradient), init once, then one per step
+    assert calls["n"] == 2 + 1 + 30

@@ -1,0 +1,45 @@
+"""Statistical helpers for sampler tests.
+
+Monte Carlo standard errors come from independent chains: each chain (after warm-up) yields one
+estimate, and the standard error of their average is sd / sqrt(n_chains). This needs no autocorrelation
+model and is valid for any statistic, as long as each chain's estimate is close to normal (long chains).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+#: Two-sided 0.999 normal quantile: |estimate - truth| / MCSE must stay below it.
+Z_999 = 3.2905
+
+
+def chain_estimates_z(per_chain: torch.Tensor, truth: float) -> tuple[float, float, float]:
+    """(pooled estimate, its MCSE, |estimate - truth| / MCSE) from per-chain estimates of shape (chains,)."""
+    per_chain = per_chain.double()
+    estimate = float(per_chain.mean())
+    mcse = float(per_chain.std(unbiased=True)) / math.sqrt(per_chain.shape[0])
+    return estimate, mcse, abs(estimate - truth) / mcse
+
+
+def assert_matches(per_chain: torch.Tensor, truth: float, what: str) -> None:
+    estimate, mcse, z = chain_estimates_z(per_chain, truth)
+    assert z < Z_999, f"{what}: estimate {estimate:.5f} vs truth {truth:.5f}, MCSE {mcse:.5f}, z = {z:.2f}"
+
+
+def assert_function_matches(per_chain_moments: torch.Tensor, statistic, truth: float, what: str) -> None:
+    """Check a smooth function of pooled moments, e.g. a correlation, against `truth`.
+
+    `per_chain_moments` is (chains, k) per-chain averages; `statistic` maps a (k,) vector of pooled
+    moments to a number. Its MCSE is the jackknife over chains (leave one chain out), which stays valid
+    for nonlinear statistics whose per-chain versions would be biased.
+    """
+    moments = per_chain_moments.double()
+    chains = moments.shape[0]
+    estimate = float(statistic(moments.mean(0)))
+    total = moments.sum(0)
+    leave_one_out = torch.tensor([float(statistic((total - moments[i]) / (chains - 1))) for i in range(chains)])
+    mcse = math.sqrt((chains - 1) / chains * float(((leave_one_out - leave_one_out.mean()) ** 2).sum()))
+    z = abs(estimate - truth) / mcse
+    assert z < Z_999, f"{what}: estimate {estimate:.5f} vs truth {truth:.5f}, MCSE {mcse:.5f}, z = {z:.2f}"
