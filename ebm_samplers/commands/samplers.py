@@ -1,0 +1,19 @@
+"""`ebm-samplers samplers`: list the registry with each sampler's default parameters."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(commands) -> None:
+    listing = commands.add_parser("samplers", help="list the registered samplers")
+    listing.set_defaults(handler=run_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    import ebm_samplers
+
+    for name in ebm_samplers.available_samplers():
+        kernel = ebm_samplers.get_sampler(name)
+        print(f"{name:24s} {kernel.params()}")
+    return 0
