@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ebm_samplers.adaptation import WarmupAdaptation
 from ebm_samplers.kernels.base import Info, Kernel, State, nonfinite
 from ebm_samplers.registry import get_sampler
 from ebm_samplers.trace import Trace
@@ -38,6 +39,10 @@ def sample(
     progress: bool | None = None,
     device: str | torch.device | None = None,
     dtype: torch.dtype | None = None,
+    adapt_step_size: bool = True,
+    target_acceptance: float | None = None,
+    step_size_per_chain: bool = False,
+    adapt_mass_matrix: bool = True,
     **sampler_params,
 ) -> Trace:
     """Draw `n_steps // thin` kept states from each of many chains targeting exp(-energy).
@@ -52,6 +57,13 @@ def sample(
         seed: seeds the run's only random generator; None picks a fresh seed, stored in `trace.attrs`.
         progress: show a progress bar; None shows it on long runs when stderr is a terminal.
         device, dtype: for the N(0, I) initial points when `init` is None.
+        adapt_step_size: during warm-up, tune the step size (starting from the kernel's) by dual averaging
+            toward the kernel's target acceptance; kernels without an accept step (ULA) never adapt it.
+        target_acceptance: overrides the kernel's target (MALA 0.574, HMC 0.8).
+        step_size_per_chain: adapt one step size per chain; by default all chains share one, driven by the
+            acceptance averaged over chains (far less noisy, so it lands on the target; see the README).
+        adapt_mass_matrix: estimate a diagonal inverse mass in warm-up for kernels that have one (HMC,
+            underdamped Langevin). What warm-up settled on is in `trace.attrs` and `stats["step_size"]`.
         **sampler_params: parameters for a sampler given by name (e.g. `step_size=0.1`).
     """
     kernel = _resolve_kernel(sampler, sampler_params)
@@ -69,6 +81,15 @@ def sample(
     check_energy(energy, init)
 
     state = kernel.init(init, energy)
+    adaptation = WarmupAdaptation(
+        kernel,
+        state,
+        warmup,
+        adapt_step_size=adapt_step_size,
+        target_acceptance=target_acceptance,
+        step_size_per_chain=step_size_per_chain,
+        adapt_mass_matrix=adapt_mass_matrix,
+    )
     total = warmup + n_steps
     show = progress if progress is not None else (total >= _PROGRESS_MIN_STEPS and sys.stderr.isatty())
     recorder = _Recorder(n_chains=init.shape[0], n_keep=n_steps // thin, thin=thin, warmup=warmup)
@@ -76,6 +97,8 @@ def sample(
         for step in range(total):
             state, info = kernel.step(state, energy, generator)
             recorder.watch(step, state, info)
+            if step < warmup and adaptation.active:
+                state = adaptation.update(step, state, info)
             if step >= warmup:
                 recorder.record(step - warmup, state, info)
             if (step + 1) % _CHECK_EVERY == 0 or step + 1 == total:
@@ -90,6 +113,7 @@ def sample(
         "warmup": warmup,
         "thin": thin,
         "n_steps": n_steps,
+        **adaptation.attrs(state),
     }
     return Trace(draws=recorder.draws.cpu(), stats={k: v.cpu() for k, v in recorder.stats.items()}, attrs=attrs)
 
