@@ -7,7 +7,9 @@ H(x, p) = E(x) + 1/2 p^T M^{-1} p, and accepts the end point (x', p') with proba
 
 Leapfrog is volume preserving and reversible (with the momentum flip, which H ignores), so this is
 exact Metropolis-Hastings. L is fixed, or drawn per chain and transition uniformly from
-[L_min, L_max] (jitter breaks the periodic orbits a fixed L can lock into). A transition whose energy
+[L_min, L_max]. Jitter is the default, (5, 15): with a fixed L, near-Gaussian targets have resonant step
+sizes where the trajectory returns close to its start, so acceptance is not monotone in h and dual
+averaging can settle far from its target (measured on a 2-D Gaussian: 0.90-0.99 instead of 0.8). A transition whose energy
 error H(x', p') - H(x, p) exceeds `divergence_threshold` (or is NaN) is flagged `diverging`: the
 integrator left the region where it is stable, a sign of a step too large for the local curvature
 (Betancourt 2017). As in Stan, a trajectory whose energy overflows to infinity or NaN is a divergence
@@ -39,7 +41,7 @@ class HMC(Kernel):
 
     target_acceptance = 0.8
     step_size: float = 0.1
-    n_leapfrog: int | tuple[int, int] = 10
+    n_leapfrog: int | tuple[int, int] = (5, 15)
     divergence_threshold: float = 1000.0
 
     def __post_init__(self) -> None:
