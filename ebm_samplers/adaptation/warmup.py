@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from ebm_samplers.adaptation.dual_averaging import DualAveraging
@@ -65,7 +66,12 @@ class WarmupAdaptation:
         if window is not None:
             self._variance.update(state.position)
             if iteration + 1 == window[1]:
-                changes["inverse_mass"] = self._variance.regularised_variance(state.inverse_mass)
+                inverse_mass = self._variance.regularised_variance(state.inverse_mass)
+                changes["inverse_mass"] = inverse_mass
+                if hasattr(state, "momentum"):
+                    # keep the whitened momentum p / sqrt(M): a momentum drawn under the old metric would
+                    # otherwise move at the wrong speed (and can blow up an unadjusted integrator)
+                    changes["momentum"] = state.momentum * torch.sqrt(state.inverse_mass / inverse_mass)
                 self._variance.reset()
         if self._step_size is not None:
             if "inverse_mass" in changes:
