@@ -35,6 +35,19 @@ class WarmupAdaptation:
         step_size_per_chain: bool = False,
         adapt_mass_matrix: bool = True,
     ) -> None:
+        for name, flag in [
+            ("adapt_step_size", adapt_step_size),
+            ("step_size_per_chain", step_size_per_chain),
+            ("adapt_mass_matrix", adapt_mass_matrix),
+        ]:
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be True or False; got {flag!r}")
+        if target_acceptance is not None and (
+            isinstance(target_acceptance, bool)
+            or not isinstance(target_acceptance, (int, float))
+            or not 0.0 < target_acceptance < 1.0
+        ):
+            raise ValueError(f"target_acceptance must be a number strictly between 0 and 1; got {target_acceptance!r}")
         kernel_target = type(kernel).target_acceptance
         if target_acceptance is not None and kernel_target is None:
             raise ValueError(

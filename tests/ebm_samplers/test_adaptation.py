@@ -88,12 +88,21 @@ def test_adapt_step_size_false_holds_the_users_step():
         CORRELATED, "mala", n_chains=4, n_steps=20, warmup=50, seed=24, step_size=0.123, adapt_step_size=False
     )
     assert torch.allclose(trace.stats["step_size"], torch.tensor(0.123))
-    assert trace.attrs["adapted_step_size"] is False or trace.attrs["adapted_step_size"] == 0
+    assert trace.attrs["adapted_step_size"] is False
 
 
-def test_target_acceptance_for_an_unadjusted_kernel_is_an_error():
-    with pytest.raises(ValueError, match="no accept/reject step"):
-        ebm_samplers.sample(CORRELATED, "ula", n_chains=2, n_steps=5, warmup=5, target_acceptance=0.5)
+@pytest.mark.parametrize(
+    ("sampler", "options", "error", "message"),
+    [
+        ("ula", {"target_acceptance": 0.5}, ValueError, "no accept/reject step"),
+        ("mala", {"target_acceptance": 1.5}, ValueError, "strictly between 0 and 1"),
+        ("mala", {"adapt_step_size": "no"}, TypeError, "adapt_step_size must be True or False"),
+        ("hmc", {"adapt_mass_matrix": 0}, TypeError, "adapt_mass_matrix must be True or False"),
+    ],
+)
+def test_bad_adaptation_options_are_rejected(sampler, options, error, message):
+    with pytest.raises(error, match=message):
+        ebm_samplers.sample(CORRELATED, sampler, n_chains=2, n_steps=5, warmup=5, **options)
 
 
 def test_mass_matrix_adaptation_recovers_very_different_scales():
