@@ -111,8 +111,8 @@ def run_one(name: str, target: Energy, init: torch.Tensor, args, params: dict) -
         pass
     if "diverging" in trace.stats:
         result["divergent"] = float(trace.stats["diverging"].float().mean())
-    if "final_inverse_mass" in trace.attrs:  # rows agree (the metric is pooled over chains)
-        result["inverse_mass"] = trace.attrs["final_inverse_mass"][0]
+    if "final_inverse_mass" in trace.attrs:
+        result["inverse_mass"] = trace.attrs["final_inverse_mass"]
     if "final_step_size" in trace.attrs:
         result["step_size"] = float(torch.tensor(trace.attrs["final_step_size"]).mean())
     return result

@@ -106,5 +106,6 @@ class WarmupAdaptation:
             attrs["final_step_size"] = state.step_size.tolist()
         if self._windows:
             attrs["adapted_mass_matrix"] = True
-            attrs["final_inverse_mass"] = state.inverse_mass.reshape(state.position.shape[0], -1).tolist()
+            # pooled over chains, so one (flattened event) row describes every chain
+            attrs["final_inverse_mass"] = state.inverse_mass[0].reshape(-1).tolist()
         return attrs
