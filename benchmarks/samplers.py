@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -176,8 +177,11 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out)
     payload = {"settings": vars(args), "results": results}
     temporary = out.with_name(f".{out.name}.tmp")
-    temporary.write_text(json.dumps(payload, indent=2))
-    temporary.replace(out)
+    with open(temporary, "w") as handle:  # temp file + fsync + rename: never a half-written result
+        handle.write(json.dumps(payload, indent=2))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, out)
     print(f"written: {out}")
     print(markdown_table(results))
     return payload
