@@ -8,6 +8,7 @@ import torch
 import ebm_samplers
 from ebm_samplers.adaptation import DualAveraging, WelfordVariance, slow_windows
 from energies import Gaussian
+from tests.helpers import assert_matches
 
 CORRELATED = Gaussian([1.0, -1.0], [[2.0, 1.2], [1.2, 1.0]])
 
@@ -122,3 +123,16 @@ def test_adapted_values_survive_a_save_and_load(tmp_path):
         assert loaded.attrs[key] == trace.attrs[key], key
     assert torch.equal(loaded.stats["diverging"], trace.stats["diverging"])
     assert torch.equal(loaded.stats["energy"], trace.stats["energy"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("sampler", "target"), [("mala", 0.574), ("hmc", 0.8)])
+def test_target_acceptance_is_reached_on_a_badly_scaled_10d_gaussian(sampler, target):
+    scales = torch.logspace(-1, 0, 10).sqrt()
+    covariance = (torch.full((10, 10), 0.5) + 0.5 * torch.eye(10)) * scales[:, None] * scales[None]
+    gaussian = Gaussian(torch.zeros(10), covariance)
+    trace = ebm_samplers.sample(gaussian, sampler, n_chains=100, n_steps=1000, warmup=1000, seed=27)
+    assert abs(float(trace.stats["acceptance_rate"].mean()) - target) < 0.05
+    variances = trace.draws.double().square().mean(dim=1)  # per chain, about the known mean 0
+    for i in (0, 9):
+        assert_matches(variances[:, i], float(covariance[i, i]), f"{sampler} variance[{i}]")
