@@ -9,6 +9,7 @@ from ebm_samplers.kernels._langevin import langevin_log_density, langevin_propos
 from ebm_samplers.kernels._metropolis import metropolis_accept
 from ebm_samplers.kernels.base import Info, Kernel, State, check_positive, nonfinite, per_chain, where_state
 from ebm_samplers.kernels.mala import MALA
+from ebm_samplers.kernels.persistent import Persistent
 from ebm_samplers.kernels.ula import ULA
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "ULA",
     "Info",
     "Kernel",
+    "Persistent",
     "State",
     "check_positive",
     "langevin_log_density",
