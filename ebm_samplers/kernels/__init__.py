@@ -10,6 +10,7 @@ from ebm_samplers.kernels._metropolis import metropolis_accept
 from ebm_samplers.kernels.annealed_langevin import AnnealedLangevin
 from ebm_samplers.kernels.base import Info, Kernel, State, check_positive, nonfinite, per_chain, where_state
 from ebm_samplers.kernels.mala import MALA
+from ebm_samplers.kernels.parallel_tempering import ParallelTempering
 from ebm_samplers.kernels.persistent import Persistent
 from ebm_samplers.kernels.ula import ULA
 
@@ -19,6 +20,7 @@ __all__ = [
     "AnnealedLangevin",
     "Info",
     "Kernel",
+    "ParallelTempering",
     "Persistent",
     "State",
     "check_positive",
