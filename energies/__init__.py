@@ -9,6 +9,7 @@ from energies.contract import CallableEnergy, as_energy, check_energy
 from energies.funnel import Funnel
 from energies.gaussian import Gaussian
 from energies.mixture import GaussianMixture
+from energies.noise_conditional import NoiseConditionalEnergy
 
 #: Built-in energies by name, each constructible with no arguments (used by the command line).
 BUILTIN_ENERGIES = {
@@ -26,6 +27,7 @@ __all__ = [
     "Funnel",
     "Gaussian",
     "GaussianMixture",
+    "NoiseConditionalEnergy",
     "as_energy",
     "check_energy",
     "energy_and_grad",

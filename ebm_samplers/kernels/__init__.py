@@ -11,9 +11,12 @@ from ebm_samplers.kernels._integrators import drift, kick, leapfrog
 from ebm_samplers.kernels._kinetic import KineticState, MomentumState, kinetic_energy, sample_momentum
 from ebm_samplers.kernels._langevin import langevin_log_density, langevin_proposal
 from ebm_samplers.kernels._metropolis import metropolis_accept
+from ebm_samplers.kernels.annealed_langevin import AnnealedLangevin
 from ebm_samplers.kernels.base import Info, Kernel, State, check_positive, nonfinite, per_chain, where_state
 from ebm_samplers.kernels.hmc import HMC
 from ebm_samplers.kernels.mala import MALA
+from ebm_samplers.kernels.parallel_tempering import ParallelTempering
+from ebm_samplers.kernels.persistent import Persistent
 from ebm_samplers.kernels.ula import ULA
 from ebm_samplers.kernels.underdamped_langevin import UnderdampedLangevin
 
@@ -21,10 +24,13 @@ __all__ = [
     "HMC",
     "MALA",
     "ULA",
+    "AnnealedLangevin",
     "Info",
     "Kernel",
     "KineticState",
     "MomentumState",
+    "ParallelTempering",
+    "Persistent",
     "State",
     "UnderdampedLangevin",
     "check_positive",
