@@ -12,6 +12,7 @@ the GIL).
 
 from __future__ import annotations
 
+import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -40,7 +41,7 @@ def convergence_figures(draws: np.ndarray) -> dict[str, np.ndarray]:
     by_coordinate = np.ascontiguousarray(np.moveaxis(draws, 2, 0))  # (K, chain, draw)
     workers = min(_cores(), n_coordinates)
     bounds = np.linspace(0, n_coordinates, min(n_coordinates, 4 * workers) + 1).astype(int)
-    blocks = [by_coordinate[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+    blocks = [by_coordinate[a:b] for a, b in itertools.pairwise(bounds) if b > a]
     table = normal_scores_table(2 * n_chains * (n_draws // 2))
     if workers == 1:
         parts = [_block_figures(block, table) for block in blocks]
