@@ -1,4 +1,7 @@
-"""Pictures that show whether sampling worked, written headless (matplotlib Agg) as PNG files.
+"""Pictures that show whether sampling worked, written as PNG files without a display.
+
+Own figures use `matplotlib.figure.Figure` directly (no pyplot state, no backend switch); ArviZ's plots
+go through pyplot, which falls back to Agg on a headless machine (the CLI selects Agg explicitly).
 
 * `convergence_plots`: ArviZ trace + marginals, rank ECDF differences, autocorrelation, and the energy
   plot when the sample_stats "energy" is a Hamiltonian. The rank plot is drawn from thinned draws, so
@@ -16,12 +19,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 
 from diagnostics._ess import ess_by_fft, ess_direct
 from diagnostics._inputs import read_chains
@@ -102,7 +102,7 @@ def plot_energy_landscape(
     values = _evaluate(energy, mesh).reshape(grid, grid)
     log_density = _log_density(energy, mesh)
 
-    figure = plt.figure(figsize=(7.5, 7.5))
+    figure = Figure(figsize=(7.5, 7.5))
     layout = figure.add_gridspec(2, 2, width_ratios=(4, 1.2), height_ratios=(1.2, 4), wspace=0.05, hspace=0.05)
     main = figure.add_subplot(layout[1, 0])
     top = figure.add_subplot(layout[0, 0], sharex=main)
@@ -158,8 +158,8 @@ def plot_replay_buffer(
         if values is not None and len(values) != len(buffer):
             raise ValueError(f"plot_replay_buffer: {len(values)} {name} for {len(buffer)} buffer samples")
     extra = [name for name, values in (("age", ages_np), ("energy", energies_np)) if values is not None]
-    figure, axes = plt.subplots(1, 1 + len(extra), figsize=(5.2 * (1 + len(extra)), 4.6), squeeze=False)
-    axes = axes[0]
+    figure = Figure(figsize=(5.2 * (1 + len(extra)), 4.6), layout="tight")
+    axes = figure.subplots(1, 1 + len(extra), squeeze=False)[0]
     images = buffer.ndim in (3, 4) and buffer.shape[-1] > 3 and buffer.shape[-2] > 3
     if images:
         _image_grid(axes[0], buffer[:max_images])
@@ -182,7 +182,6 @@ def plot_replay_buffer(
         axis.set_title(f"{name}: mean {values.mean():.3g}, max {values.max():.3g}")
     if title:
         figure.suptitle(title)
-    figure.tight_layout()
     return _save_figure(figure, Path(path))
 
 
@@ -245,6 +244,8 @@ def _dtype(energy) -> torch.dtype:
 
 
 def _save(collection, path: Path) -> Path:
+    import matplotlib.pyplot as plt  # ArviZ draws through pyplot; close its figure so loops do not leak
+
     collection.savefig(path, dpi=_DPI, bbox_inches="tight")
     plt.close(collection.viz["figure"].item())
     return path
@@ -253,5 +254,4 @@ def _save(collection, path: Path) -> Path:
 def _save_figure(figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=_DPI, bbox_inches="tight")
-    plt.close(figure)
     return path
