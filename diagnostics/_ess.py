@@ -23,6 +23,8 @@ from scipy.fft import next_fast_len
 MAX_DIRECT_LAG = 64
 #: ArviZ calls a series constant when max - min is below np.finfo(float).resolution.
 _RESOLUTION = 1e-15
+#: Bound on the FFT buffer (complex elements) of one block of series.
+_FFT_BLOCK_ELEMENTS = 4_000_000
 
 
 def ess_of_series(series: np.ndarray, max_lag: int = MAX_DIRECT_LAG) -> tuple[np.ndarray, np.ndarray]:
@@ -32,23 +34,38 @@ def ess_of_series(series: np.ndarray, max_lag: int = MAX_DIRECT_LAG) -> tuple[np
     rho1 = np.empty(series.shape[0])
     for row in range(series.shape[0]):
         ess[row], rho1[row] = ess_direct(series[row], max_lag)
-        if np.isinf(ess[row]):
-            ess[row], rho1[row] = ess_by_fft(series[row])
+    unresolved = np.flatnonzero(np.isinf(ess))
+    if unresolved.size:
+        ess[unresolved], rho1[unresolved] = ess_by_fft(series[unresolved])
     return ess, rho1
 
 
-def ess_by_fft(series: np.ndarray) -> tuple[float, float]:
-    """ESS and rho(1) of one (m, n) series with every autocovariance from one FFT."""
-    chain_mean = series.mean(axis=1)
-    centred = series - chain_mean[:, None]
-    n_draws = series.shape[1]
+def ess_by_fft(series: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ESS and rho(1) of (S, m, n) series with every autocovariance from FFTs (in blocks of bounded memory)."""
+    n_series, n_chains, n_draws = series.shape
     n_fft = next_fast_len(2 * n_draws)
-    spectrum = np.fft.rfft(centred, n=n_fft, axis=1)
-    power = (spectrum.real**2 + spectrum.imag**2).mean(axis=0)  # the inverse FFT is linear: average chains first
-    acov = np.fft.irfft(power, n=n_fft)[:n_draws] / n_draws
-    if series.max() - series.min() < _RESOLUTION:
-        return float(series.size), np.nan
-    return _geyer(centred, chain_mean, acov, n_draws, n_draws)
+    chain_mean = series.mean(axis=2)
+    acov = np.empty((n_series, n_draws))
+    block = max(1, _FFT_BLOCK_ELEMENTS // (n_chains * n_fft))
+    for start in range(0, n_series, block):
+        centred = series[start : start + block] - chain_mean[start : start + block, :, None]
+        spectrum = np.fft.rfft(centred, n=n_fft, axis=2)
+        power = (spectrum.real**2 + spectrum.imag**2).mean(axis=1)  # the inverse FFT is linear: average chains
+        acov[start : start + block] = np.fft.irfft(power, n=n_fft, axis=1)[:, :n_draws] / n_draws
+    ess, rho1 = np.empty(n_series), np.empty(n_series)
+    _geyer_known(series, chain_mean, acov, ess, rho1)
+    return ess, rho1
+
+
+@numba.njit(nogil=True, cache=True)
+def _geyer_known(series, chain_mean, acov, ess_out, rho1_out):
+    n_series, n_chains, n_draws = series.shape
+    for row in range(n_series):
+        if series[row].max() - series[row].min() < _RESOLUTION:
+            ess_out[row], rho1_out[row] = float(n_chains * n_draws), np.nan
+        else:
+            # the centred series is only read for lags not yet known; here every lag is known
+            ess_out[row], rho1_out[row] = _geyer(series[row], chain_mean[row], acov[row], n_draws, n_draws)
 
 
 @numba.njit(nogil=True, cache=True)

@@ -78,10 +78,12 @@ def _block_figures(draws: np.ndarray, table: np.ndarray) -> dict[str, np.ndarray
     ess = np.empty((len(_SERIES), n_rows))
     rho1 = np.empty((len(_SERIES), n_rows))
     _series_ess(draws, z, low, high, mean, MAX_DIRECT_LAG, ess, rho1)
-    for kind, row in zip(*np.nonzero(np.isinf(ess)), strict=True):
-        series = np.empty_like(z[row])
-        _fill_series(kind, draws[row], z[row], low[row], high[row], mean[row], series)
-        ess[kind, row], rho1[kind, row] = ess_by_fft(series)
+    kinds, rows = np.nonzero(np.isinf(ess))
+    if len(rows):  # long autocorrelations: all lags by one batched FFT
+        series = np.empty((len(rows), *z.shape[1:]))
+        for index, (kind, row) in enumerate(zip(kinds, rows, strict=True)):
+            _fill_series(kind, draws[row], z[row], low[row], high[row], mean[row], series[index])
+        ess[kinds, rows], rho1[kinds, rows] = ess_by_fft(series)
     ess_bulk, ess_low, ess_high, ess_mean, ess_squared = ess
 
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from diagnostics._ess import ess_by_fft, ess_direct
+from diagnostics._ess import ess_of_series
 
 Z_999 = 3.2905
 
@@ -113,7 +113,5 @@ def _ess(series: np.ndarray) -> float:
     """ESS of the mean of one (chain, draw) series over split chains (ArviZ's ess(method='mean'))."""
     half = series.shape[1] // 2
     split = np.ascontiguousarray(np.concatenate([series[:, :half], series[:, series.shape[1] - half :]]))
-    ess, _ = ess_direct(split, 64)
-    if np.isinf(ess):
-        ess, _ = ess_by_fft(split)
-    return float(ess)
+    ess, _ = ess_of_series(split[None])
+    return float(ess[0])

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from diagnostics._ess import ess_by_fft, ess_direct
+from diagnostics._ess import ess_of_series
 from diagnostics._inputs import read_chains
 
 _DPI = 90
@@ -68,11 +68,8 @@ def _thinning(draws: np.ndarray) -> int:
     worst = 1.0
     for chain in range(draws.shape[0]):
         for coordinate in range(draws.shape[2]):
-            series = np.ascontiguousarray(draws[chain : chain + 1, :, coordinate])
-            ess, _ = ess_direct(series, 64)
-            if np.isinf(ess):
-                ess, _ = ess_by_fft(series)
-            worst = max(worst, n_draws / ess)
+            ess, _ = ess_of_series(draws[None, chain : chain + 1, :, coordinate])
+            worst = max(worst, n_draws / float(ess[0]))
     return max(1, min(int(np.ceil(worst)), n_draws // 20 or 1))
 
 
