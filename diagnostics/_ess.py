@@ -101,6 +101,15 @@ def _lag(centred, acov, known, lag, max_lag):
 
 
 @numba.njit(nogil=True, cache=True)
+def _needs_many_lags(rho1, max_lag):
+    if rho1 >= 1.0:
+        return True
+    if rho1 <= 0.0:
+        return False
+    return np.log(0.01) / np.log(rho1) > max_lag
+
+
+@numba.njit(nogil=True, cache=True)
 def _geyer(centred, chain_mean, acov, known, max_lag):
     n_chains, n_draws = centred.shape
     total = n_chains * n_draws
@@ -120,6 +129,10 @@ def _geyer(centred, chain_mean, acov, known, max_lag):
     rho_odd = 1.0 - (mean_var - acov[1]) / var_plus
     rho[1] = rho_odd
     rho1 = rho_odd
+    # an AR(1)-like decay rho(1)^t stays above 0.01 for log(0.01) / log(rho(1)) lags: when that exceeds
+    # max_lag, going lag by lag would only waste max_lag passes before the FFT fallback
+    if computed < n_draws and max_lag < n_draws and _needs_many_lags(rho_odd, max_lag):
+        return np.inf, rho1
 
     # Geyer's initial positive sequence
     t = 1
