@@ -80,7 +80,7 @@ def ksd(
         device = x.device if generator is None else generator.device
         signs = torch.randint(0, 2, (n, n_bootstrap), generator=generator, device=device)
         weights = (2.0 * signs - 1.0).to(x)
-    total, diagonal, bootstrap = _stein_sums(x, score, c, beta, block_size, weights)
+    total, bootstrap, diagonal = _stein_sums(x, score, c, beta, block_size, weights)
     v = total / n**2
     u = (total - diagonal) / (n * (n - 1))
     p_value = None
@@ -111,19 +111,26 @@ def _stein_sums(x, score, c, beta, block_size, weights):
     """(sum_ij h_ij, sum_i h_ii, per bootstrap column sum_ij w_i w_j h_ij); numba on the CPU, torch blocks on GPUs."""
     d = x.shape[1]
     diagonal = float(((score * score).sum(1) * c ** (2 * beta) - 2.0 * beta * d * c ** (2 * beta - 2)).sum())
-    if x.device.type == "cpu":
-        points, scores = np.ascontiguousarray(x.numpy()), np.ascontiguousarray(score.numpy())
-        if weights is None:
-            return float(stein_sum(points, scores, float(c), float(beta))), diagonal, None
-        block = np.empty((min(block_size, len(points)), len(points)))
-        total, bootstrap = 0.0, torch.zeros(weights.shape[1], dtype=x.dtype)
-        for start in range(0, len(points), block_size):
-            stop = min(start + block_size, len(points))
-            stein_block(points, scores, start, stop, float(c), float(beta), block)
-            rows = torch.from_numpy(block[: stop - start])
-            total += float(rows.sum())
-            bootstrap += ((rows @ weights) * weights[start:stop]).sum(0)
-        return total, diagonal, bootstrap
+    sums = _stein_sums_numba if x.device.type == "cpu" else _stein_sums_torch
+    return (*sums(x, score, float(c), float(beta), block_size, weights), diagonal)
+
+
+def _stein_sums_numba(x, score, c, beta, block_size, weights):
+    points, scores = np.ascontiguousarray(x.numpy()), np.ascontiguousarray(score.numpy())
+    if weights is None:
+        return float(stein_sum(points, scores, c, beta)), None
+    block = np.empty((min(block_size, len(points)), len(points)))
+    total, bootstrap = 0.0, torch.zeros(weights.shape[1], dtype=x.dtype)
+    for start in range(0, len(points), block_size):
+        stop = min(start + block_size, len(points))
+        stein_block(points, scores, start, stop, c, beta, block)
+        rows = torch.from_numpy(block[: stop - start])
+        total += float(rows.sum())
+        bootstrap += ((rows @ weights) * weights[start:stop]).sum(0)
+    return total, bootstrap
+
+
+def _stein_sums_torch(x, score, c, beta, block_size, weights):
     total = 0.0
     bootstrap = None if weights is None else torch.zeros(weights.shape[1], dtype=x.dtype, device=x.device)
     for start in range(0, x.shape[0], block_size):
@@ -132,7 +139,7 @@ def _stein_sums(x, score, c, beta, block_size, weights):
         total += float(rows.sum())
         if weights is not None:
             bootstrap += ((rows @ weights) * weights[start:stop]).sum(0)
-    return total, diagonal, bootstrap
+    return total, bootstrap
 
 
 def as_samples(samples, what: str) -> Tensor:

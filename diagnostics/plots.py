@@ -105,7 +105,9 @@ def plot_energy_landscape(
     top = figure.add_subplot(layout[0, 0], sharex=main)
     side = figure.add_subplot(layout[1, 1], sharey=main)
     finite = values[np.isfinite(values)]
-    levels = np.linspace(finite.min(), np.quantile(finite, 0.9), 25)
+    # quantile-spaced levels resolve the low-energy region where the samples are (linear levels would
+    # spend most contours on the steep walls)
+    levels = np.unique(np.quantile(finite, np.linspace(0.0, 0.9, 25)))
     filled = main.contourf(xs, ys, values, levels=levels, cmap="viridis_r", extend="max")
     shown = points[np.linspace(0, len(points) - 1, min(max_points, len(points))).round().astype(int)]
     main.scatter(shown[:, 0], shown[:, 1], s=3, c="tab:red", alpha=0.4, linewidths=0, label="samples")

@@ -32,6 +32,19 @@ def test_blocked_estimators_equal_their_definitions():
     assert result.energy_distance == pytest.approx(expected_energy, rel=1e-10)
 
 
+def test_numba_and_torch_block_paths_agree():
+    """The CPU path (fused numba + torch for permutations) and the GPU path (torch blocks), run here on the CPU."""
+    from diagnostics.mmd import _block_products, _block_products_torch
+
+    generator = torch.Generator().manual_seed(4)
+    pooled = torch.randn(90, 2, generator=generator, dtype=torch.float64)
+    labels = (torch.rand(90, 4, generator=generator) < 0.5).double()
+    fused = _block_products(pooled, labels, labels[:, 0], 0.8, 32)
+    blocked = _block_products_torch(pooled, labels, labels[:, 0], 0.8, 32)
+    for ours, theirs in zip(fused, blocked, strict=True):
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-10)
+
+
 def test_median_heuristic_subsamples_large_pooled_samples_deterministically():
     points = torch.randn(5000, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     assert median_heuristic(points) == median_heuristic(points)
