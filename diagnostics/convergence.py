@@ -160,9 +160,13 @@ def _fill_series(kind, draws, z, low, high, mean, out):
 
 @numba.njit(nogil=True, cache=True)
 def _series_ess(draws, z, low, high, mean, max_lag, ess_out, rho1_out):
-    """Direct-lag ESS of every series of every coordinate (+inf where the FFT is needed)."""
+    """Direct-lag ESS of every series of every coordinate (+inf where the FFT is needed). When the bulk
+    series (kind 0) needs the FFT, the coordinate's other series almost always do too: skip the attempt."""
     scratch = np.empty(z.shape[1:])
     for row in range(draws.shape[0]):
         for kind in range(ess_out.shape[0]):
+            if kind > 0 and np.isinf(ess_out[0, row]):
+                ess_out[kind, row], rho1_out[kind, row] = np.inf, np.nan
+                continue
             _fill_series(kind, draws[row], z[row], low[row], high[row], mean[row], scratch)
             ess_out[kind, row], rho1_out[kind, row] = ess_direct(scratch, max_lag)
