@@ -23,7 +23,7 @@ import pandas as pd
 
 from diagnostics._inputs import Chains, read_chains
 from diagnostics.convergence import MIN_DRAWS, convergence_figures
-from diagnostics.summary import ESS_MIN, RHAT_MAX
+from diagnostics.summary import ESS_MIN, RHAT_MAX, threshold_flags
 
 MIN_CHAINS = 4
 MIN_ACCEPTANCE = 0.05
@@ -105,23 +105,12 @@ def diagnose(source, *, sample_stats: dict | None = None) -> Report:
     figures = convergence_figures(draws)
     table = pd.DataFrame(figures, index=labels)
     table["flags"] = [
-        _flags(r_hat, bulk, tail)
+        threshold_flags(r_hat, bulk, tail)
         for r_hat, bulk, tail in zip(table["r_hat"], table["ess_bulk"], table["ess_tail"], strict=True)
     ]
     per_chain, stuck = _per_chain(chains, draws)
     problems = _problems(chains, draws, table, per_chain, stuck)
     return Report(table=table, chains=per_chain, problems=problems, n_chains=chains.n_chains, n_draws=chains.n_draws)
-
-
-def _flags(r_hat: float, ess_bulk: float, ess_tail: float) -> str:
-    flags = []
-    if not np.isfinite(r_hat) or r_hat > RHAT_MAX:
-        flags.append(f"r_hat>{RHAT_MAX}")
-    if not np.isfinite(ess_bulk) or ess_bulk < ESS_MIN:
-        flags.append(f"ess_bulk<{ESS_MIN:g}")
-    if not np.isfinite(ess_tail) or ess_tail < ESS_MIN:
-        flags.append(f"ess_tail<{ESS_MIN:g}")
-    return ", ".join(flags)
 
 
 def _per_chain(chains: Chains, draws: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:

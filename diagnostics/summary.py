@@ -33,14 +33,17 @@ def summary(source) -> pd.DataFrame:
         figures = convergence_figures(flat)
         tables.append(pd.DataFrame({column: figures[column] for column in SUMMARY_COLUMNS}, index=labels))
     table = pd.concat(tables)
-    table["flags"] = [_flags(r_hat, ess) for r_hat, ess in zip(table["r_hat"], table["ess_bulk"], strict=True)]
+    table["flags"] = [threshold_flags(r_hat, ess) for r_hat, ess in zip(table["r_hat"], table["ess_bulk"], strict=True)]
     return table
 
 
-def _flags(r_hat: float, ess_bulk: float) -> str:
+def threshold_flags(r_hat: float, ess_bulk: float, ess_tail: float | None = None) -> str:
+    """The thresholds a coordinate misses, e.g. "r_hat>1.01, ess_bulk<400" ("" when none; NaN misses)."""
     flags = []
     if not np.isfinite(r_hat) or r_hat > RHAT_MAX:
         flags.append(f"r_hat>{RHAT_MAX}")
     if not np.isfinite(ess_bulk) or ess_bulk < ESS_MIN:
         flags.append(f"ess_bulk<{ESS_MIN:g}")
+    if ess_tail is not None and (not np.isfinite(ess_tail) or ess_tail < ESS_MIN):
+        flags.append(f"ess_tail<{ESS_MIN:g}")
     return ", ".join(flags)
