@@ -6,8 +6,8 @@ rank-normalised split R-hat <= 1.01, bulk and tail ESS >= 400, at least 4 chains
 
 * stuck chain: a chain whose draws never change, or whose recorded acceptance is exactly 0;
 * low acceptance: a chain that accepts fewer than 5% of its proposals;
-* between-chain separation: when R-hat fails, chains are grouped by their means (two chains are in
-  the same region when their means differ by at most `SEPARATION` pooled within-chain sds on every
+* between-chain separation: when R-hat fails, chains are grouped by their medians (two chains are in
+  the same region when their medians differ by at most `SEPARATION` typical within-chain sds on every
   coordinate); more than one group means the chains sit in different modes;
 * divergences (a "diverging" stat; Hamiltonian samplers record it);
 * E-BFMI < 0.3 per chain (Betancourt 2016), only when the sample_stats "energy" is a Hamiltonian
@@ -240,7 +240,7 @@ def _rhat_problem(draws: np.ndarray, table: pd.DataFrame, bad: pd.Index, stuck: 
             where = f"the chains sit in {len(groups)} separate regions ({regions})"
         return Problem(
             "mode_split",
-            f"{where} (between-chain separation: chain means up to {distance:.1f} within-chain sds apart; "
+            f"{where} (between-chain separation: chain medians up to {distance:.1f} within-chain sds apart; "
             f"R-hat up to {table.loc[worst, 'r_hat']:.3g} at {worst}): the sampler is not crossing between "
             "modes; try parallel_tempering or much longer runs, and do not trust the pooled estimates",
             chains=tuple(others),
@@ -256,14 +256,18 @@ def _rhat_problem(draws: np.ndarray, table: pd.DataFrame, bad: pd.Index, stuck: 
 
 
 def _regions(draws: np.ndarray, stuck: np.ndarray) -> tuple[list[list[int]], float]:
-    """Group the moving chains whose means are within `SEPARATION` pooled within-chain sds on every coordinate."""
+    """Group the moving chains whose medians are within `SEPARATION` within-chain sds on every coordinate.
+
+    Medians and the median (over chains) within-chain sd are used because a chain that crossed between
+    modes once has a mean between the modes and a huge sd; means and pooled sds would let it glue
+    every chain into one group."""
     moving = [c for c in range(draws.shape[0]) if not stuck[c]]
     if len(moving) < 2:
         return [moving], 0.0
-    means = draws[moving].mean(axis=1)
-    within = np.sqrt(draws[moving].var(axis=1, ddof=1).mean(axis=0))
+    centres = np.median(draws[moving], axis=1)
+    within = np.median(draws[moving].std(axis=1, ddof=1), axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        gaps = np.abs(means[:, None, :] - means[None, :, :]) / np.where(within > 0, within, np.nan)
+        gaps = np.abs(centres[:, None, :] - centres[None, :, :]) / np.where(within > 0, within, np.nan)
     gaps = np.nan_to_num(gaps, nan=0.0).max(axis=2)
     label = list(range(len(moving)))  # connected components of "gap <= SEPARATION"
     for i in range(len(moving)):

@@ -83,3 +83,15 @@ def test_many_coordinates_print_the_worst_first():
     text = str(diagnose(draws))
     assert "the 20 coordinates with the largest R-hat of 30" in text
     assert text.index("x[7]") < text.index("x[0] ")
+
+
+def test_a_chain_that_crossed_once_does_not_hide_the_mode_split():
+    """Chain 4 switches modes once: its mean lies between the modes, but the split is still named."""
+    rng = np.random.default_rng(5)
+    draws = rng.normal(scale=0.7, size=(6, 2000, 2))
+    draws[:2] -= 2.0
+    draws[2:] += 2.0
+    draws[4, :700] -= 4.0  # chain 4 starts in the lower mode and crosses at draw 700
+    report = diagnose(draws)
+    (split,) = [p for p in report.problems if p.kind == "mode_split"]
+    assert split.chains == (0, 1), split.message
