@@ -30,7 +30,8 @@ _DPI = 90
 
 
 def convergence_plots(source, out_dir: str | os.PathLike, *, max_coordinates: int = 4) -> list[Path]:
-    """Write trace.png, rank.png, autocorr.png (and energy.png for Hamiltonian samplers) into `out_dir`."""
+    """Write trace.png, rank.png (two or more chains), autocorr.png, and energy.png (Hamiltonian samplers)
+    into `out_dir`; return the paths written."""
     import arviz as az
 
     chains = read_chains(source)
@@ -50,10 +51,11 @@ def convergence_plots(source, out_dir: str | os.PathLike, *, max_coordinates: in
         tree, aes={"color": ["chain"]}, figure_kwargs={"figsize": (10, height), "layout": "constrained"}
     )
     written.append(_save(collection, out / "trace.png"))
-    step = _thinning(draws[:, :, : len(posterior)])
-    thinned = tree.isel(draw=slice(None, None, step))
-    collection = az.plot_rank(thinned, figure_kwargs={"figsize": (10, height)})
-    written.append(_save(collection, out / "rank.png"))
+    if chains.n_chains > 1:  # ranks compare chains: nothing to draw for one
+        step = _thinning(draws[:, :, : len(posterior)])
+        thinned = tree.isel(draw=slice(None, None, step))
+        collection = az.plot_rank(thinned, figure_kwargs={"figsize": (10, height)})
+        written.append(_save(collection, out / "rank.png"))
     collection = az.plot_autocorr(tree, max_lag=min(100, chains.n_draws - 1), figure_kwargs={"figsize": (10, height)})
     written.append(_save(collection, out / "autocorr.png"))
     if chains.hamiltonian_energy:

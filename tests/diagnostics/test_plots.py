@@ -46,3 +46,8 @@ def test_energy_landscape_and_replay_buffer(tmp_path):
         plot_energy_landscape(mixture, torch.zeros(10, 3), tmp_path / "bad.png")
     with pytest.raises(ValueError, match="3 ages for 500"):
         plot_replay_buffer(samples, tmp_path / "bad.png", ages=torch.arange(3))
+
+
+def test_one_chain_has_no_rank_plot(tmp_path):
+    written = convergence_plots(np.random.default_rng(1).normal(size=(1, 200, 2)), tmp_path)
+    assert [p.name for p in written] == ["trace.png", "autocorr.png"]
