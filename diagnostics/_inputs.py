@@ -127,3 +127,18 @@ def read_chains(source, sample_stats: dict | None = None) -> Chains:
         if values.shape != shape:
             raise ValueError(f"sample stat {name!r} has shape {values.shape}; expected (chain, draw) = {shape}")
     return Chains(posterior=posterior, sample_stats=stats, attrs=attrs)
+
+
+def chain_draws_of(source):
+    """The draws (chain, draw, *event) of a Trace or of a DataTree whose posterior holds one variable;
+    any other object is returned unchanged (arrays and tensors are taken as they are)."""
+    if hasattr(source, "to_arviz") and hasattr(source, "draws"):
+        return source.draws
+    if hasattr(source, "children") and "posterior" in getattr(source, "children", {}):
+        arrays = posterior_arrays(source)
+        if len(arrays) != 1:
+            raise ValueError(
+                f"expected a posterior with one variable to take samples from; got {len(arrays)}: {sorted(arrays)}"
+            )
+        return next(iter(arrays.values()))
+    return source

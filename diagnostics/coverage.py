@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 
 from diagnostics._ess import ess_of_series
+from diagnostics._inputs import chain_draws_of
 
 Z_999 = 3.2905
 
@@ -98,8 +99,7 @@ def mode_coverage(samples, mixture=None, *, means=None, weights=None, assign: st
 
 
 def _as_chain_draws(samples) -> torch.Tensor:
-    if hasattr(samples, "to_arviz") and hasattr(samples, "draws"):
-        samples = samples.draws
+    samples = chain_draws_of(samples)
     if isinstance(samples, np.ndarray):
         samples = torch.from_numpy(samples)
     if not isinstance(samples, torch.Tensor) or samples.ndim not in (2, 3):

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from diagnostics._inputs import chain_draws_of
 from diagnostics._stein_kernel import stein_block, stein_sum
 from energies import Energy, energy_and_grad
 
@@ -144,8 +145,8 @@ def _stein_sums_torch(x, score, c, beta, block_size, weights):
 
 def as_samples(samples, what: str) -> Tensor:
     """Samples (n, *event) as a tensor: arrays and tensors as given; a Trace's (chain, draw) pooled."""
-    if hasattr(samples, "to_arviz") and hasattr(samples, "draws"):
-        draws = samples.draws
+    if hasattr(samples, "to_arviz") or hasattr(samples, "children"):  # a Trace or a DataTree: pool the chains
+        draws = chain_draws_of(samples)
         samples = draws.reshape(-1, *draws.shape[2:])
     if isinstance(samples, np.ndarray):
         samples = torch.from_numpy(samples)

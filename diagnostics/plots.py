@@ -24,7 +24,7 @@ import torch
 from matplotlib.figure import Figure
 
 from diagnostics._ess import ess_of_series
-from diagnostics._inputs import read_chains
+from diagnostics._inputs import chain_draws_of, read_chains
 
 _DPI = 90
 
@@ -207,8 +207,9 @@ def _image_grid(axis, images: np.ndarray) -> None:
 
 
 def _points(samples, what: str) -> np.ndarray:
-    if hasattr(samples, "to_arviz") and hasattr(samples, "draws"):
-        samples = samples.draws.reshape(-1, *samples.draws.shape[2:])
+    if hasattr(samples, "to_arviz") or hasattr(samples, "children"):  # a Trace or a DataTree: pool the chains
+        draws = chain_draws_of(samples)
+        samples = draws.reshape(-1, *draws.shape[2:])
     points = _as_numpy(samples)
     if points.ndim != 2:
         raise ValueError(f"{what}: expected samples of shape (n, d); got {points.shape}")

@@ -110,3 +110,17 @@ def test_bad_input_is_explained():
         ksd(torch.zeros(5, 2), 3.0)
     with pytest.raises(ValueError, match="NaN"):
         ksd(torch.full((5, 2), float("nan")), target)
+
+
+def test_trace_datatree_and_array_give_the_same_ksd():
+    import ebm_samplers
+    from diagnostics import mode_coverage
+
+    mixture = GaussianMixture()
+    trace = ebm_samplers.sample(mixture, "mala", n_chains=4, n_steps=100, seed=0, step_size=0.3)
+    pooled = trace.draws.reshape(-1, 2)
+    expected = ksd(pooled, mixture).v_statistic
+    assert ksd(trace, mixture).v_statistic == pytest.approx(expected, rel=1e-12)
+    assert ksd(trace.to_arviz(), mixture).v_statistic == pytest.approx(expected, rel=1e-6)  # float32 draws
+    from_tree = mode_coverage(trace.to_arviz(), mixture).table
+    np.testing.assert_allclose(from_tree["fraction"], mode_coverage(trace, mixture).table["fraction"], rtol=1e-6)
