@@ -6,6 +6,8 @@ a trace is recognised by its `to_arviz()` method.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 
@@ -54,3 +56,89 @@ def flatten_coordinates(name: str, array: np.ndarray) -> tuple[list[str], np.nda
         return [name], flat
     labels = [f"{name}[{', '.join(map(str, index))}]" for index in np.ndindex(*event)]
     return labels, flat
+
+
+@dataclass
+class Chains:
+    """What diagnostics read from any source: named posterior arrays, per-step stats and attributes."""
+
+    posterior: dict[str, np.ndarray]
+    #: per-step statistics, each (chain, draw): acceptance_rate, accepted, diverging, energy, ...
+    sample_stats: dict[str, np.ndarray] = field(default_factory=dict)
+    attrs: dict = field(default_factory=dict)
+
+    @property
+    def n_chains(self) -> int:
+        return next(iter(self.posterior.values())).shape[0]
+
+    @property
+    def n_draws(self) -> int:
+        return next(iter(self.posterior.values())).shape[1]
+
+    def coordinates(self) -> tuple[list[str], np.ndarray]:
+        """Labels of every scalar coordinate of every variable and the draws as (chain, draw, K)."""
+        labels, flats = [], []
+        for name, array in self.posterior.items():
+            names, flat = flatten_coordinates(name, array)
+            labels += names
+            flats.append(flat)
+        return labels, flats[0] if len(flats) == 1 else np.concatenate(flats, axis=2)
+
+    @property
+    def hamiltonian_energy(self) -> bool:
+        """Whether sample_stats "energy" is a Hamiltonian (potential + kinetic) energy, so that E-BFMI
+        and the energy plot mean something: the source says so (attribute energy_kind = "hamiltonian")
+        or records divergences, which only Hamiltonian samplers do. A toolkit trace's "energy" is the
+        potential E(x) of the kept state and is not used for E-BFMI."""
+        if "energy" not in self.sample_stats:
+            return False
+        kind = str(self.attrs.get("energy_kind", "")).lower()
+        return kind == "hamiltonian" or "diverging" in self.sample_stats
+
+
+def read_chains(source, sample_stats: dict | None = None) -> Chains:
+    """`Chains` from a Trace, a DataTree (posterior + optional sample_stats) or an array.
+
+    `sample_stats` adds or replaces per-step statistics (arrays or tensors of shape (chain, draw)).
+    """
+    attrs: dict = {}
+    stats: dict[str, np.ndarray] = {}
+    if hasattr(source, "to_arviz") and hasattr(source, "draws"):
+        source = source.to_arviz()
+    if hasattr(source, "children") and "posterior" in getattr(source, "children", {}):
+        attrs.update(source.attrs)
+        attrs.update(source["posterior"].attrs)
+        if "sample_stats" in source.children:
+            group = source["sample_stats"]
+            attrs.update(group.attrs)
+            for name, values in group.data_vars.items():
+                if set(values.dims) == {"chain", "draw"}:
+                    stats[str(name)] = np.asarray(values.transpose("chain", "draw").values)
+    posterior = posterior_arrays(source)
+    shapes = {array.shape[:2] for array in posterior.values()}
+    if len(shapes) != 1:
+        raise ValueError(f"posterior variables disagree on (chain, draw): {sorted(shapes)}")
+    (shape,) = shapes
+    for name, values in (sample_stats or {}).items():
+        if hasattr(values, "detach"):
+            values = values.detach().cpu().numpy()
+        stats[name] = np.asarray(values)
+    for name, values in stats.items():
+        if values.shape != shape:
+            raise ValueError(f"sample stat {name!r} has shape {values.shape}; expected (chain, draw) = {shape}")
+    return Chains(posterior=posterior, sample_stats=stats, attrs=attrs)
+
+
+def chain_draws_of(source):
+    """The draws (chain, draw, *event) of a Trace or of a DataTree whose posterior holds one variable;
+    any other object is returned unchanged (arrays and tensors are taken as they are)."""
+    if hasattr(source, "to_arviz") and hasattr(source, "draws"):
+        return source.draws
+    if hasattr(source, "children") and "posterior" in getattr(source, "children", {}):
+        arrays = posterior_arrays(source)
+        if len(arrays) != 1:
+            raise ValueError(
+                f"expected a posterior with one variable to take samples from; got {len(arrays)}: {sorted(arrays)}"
+            )
+        return next(iter(arrays.values()))
+    return source

@@ -1,0 +1,97 @@
+"""diagnose(): passes a healthy run, and names stuck chains, mode splits, few chains, divergences, low E-BFMI."""
+
+import arviz as az
+import numpy as np
+import torch
+
+import ebm_samplers
+from diagnostics import diagnose
+from energies import Gaussian, GaussianMixture
+
+
+def test_healthy_mala_run_passes():
+    trace = ebm_samplers.sample(
+        Gaussian([0.0, 0.0]), "mala", n_chains=4, n_steps=1500, warmup=200, seed=0, step_size=1.0
+    )
+    report = diagnose(trace)
+    assert report.ok, str(report)
+    assert list(report.table.index) == ["x[0]", "x[1]"]
+    assert {"r_hat", "ess_bulk", "ess_tail", "mcse_mean", "mcse_sd", "acf1"} <= set(report.table.columns)
+    assert "acceptance" in report.chains and "bfmi" not in report.chains  # a MALA energy is not a Hamiltonian
+    assert "ok: no problems found" in str(report)
+
+
+def test_chains_in_different_modes_are_named():
+    mixture = GaussianMixture()
+    init = torch.tensor([[-2.0, -2.0], [2.0, 2.0], [-2.0, -2.0], [-2.0, -2.0], [2.0, 2.0], [-2.0, -2.0]])
+    trace = ebm_samplers.sample(mixture, "mala", init=init, n_steps=1000, seed=0, step_size=0.3)
+    report = diagnose(trace)
+    assert not report.ok
+    (split,) = [p for p in report.problems if p.kind == "mode_split"]
+    assert split.chains == (1, 4)
+    assert "chains 1 and 4 sit in a different region from the others" in split.message
+    assert "parallel_tempering" in split.message
+    assert "stuck_chain" not in report.kinds()
+
+
+def test_stuck_chain_and_low_acceptance_from_sample_stats():
+    rng = np.random.default_rng(0)
+    draws = rng.normal(size=(5, 1000, 2))
+    draws[3] = 0.7  # never moved
+    accepted = np.ones((5, 1000), dtype=bool)
+    accepted[3] = False
+    accepted[1] = rng.uniform(size=1000) < 0.02
+    report = diagnose(draws, sample_stats={"accepted": accepted})
+    assert {"stuck_chain", "low_acceptance"} <= report.kinds()
+    stuck = next(p for p in report.problems if p.kind == "stuck_chain")
+    assert stuck.chains == (3,) and "chain 3 is stuck (acceptance 0)" in stuck.message
+    assert next(p for p in report.problems if p.kind == "low_acceptance").chains == (1,)
+    assert "mode_split" not in report.kinds()  # a stuck chain is reported as stuck, not as a mode
+
+
+def test_few_chains_and_few_draws():
+    report = diagnose(np.random.default_rng(1).normal(size=(2, 60, 1)))
+    assert {"few_chains", "low_ess_bulk", "low_ess_tail"} <= report.kinds()
+    assert "too few draws for reliable tail ESS" in str(report)
+
+
+def test_divergences_and_bfmi_only_with_a_hamiltonian_energy():
+    rng = np.random.default_rng(2)
+    draws = rng.normal(size=(4, 1000, 1))
+    diverging = np.zeros((4, 1000), dtype=bool)
+    diverging[2, [10, 500]] = True
+    smooth_energy = np.cumsum(rng.normal(size=(4, 1000)), axis=1) * 0.05  # random walk: E-BFMI far below 0.3
+    report = diagnose(draws, sample_stats={"diverging": diverging, "energy": smooth_energy})
+    assert {"divergences", "low_bfmi"} <= report.kinds()
+    assert "2 of 4000 transitions diverged (per chain 2: 2)" in str(report)
+    # without a divergence stat or an attribute saying so, "energy" is a potential energy: no E-BFMI
+    report = diagnose(draws, sample_stats={"energy": smooth_energy})
+    assert "bfmi" not in report.chains and report.ok
+
+
+def test_datatree_from_another_library_with_several_variables():
+    rng = np.random.default_rng(3)
+    tree = az.from_dict({"posterior": {"mu": rng.normal(size=(4, 500)), "theta": rng.normal(size=(4, 500, 3))}})
+    report = diagnose(tree)
+    assert list(report.table.index) == ["mu", "theta[0]", "theta[1]", "theta[2]"]
+    assert report.ok, str(report)
+
+
+def test_many_coordinates_print_the_worst_first():
+    draws = np.random.default_rng(4).normal(size=(4, 200, 30))
+    draws[:2, :, 7] += 3.0
+    text = str(diagnose(draws))
+    assert "the 20 coordinates with the largest R-hat of 30" in text
+    assert text.index("x[7]") < text.index("x[0] ")
+
+
+def test_a_chain_that_crossed_once_does_not_hide_the_mode_split():
+    """Chain 4 switches modes once: its mean lies between the modes, but the split is still named."""
+    rng = np.random.default_rng(5)
+    draws = rng.normal(scale=0.7, size=(6, 2000, 2))
+    draws[:2] -= 2.0
+    draws[2:] += 2.0
+    draws[4, :700] -= 4.0  # chain 4 starts in the lower mode and crosses at draw 700
+    report = diagnose(draws)
+    (split,) = [p for p in report.problems if p.kind == "mode_split"]
+    assert split.chains == (0, 1), split.message

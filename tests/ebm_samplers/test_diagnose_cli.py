@@ -1,0 +1,42 @@
+"""`ebm-samplers diagnose`: any ArviZ netCDF file, this toolkit's traces, and one-line errors."""
+
+import arviz as az
+import numpy as np
+
+from ebm_samplers.cli import main
+
+
+def test_foreign_netcdf_with_several_variables_and_no_sample_stats(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    tree = az.from_dict({"posterior": {"mu": rng.normal(size=(4, 400)), "theta": rng.normal(size=(4, 400, 3))}})
+    tree.to_netcdf(tmp_path / "other.nc")
+    assert main(["diagnose", str(tmp_path / "other.nc"), "--out", str(tmp_path / "plots")]) == 0
+    printed = capsys.readouterr().out
+    assert "4 chains x 400 draws, 4 coordinates" in printed and "theta[2]" in printed
+    assert "ok: no problems found" in printed
+    assert {p.name for p in (tmp_path / "plots").iterdir()} == {"trace.png", "rank.png", "autocorr.png"}
+
+
+def test_toolkit_trace_with_energy_gives_ksd_and_landscape(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["sample", "--steps", "200", "--warmup", "20", "--chains", "4", "--no-plot", "--out", str(out)]) == 0
+    capsys.readouterr()
+    status = main(["diagnose", str(out / "trace.nc"), "--energy", "mixture", "--out", str(out / "diag")])
+    printed = capsys.readouterr().out
+    assert status in (0, 1) and ("problem(s)" in printed or "ok:" in printed)
+    assert "kernel Stein discrepancy against GaussianMixture (800 of 800 draws): KSD" in printed
+    assert (out / "diag" / "landscape.png").stat().st_size > 20_000
+
+
+def test_bad_path_or_file_is_one_line_with_exit_status_two(tmp_path, capsys):
+    (tmp_path / "text.nc").write_text("not netCDF")
+    az.from_dict({"prior": {"a": np.zeros((1, 10))}}).to_netcdf(tmp_path / "prior_only.nc")
+    cases = [
+        (str(tmp_path / "missing.nc"), "no file at"),
+        (str(tmp_path / "text.nc"), "is not a readable netCDF file"),
+        (str(tmp_path / "prior_only.nc"), "has no posterior group"),
+    ]
+    for path, message in cases:
+        assert main(["diagnose", path, "--no-plots"]) == 2
+        error = capsys.readouterr().err.strip().splitlines()
+        assert len(error) == 1 and error[0].startswith("error: ") and message in error[0], error
