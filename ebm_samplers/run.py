@@ -38,6 +38,7 @@ def sample(
     progress: bool | None = None,
     device: str | torch.device | None = None,
     dtype: torch.dtype | None = None,
+    backend: str = "auto",
     **sampler_params,
 ) -> Trace:
     """Draw `n_steps // thin` kept states from each of many chains targeting exp(-energy).
@@ -52,6 +53,9 @@ def sample(
         seed: seeds the run's only random generator; None picks a fresh seed, stored in `trace.attrs`.
         progress: show a progress bar; None shows it on long runs when stderr is a terminal.
         device, dtype: for the N(0, I) initial points when `init` is None.
+        backend: "auto" runs `ula`, `mala` and `hmc` on an `energies.NumbaEnergy` as compiled numba loops (same
+            Trace; its draws differ from the torch path's for the same seed, reproducibly) and everything else
+            with torch; "torch" always uses the torch kernels; "numba" requires the compiled path.
         **sampler_params: parameters for a sampler given by name (e.g. `step_size=0.1`).
     """
     kernel = _resolve_kernel(sampler, sampler_params)
@@ -68,10 +72,29 @@ def sample(
     init = _initial_points(energy, init, n_chains, generator, device, dtype)
     check_energy(energy, init)
 
+    attrs = {
+        "sampler": kernel.name or type(kernel).__name__,
+        "sampler_params": kernel.params(),
+        "energy": energy.name,
+        "seed": seed,
+        "warmup": warmup,
+        "thin": thin,
+        "n_steps": n_steps,
+    }
+    recorder = _Recorder(n_chains=init.shape[0], n_keep=n_steps // thin, thin=thin, warmup=warmup)
+    if _compiled_backend(backend, kernel, energy):
+        from ebm_samplers._numba import run_compiled
+
+        draws, stats, first_failure = run_compiled(
+            kernel, energy, init, warmup=warmup, n_steps=n_steps, thin=thin, generator=generator
+        )
+        recorder._first_failure = torch.from_numpy(first_failure)
+        recorder.raise_if_failed(energy)
+        return Trace(draws=draws, stats=stats, attrs={**attrs, "backend": "numba"})
+
     state = kernel.init(init, energy)
     total = warmup + n_steps
     show = progress if progress is not None else (total >= _PROGRESS_MIN_STEPS and sys.stderr.isatty())
-    recorder = _Recorder(n_chains=init.shape[0], n_keep=n_steps // thin, thin=thin, warmup=warmup)
     with tqdm(total=total, disable=not show, desc=f"{kernel.name or type(kernel).__name__}", unit="step") as bar:
         for step in range(total):
             state, info = kernel.step(state, energy, generator)
@@ -82,15 +105,6 @@ def sample(
                 recorder.raise_if_failed(energy)
                 bar.update(step + 1 - bar.n)
 
-    attrs = {
-        "sampler": kernel.name or type(kernel).__name__,
-        "sampler_params": kernel.params(),
-        "energy": energy.name,
-        "seed": seed,
-        "warmup": warmup,
-        "thin": thin,
-        "n_steps": n_steps,
-    }
     return Trace(draws=recorder.draws.cpu(), stats={k: v.cpu() for k, v in recorder.stats.items()}, attrs=attrs)
 
 
@@ -105,6 +119,27 @@ def _resolve_kernel(sampler: str | Kernel, params: dict) -> Kernel:
             )
         return sampler
     raise TypeError(f"sampler must be a registered name or a Kernel object; got {type(sampler).__name__}")
+
+
+def _compiled_backend(backend: str, kernel: Kernel, energy: Energy) -> bool:
+    """Whether to run the compiled numba loop (see `sample`'s `backend`)."""
+    if backend not in ("auto", "torch", "numba"):
+        raise ValueError(f"backend must be 'auto', 'torch' or 'numba'; got {backend!r}")
+    if backend == "torch":
+        return False
+    from energies.numba_energy import NumbaEnergy
+
+    if isinstance(energy, NumbaEnergy):
+        from ebm_samplers._numba import supports
+
+        if supports(kernel):
+            return True
+    if backend == "numba":
+        raise ValueError(
+            f"backend='numba' needs an energies.NumbaEnergy and a built-in ula, mala or hmc kernel; "
+            f"got energy {energy.name} and sampler {kernel.name or type(kernel).__name__}"
+        )
+    return False
 
 
 def _check_count(value, what: str, minimum: int) -> int:
