@@ -4,18 +4,20 @@
 >>> trace = ebm_samplers.sample(energies.GaussianMixture(), "mala", n_chains=4, n_steps=1000, seed=0)
 """
 
-from ebm_samplers.kernels import MALA, ULA, Info, Kernel, State
+from ebm_samplers.kernels import HMC, MALA, ULA, Info, Kernel, State, UnderdampedLangevin
 from ebm_samplers.registry import available_samplers, get_sampler, register_sampler
 from ebm_samplers.run import sample
 from ebm_samplers.trace import Trace
 
 __all__ = [
+    "HMC",
     "MALA",
     "ULA",
     "Info",
     "Kernel",
     "State",
     "Trace",
+    "UnderdampedLangevin",
     "available_samplers",
     "get_sampler",
     "register_sampler",

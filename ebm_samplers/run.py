@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ebm_samplers.adaptation import WarmupAdaptation
 from ebm_samplers.kernels.base import Info, Kernel, State, nonfinite
 from ebm_samplers.registry import get_sampler
 from ebm_samplers.trace import Trace
@@ -38,6 +39,10 @@ def sample(
     progress: bool | None = None,
     device: str | torch.device | None = None,
     dtype: torch.dtype | None = None,
+    adapt_step_size: bool = True,
+    target_acceptance: float | None = None,
+    step_size_per_chain: bool = False,
+    adapt_mass_matrix: bool = True,
     backend: str = "auto",
     **sampler_params,
 ) -> Trace:
@@ -53,6 +58,13 @@ def sample(
         seed: seeds the run's only random generator; None picks a fresh seed, stored in `trace.attrs`.
         progress: show a progress bar; None shows it on long runs when stderr is a terminal.
         device, dtype: for the N(0, I) initial points when `init` is None.
+        adapt_step_size: during warm-up, tune the step size (starting from the kernel's) by dual averaging
+            toward the kernel's target acceptance; kernels without an accept step (ULA) never adapt it.
+        target_acceptance: overrides the kernel's target (MALA 0.574, HMC 0.8).
+        step_size_per_chain: adapt one step size per chain; by default all chains share one, driven by the
+            acceptance averaged over chains (far less noisy, so it lands on the target; see the README).
+        adapt_mass_matrix: estimate a diagonal inverse mass in warm-up for kernels that have one (HMC,
+            underdamped Langevin). What warm-up settled on is in `trace.attrs` and `stats["step_size"]`.
         backend: "auto" runs `ula`, `mala` and `hmc` on an `energies.NumbaEnergy` as compiled numba loops (same
             Trace; its draws differ from the torch path's for the same seed, reproducibly) and everything else
             with torch; "torch" always uses the torch kernels; "numba" requires the compiled path.
@@ -72,6 +84,49 @@ def sample(
     init = _initial_points(energy, init, n_chains, generator, device, dtype)
     check_energy(energy, init)
 
+    state = kernel.init(init, energy)
+    adaptation = WarmupAdaptation(
+        kernel,
+        state,
+        warmup,
+        adapt_step_size=adapt_step_size,
+        target_acceptance=target_acceptance,
+        step_size_per_chain=step_size_per_chain,
+        adapt_mass_matrix=adapt_mass_matrix,
+    )
+    compiled = _compiled_backend(backend, kernel, energy)
+    total = warmup + n_steps
+    # the compiled loops do not adapt: an adapting warm-up runs here on the torch kernel, the rest compiled
+    torch_steps = (warmup if adaptation.active else 0) if compiled else total
+    show = progress if progress is not None else (total >= _PROGRESS_MIN_STEPS and sys.stderr.isatty())
+    recorder = _Recorder(n_chains=init.shape[0], n_keep=n_steps // thin, thin=thin, warmup=warmup)
+    with tqdm(total=total, disable=not show, desc=f"{kernel.name or type(kernel).__name__}", unit="step") as bar:
+        for step in range(torch_steps):
+            state, info = kernel.step(state, energy, generator)
+            recorder.watch(step, state, info)
+            if step < warmup and adaptation.active:
+                state = adaptation.update(step, state, info)
+            if step >= warmup:
+                recorder.record(step - warmup, state, info)
+            if (step + 1) % _CHECK_EVERY == 0 or step + 1 == torch_steps:
+                recorder.raise_if_failed(energy)
+                bar.update(step + 1 - bar.n)
+        if compiled:
+            from ebm_samplers._numba import run_compiled
+
+            draws, stats, recorder._first_failure = run_compiled(
+                kernel,
+                energy,
+                state,
+                warmup=warmup - torch_steps,
+                n_steps=n_steps,
+                thin=thin,
+                generator=generator,
+                first_step=torch_steps,
+            )
+            recorder.raise_if_failed(energy)
+            bar.update(total - bar.n)
+
     attrs = {
         "sampler": kernel.name or type(kernel).__name__,
         "sampler_params": kernel.params(),
@@ -80,31 +135,10 @@ def sample(
         "warmup": warmup,
         "thin": thin,
         "n_steps": n_steps,
+        **adaptation.attrs(state),
     }
-    recorder = _Recorder(n_chains=init.shape[0], n_keep=n_steps // thin, thin=thin, warmup=warmup)
-    if _compiled_backend(backend, kernel, energy):
-        from ebm_samplers._numba import run_compiled
-
-        draws, stats, first_failure = run_compiled(
-            kernel, energy, init, warmup=warmup, n_steps=n_steps, thin=thin, generator=generator
-        )
-        recorder._first_failure = torch.from_numpy(first_failure)
-        recorder.raise_if_failed(energy)
+    if compiled:
         return Trace(draws=draws, stats=stats, attrs={**attrs, "backend": "numba"})
-
-    state = kernel.init(init, energy)
-    total = warmup + n_steps
-    show = progress if progress is not None else (total >= _PROGRESS_MIN_STEPS and sys.stderr.isatty())
-    with tqdm(total=total, disable=not show, desc=f"{kernel.name or type(kernel).__name__}", unit="step") as bar:
-        for step in range(total):
-            state, info = kernel.step(state, energy, generator)
-            recorder.watch(step, state, info)
-            if step >= warmup:
-                recorder.record(step - warmup, state, info)
-            if (step + 1) % _CHECK_EVERY == 0 or step + 1 == total:
-                recorder.raise_if_failed(energy)
-                bar.update(step + 1 - bar.n)
-
     return Trace(draws=recorder.draws.cpu(), stats={k: v.cpu() for k, v in recorder.stats.items()}, attrs=attrs)
 
 

@@ -3,8 +3,10 @@
 An energy is any callable `f(x: Tensor[n, *event_shape]) -> Tensor[n]` with E(x) = -log p(x) + const.
 """
 
+from energies.banana import Banana
 from energies.base import Energy, energy_and_grad
 from energies.contract import CallableEnergy, as_energy, check_energy
+from energies.funnel import Funnel
 from energies.gaussian import Gaussian
 from energies.mixture import GaussianMixture
 from energies.numba_energy import NumbaEnergy
@@ -13,12 +15,16 @@ from energies.numba_energy import NumbaEnergy
 BUILTIN_ENERGIES = {
     "mixture": GaussianMixture,
     "gaussian2d": lambda: Gaussian([0.0, 0.0], [[1.0, 0.8], [0.8, 1.0]]),
+    "funnel": Funnel,
+    "banana": Banana,
 }
 
 __all__ = [
     "BUILTIN_ENERGIES",
+    "Banana",
     "CallableEnergy",
     "Energy",
+    "Funnel",
     "Gaussian",
     "GaussianMixture",
     "NumbaEnergy",

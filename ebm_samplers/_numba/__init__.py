@@ -5,6 +5,9 @@ function type of `grad_fn`, so one cached machine-code loop (`cache=True`, in `_
 energy. A loop module is imported (compiled, or loaded from the cache) only when first needed;
 `LOAD_SECONDS[name]` records how long that took in this process.
 
+The loops start from a kernel `State` (after any adapting warm-up, which runs on the torch kernel) and use its
+per-chain step sizes (and HMC's diagonal inverse mass) unchanged.
+
 Randomness: each chain owns a xoshiro256** stream (`_random.py`) seeded from a seed drawn from the run's torch
 generator, so a run is reproducible for a given seed whatever the thread count. The draws differ from the
 torch path's draws for the same seed (different generators), not in distribution.
@@ -19,8 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-#: sampler name -> (module, loop function, kernel attributes passed after the shared arguments)
-_LOOPS = {"ula": ("ula", "run_ula", ()), "mala": ("mala", "run_mala", ()), "hmc": ("hmc", "run_hmc", ("n_leapfrog",))}
+_MODULES = {"ula": "run_ula", "mala": "run_mala", "hmc": "run_hmc"}
 #: seconds spent compiling or loading each loop in this process
 LOAD_SECONDS: dict[str, float] = {}
 
@@ -30,45 +32,72 @@ def supports(kernel) -> bool:
     from ebm_samplers.registry import _REGISTRY
 
     name = getattr(kernel, "name", "")
-    return name in _LOOPS and type(kernel) is _REGISTRY.get(name)
+    return name in _MODULES and type(kernel) is _REGISTRY.get(name)
 
 
-def _loop(name: str):
-    module_name, function, _ = _LOOPS[name]
+def load_loop(name: str):
+    """The compiled loop of sampler `name`, compiling it (or loading it from the disk cache) on first use."""
     if name not in LOAD_SECONDS:
         start = time.perf_counter()
-        importlib.import_module(f"ebm_samplers._numba.{module_name}")
+        importlib.import_module(f"ebm_samplers._numba.{name}")
         LOAD_SECONDS[name] = time.perf_counter() - start
-    return getattr(importlib.import_module(f"ebm_samplers._numba.{module_name}"), function)
+    return getattr(importlib.import_module(f"ebm_samplers._numba.{name}"), _MODULES[name])
+
+
+def _numpy(values: Tensor, n: int) -> np.ndarray:
+    return np.ascontiguousarray(values.detach().cpu().numpy(), dtype=np.float64).reshape(n, -1)
 
 
 def run_compiled(
-    kernel, energy, init: Tensor, *, warmup: int, n_steps: int, thin: int, generator: torch.Generator
-) -> tuple[Tensor, dict[str, Tensor], np.ndarray]:
-    """Run every chain of `kernel` from `init` on `energy`; return draws, stats and the first failing step.
+    kernel, energy, state, *, warmup: int, n_steps: int, thin: int, generator: torch.Generator, first_step: int = 0
+) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+    """Run `warmup + n_steps` transitions of every chain from `state`; return draws, stats and failures.
 
-    Draws and stats come back as CPU tensors in `init`'s dtype (stats `accepted`/`nonfinite` as bool);
-    `first_failure[c]` is the first step (counting warm-up) at which chain c's proposal was not finite, or -1.
+    Draws and stats are CPU tensors in the state's dtype, with the same names as the torch kernel's. The
+    third value holds, per chain, the first step (counting from `first_step`) whose proposal or state was not
+    finite, or -1.
     """
-    loop = _loop(kernel.name)
-    extra = [int(getattr(kernel, attribute)) for attribute in _LOOPS[kernel.name][2]]
-    n, keep = init.shape[0], n_steps // thin
-    points = np.ascontiguousarray(init.detach().cpu().numpy(), dtype=np.float64).reshape(n, -1)
-    step_size = np.full(n, float(kernel.step_size))
-    seeds = torch.randint(0, 2**32 - 1, (n,), generator=generator, device=generator.device).cpu().numpy()
-    draws = np.empty((n, keep, points.shape[1]))
-    energy_out, acceptance = np.empty((n, keep)), np.empty((n, keep))
-    accepted, nonfinite = np.zeros((n, keep), dtype=bool), np.zeros((n, keep), dtype=bool)
-    first_failure = np.empty(n, dtype=np.int64)
-    loop(energy.grad_fn, points, step_size, seeds.astype(np.int64), warmup, n_steps, thin, draws, energy_out,
-         acceptance, accepted, nonfinite, first_failure, *extra)  # fmt: skip
-    dtype = init.dtype
-    stats = {
-        "energy": torch.from_numpy(energy_out).to(dtype),
-        "step_size": torch.from_numpy(step_size).to(dtype)[:, None].expand(n, keep).clone(),
-        "acceptance_rate": torch.from_numpy(acceptance).to(dtype),
-        "accepted": torch.from_numpy(accepted),
+    name = kernel.name
+    loop = load_loop(name)
+    position = state.position
+    n, keep = position.shape[0], n_steps // thin
+    points = _numpy(position, n)
+    step_size = _numpy(state.step_size, n)[:, 0].copy()
+    seeds = torch.randint(0, 2**62, (n,), generator=generator, device=generator.device).cpu().numpy()
+    out = {
+        "draws": np.empty((n, keep, points.shape[1])),
+        "energy": np.empty((n, keep)),
+        "acceptance_rate": np.empty((n, keep)),
+        "accepted": np.zeros((n, keep), dtype=bool),
+        "nonfinite": np.zeros((n, keep), dtype=bool),
     }
-    if kernel.name != "ula":
-        stats["nonfinite"] = torch.from_numpy(nonfinite)
-    return torch.from_numpy(draws).to(dtype).reshape(n, keep, *init.shape[1:]), stats, first_failure
+    failure = np.empty(n, dtype=np.int64)
+    shared = (energy.grad_fn, points, step_size, seeds, warmup, n_steps, thin, *out.values(), failure)
+    if name == "hmc":
+        low, high = _leapfrog_bounds(kernel.n_leapfrog)
+        out["n_leapfrog"] = np.empty((n, keep), dtype=np.int64)
+        out["energy_error"] = np.empty((n, keep))
+        out["potential_energy"] = np.empty((n, keep))
+        inverse_mass = _numpy(state.inverse_mass, n)
+        loop(*shared, inverse_mass, low, high, float(kernel.divergence_threshold),
+             out["n_leapfrog"], out["energy_error"], out["potential_energy"])  # fmt: skip
+        out["diverging"] = out.pop("nonfinite")  # the HMC loop flags divergences there, as the torch kernel does
+    else:
+        loop(*shared)
+    if name == "ula":
+        del out["nonfinite"]  # the torch ULA reports no per-proposal flag either
+
+    dtype = position.dtype
+    draws = torch.from_numpy(out.pop("draws")).to(dtype).reshape(n, keep, *position.shape[1:])
+    stats = {"energy": None, "step_size": torch.from_numpy(step_size).to(dtype)[:, None].expand(n, keep).clone()}
+    for key, values in out.items():
+        tensor = torch.from_numpy(values)
+        stats[key] = tensor.to(dtype) if tensor.is_floating_point() else tensor
+    failure = torch.from_numpy(failure)
+    return draws, stats, torch.where(failure >= 0, failure + first_step, failure)
+
+
+def _leapfrog_bounds(n_leapfrog) -> tuple[int, int]:
+    if isinstance(n_leapfrog, (tuple, list)):
+        return int(n_leapfrog[0]), int(n_leapfrog[1])
+    return int(n_leapfrog), int(n_leapfrog)

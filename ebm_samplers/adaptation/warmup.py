@@ -1,0 +1,91 @@
+"""Warm-up adaptation: what the run loop calls after every warm-up transition.
+
+It composes the two mechanisms of this package. The step size follows dual averaging toward the
+kernel's target acceptance (kernels whose class has `target_acceptance`); kernels whose state carries
+an `inverse_mass` (HMC, underdamped Langevin) also get a diagonal metric from the variance of the
+positions in Stan's slow windows, after each of which the step-size recursion restarts from the
+step size averaged so far. At the end of warm-up the step size is the averaged iterate h-bar.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from torch import Tensor
+
+from ebm_samplers.adaptation.dual_averaging import DualAveraging
+from ebm_samplers.adaptation.schedule import slow_windows
+from ebm_samplers.adaptation.welford import WelfordVariance
+from ebm_samplers.kernels.base import Info, Kernel, State
+
+
+class WarmupAdaptation:
+    """Adapts step size and (where the state has one) diagonal inverse mass over `warmup` steps."""
+
+    def __init__(
+        self,
+        kernel: Kernel,
+        state: State,
+        warmup: int,
+        *,
+        adapt_step_size: bool = True,
+        target_acceptance: float | None = None,
+        step_size_per_chain: bool = False,
+        adapt_mass_matrix: bool = True,
+    ) -> None:
+        kernel_target = type(kernel).target_acceptance
+        if target_acceptance is not None and kernel_target is None:
+            raise ValueError(
+                f"sampler {kernel.name or type(kernel).__name__} has no accept/reject step, so target_acceptance "
+                f"cannot be used; got target_acceptance={target_acceptance!r}"
+            )
+        target = kernel_target if target_acceptance is None else target_acceptance
+        self.warmup = warmup
+        self.target_acceptance = target
+        self._step_size = (
+            DualAveraging(state.step_size, target, per_chain=step_size_per_chain)
+            if warmup > 0 and adapt_step_size and target is not None
+            else None
+        )
+        has_metric = hasattr(state, "inverse_mass")
+        self._windows = slow_windows(warmup) if adapt_mass_matrix and has_metric else []
+        # pooled over chains: a per-chain estimate from a 25-draw window of autocorrelated draws is too
+        # noisy (and biased low for slowly moving chains, which a smaller metric then slows further)
+        self._variance = WelfordVariance(per_chain=False)
+
+    @property
+    def active(self) -> bool:
+        return self._step_size is not None or bool(self._windows)
+
+    def update(self, iteration: int, state: State, info: Info) -> State:
+        """The state to continue from after warm-up iteration `iteration` (0-based) produced `state`."""
+        changes: dict[str, Tensor] = {}
+        window = next((w for w in self._windows if w[0] <= iteration < w[1]), None)
+        if window is not None:
+            self._variance.update(state.position)
+            if iteration + 1 == window[1]:
+                changes["inverse_mass"] = self._variance.regularised_variance(state.inverse_mass)
+                self._variance.reset()
+        if self._step_size is not None:
+            if "inverse_mass" in changes:
+                # restart from the average so far: the last exploring iterate is noisy
+                restart = self._step_size.final_step_size().to(state.step_size)
+                self._step_size.restart(restart)
+                changes["step_size"] = restart
+            else:
+                changes["step_size"] = self._step_size.update(info["acceptance_rate"]).to(state.step_size)
+            if iteration + 1 == self.warmup:
+                changes["step_size"] = self._step_size.final_step_size().to(state.step_size)
+        return dataclasses.replace(state, **changes) if changes else state
+
+    def attrs(self, state: State) -> dict[str, Any]:
+        """What warm-up settled on, for the trace attributes (plain Python, JSON-able)."""
+        attrs: dict[str, Any] = {"adapted_step_size": self._step_size is not None}
+        if self._step_size is not None:
+            attrs["target_acceptance"] = self.target_acceptance
+            attrs["final_step_size"] = state.step_size.tolist()
+        if self._windows:
+            attrs["adapted_mass_matrix"] = True
+            attrs["final_inverse_mass"] = state.inverse_mass.reshape(state.position.shape[0], -1).tolist()
+        return attrs

@@ -1,0 +1,58 @@
+"""Symplectic building blocks for Hamiltonian dynamics with H(x, p) = E(x) + 1/2 p^T M^{-1} p.
+
+Two exact sub-flows (Leimkuhler & Reich 2004):
+
+    kick  (B):  p <- p - t grad E(x)        (the flow of the potential part for time t)
+    drift (A):  x <- x + t M^{-1} p         (the flow of the kinetic part for time t)
+
+Leapfrog (velocity Verlet) is B(h/2) A(h) B(h/2); consecutive half kicks of L steps merge, so L steps
+cost L gradients. BAOAB (underdamped Langevin) composes the same kick and drift around an
+Ornstein-Uhlenbeck step on the momentum.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from ebm_samplers.kernels.base import per_chain
+from energies import energy_and_grad
+
+
+def kick(momentum: Tensor, grad: Tensor, duration: Tensor) -> Tensor:
+    """B: p - t grad E(x), with a per-chain duration t of shape (n,)."""
+    return momentum - per_chain(duration, momentum) * grad
+
+
+def drift(position: Tensor, momentum: Tensor, inverse_mass: Tensor, duration: Tensor) -> Tensor:
+    """A: x + t M^{-1} p, with a per-chain duration t of shape (n,)."""
+    return position + per_chain(duration, position) * inverse_mass * momentum
+
+
+def leapfrog(
+    energy,
+    position: Tensor,
+    momentum: Tensor,
+    grad: Tensor,
+    inverse_mass: Tensor,
+    step_size: Tensor,
+    n_steps: Tensor,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Run `n_steps` (n,) leapfrog steps of size `step_size` (n,) per chain; one gradient per step.
+
+    Chains with fewer steps than the longest stop moving once their count is reached (they are still
+    evaluated with the batch, but their values are kept). Returns the end point's position, momentum,
+    energy and gradient.
+    """
+    half = 0.5 * step_size
+    value = None
+    for index in range(int(n_steps.max())):  # n_steps >= 1, so every chain moves in the first step
+        moving = index < n_steps
+        new_momentum = kick(momentum, grad, half)
+        new_position = drift(position, new_momentum, inverse_mass, step_size)
+        new_value, new_grad = energy_and_grad(energy, new_position)
+        new_momentum = kick(new_momentum, new_grad, half)
+        position = new_position.where(per_chain(moving, position), position)
+        momentum = new_momentum.where(per_chain(moving, momentum), momentum)
+        grad = new_grad.where(per_chain(moving, grad), grad)
+        value = new_value if value is None else new_value.where(moving, value)
+    return position, momentum, value, grad

@@ -1,0 +1,107 @@
+"""Warm-up adaptation: dual averaging, Stan's windows, the Welford metric, and what sample() does with them."""
+
+import math
+
+import pytest
+import torch
+
+import ebm_samplers
+from ebm_samplers.adaptation import DualAveraging, WelfordVariance, slow_windows
+from energies import Gaussian
+
+CORRELATED = Gaussian([1.0, -1.0], [[2.0, 1.2], [1.2, 1.0]])
+
+
+def test_dual_averaging_converges_to_the_step_with_the_target_acceptance():
+    # a deterministic acceptance curve a(h) = exp(-h): the target 0.8 is reached at h* = -log 0.8
+    averaging = DualAveraging(torch.tensor([1.0, 0.01], dtype=torch.float64), 0.8, per_chain=True)
+    step = torch.tensor([1.0, 0.01], dtype=torch.float64)
+    errors = []
+    for iteration in range(1, 3001):
+        step = averaging.update(torch.exp(-step))
+        if iteration in (300, 3000):
+            errors.append((averaging.final_step_size() / -math.log(0.8) - 1).abs().max())
+    # the averaged iterate approaches h* from both starts (100x apart), and keeps getting closer
+    assert errors[1] < 0.02 and errors[1] < errors[0] / 2, errors
+
+
+def test_shared_dual_averaging_drives_every_chain_with_the_mean_acceptance():
+    averaging = DualAveraging(torch.full((3,), 0.5), 0.6, per_chain=False)
+    step = averaging.update(torch.tensor([0.0, 0.5, 1.0]))
+    assert torch.equal(step, step[0].expand(3))
+    # first iterate: H_1 = (0.6 - 0.5) / 11, log h_1 = log(10 * 0.5) - sqrt(1) / 0.05 * H_1
+    assert float(step[0]) == pytest.approx(math.exp(math.log(5.0) - 20 * 0.1 / 11), rel=1e-6)
+
+
+def test_bad_target_acceptance_is_rejected():
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        DualAveraging(torch.ones(2), 1.0)
+
+
+def test_slow_windows_follow_stans_schedule():
+    assert slow_windows(1000) == [(75, 100), (100, 150), (150, 250), (250, 450), (450, 950)]
+    assert slow_windows(100) == [(15, 90)]  # short warm-up: 15% / 75% / 10%
+    assert slow_windows(5) == [(0, 5)]
+    assert slow_windows(1) == []  # no window of 2 draws fits: the metric stays the identity
+
+
+def test_welford_matches_the_batch_variance_pooled_and_per_chain():
+    draws = torch.randn(7, 4, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 3 + 1
+    pooled, per_chain = WelfordVariance(per_chain=False), WelfordVariance(per_chain=True)
+    for step in range(draws.shape[0]):
+        pooled.update(draws[step])
+        per_chain.update(draws[step])
+    like = torch.empty(4, 3, dtype=torch.float64)
+    shrink = lambda var, n: n / (n + 5) * var + 1e-3 * 5 / (n + 5)  # noqa: E731
+    expected_pooled = shrink(draws.reshape(-1, 3).var(0), 28).expand(4, 3)
+    torch.testing.assert_close(pooled.regularised_variance(like), expected_pooled)
+    torch.testing.assert_close(per_chain.regularised_variance(like), shrink(draws.var(0), 7))
+
+
+@pytest.mark.parametrize(("sampler", "target"), [("mala", 0.574), ("hmc", 0.8)])
+def test_adapted_kernels_reach_their_target_acceptance(sampler, target):
+    trace = ebm_samplers.sample(CORRELATED, sampler, n_chains=100, n_steps=300, warmup=500, seed=21)
+    acceptance = float(trace.stats["acceptance_rate"].mean())  # post-warm-up draws only
+    assert abs(acceptance - target) < 0.05, acceptance
+    assert trace.attrs["target_acceptance"] == target
+    final = torch.tensor(trace.attrs["final_step_size"], dtype=trace.stats["step_size"].dtype)
+    assert torch.equal(trace.stats["step_size"], final[:, None].expand_as(trace.stats["step_size"]))
+
+
+def test_a_user_target_acceptance_is_reached():
+    trace = ebm_samplers.sample(
+        CORRELATED, "mala", n_chains=100, n_steps=300, warmup=500, seed=22, target_acceptance=0.7
+    )
+    assert abs(float(trace.stats["acceptance_rate"].mean()) - 0.7) < 0.05
+
+
+def test_per_chain_step_sizes_adapt_separately():
+    trace = ebm_samplers.sample(
+        CORRELATED, "mala", n_chains=20, n_steps=10, warmup=300, seed=23, step_size_per_chain=True
+    )
+    final = torch.tensor(trace.attrs["final_step_size"])
+    assert final.unique().numel() == 20
+
+
+def test_adapt_step_size_false_holds_the_users_step():
+    trace = ebm_samplers.sample(
+        CORRELATED, "mala", n_chains=4, n_steps=20, warmup=50, seed=24, step_size=0.123, adapt_step_size=False
+    )
+    assert torch.allclose(trace.stats["step_size"], torch.tensor(0.123))
+    assert trace.attrs["adapted_step_size"] is False or trace.attrs["adapted_step_size"] == 0
+
+
+def test_target_acceptance_for_an_unadjusted_kernel_is_an_error():
+    with pytest.raises(ValueError, match="no accept/reject step"):
+        ebm_samplers.sample(CORRELATED, "ula", n_chains=2, n_steps=5, warmup=5, target_acceptance=0.5)
+
+
+def test_mass_matrix_adaptation_recovers_very_different_scales():
+    variances = torch.tensor([0.01, 1.0, 100.0])
+    target = Gaussian(torch.zeros(3), variances)
+    trace = ebm_samplers.sample(target, "hmc", n_chains=50, n_steps=10, warmup=500, seed=25)
+    inverse_mass = torch.tensor(trace.attrs["final_inverse_mass"])  # (chains, 3); pooled, so rows agree
+    assert torch.equal(inverse_mass, inverse_mass[:1].expand_as(inverse_mass))
+    # the last window holds 200 draws x 50 chains; 15% is several of its standard errors
+    ratio = inverse_mass[0] / variances
+    assert torch.all((ratio - 1).abs() < 0.15), ratio

@@ -1,0 +1,67 @@
+"""HMC against exact answers (MCSE-derived tolerances, see tests/helpers.py), divergences and cost."""
+
+import pytest
+import torch
+
+import ebm_samplers
+from energies import Gaussian
+from tests.helpers import assert_function_matches, assert_matches
+
+MEAN = torch.tensor([1.0, -1.0])
+COVARIANCE = torch.tensor([[2.0, 1.2], [1.2, 1.0]])
+
+
+def test_hmc_matches_moments_of_a_correlated_gaussian_after_adaptation():
+    trace = ebm_samplers.sample(Gaussian(MEAN, COVARIANCE), "hmc", n_chains=100, n_steps=400, warmup=300, seed=31)
+    draws = trace.draws.double()
+    centred = draws - MEAN.double()
+    chain_means = draws.mean(dim=1)
+    chain_second = torch.einsum("cni,cnj->cij", centred, centred) / draws.shape[1]
+    for i in range(2):
+        assert_matches(chain_means[:, i], float(MEAN[i]), f"mean[{i}]")
+        assert_matches(chain_second[:, i, i], float(COVARIANCE[i, i]), f"variance[{i}]")
+    moments = torch.stack([chain_second[:, 0, 0], chain_second[:, 1, 1], chain_second[:, 0, 1]], dim=1)
+    truth = float(COVARIANCE[0, 1] / torch.sqrt(COVARIANCE[0, 0] * COVARIANCE[1, 1]))
+    assert_function_matches(moments, lambda m: m[2] / torch.sqrt(m[0] * m[1]), truth, "correlation")
+    # the kept (x, p) pair is distributed as exp(-H), so its kinetic energy averages d/2 exactly
+    kinetic = (trace.stats["energy"] - trace.stats["potential_energy"]).double().mean(dim=1)
+    assert_matches(kinetic, 1.0, "mean kinetic energy of the kept points")
+    assert not bool(trace.stats["diverging"].any())
+
+
+def test_a_too_large_step_on_a_stiff_target_is_flagged_diverging():
+    stiff = Gaussian([0.0, 0.0], [1e-4, 1.0])  # the first coordinate needs steps below 2 * 0.01
+    init = torch.full((20, 2), 0.01, dtype=torch.float64)
+    trace = ebm_samplers.sample(stiff, "hmc", init=init, n_steps=5, seed=32, step_size=0.5, n_leapfrog=3)
+    assert bool(trace.stats["diverging"].all())
+    assert not bool(trace.stats["accepted"].any())
+    assert bool((trace.stats["energy_error"] > 1000).all())
+    calm = ebm_samplers.sample(stiff, "hmc", init=init, n_steps=5, seed=32, step_size=0.005, n_leapfrog=3)
+    assert not bool(calm.stats["diverging"].any())
+
+
+def test_hmc_spends_one_gradient_per_leapfrog_step_and_jitters_within_its_range():
+    calls = {"n": 0}
+
+    def counted(x):
+        calls["n"] += 1
+        return 0.5 * (x**2).sum(-1)
+
+    ebm_samplers.sample(counted, "hmc", init=torch.zeros(5, 2), n_steps=7, seed=0, n_leapfrog=4)
+    assert calls["n"] == 2 + 1 + 7 * 4  # check_energy twice, init once, then one per leapfrog step
+    jittered = ebm_samplers.sample(Gaussian([0.0]), "hmc", n_chains=50, n_steps=20, seed=33, n_leapfrog=(2, 4))
+    assert set(jittered.stats["n_leapfrog"].unique().tolist()) == {2, 3, 4}
+
+
+@pytest.mark.parametrize("n_leapfrog", [0, (3, 2), (1, 2, 3), 2.5])
+def test_bad_leapfrog_counts_are_rejected(n_leapfrog):
+    with pytest.raises(ValueError, match="n_leapfrog"):
+        ebm_samplers.get_sampler("hmc", n_leapfrog=n_leapfrog)
+
+
+def test_hmc_trace_feeds_arviz_energy_diagnostics():
+    import arviz as az
+
+    trace = ebm_samplers.sample(Gaussian(MEAN, COVARIANCE), "hmc", n_chains=4, n_steps=200, warmup=100, seed=34)
+    bfmi = az.bfmi(trace.to_arviz())["energy"].values
+    assert bfmi.shape == (4,) and bool((bfmi > 0.3).all()), bfmi
