@@ -4,7 +4,8 @@ Each factory returns a `NumbaEnergy` whose values and gradients equal those of t
 parameters (`GaussianMixture` with isotropic components, `Gaussian` with a diagonal covariance):
 
     isotropic mixture:  E(x) = -log sum_k w_k N(x; m_k, v_k I),   grad E(x) = sum_k r_k(x) (x - m_k) / v_k
-    diagonal Gaussian:  E(x) = 1/2 sum_i (x_i - m_i)^2 / v_i,      grad E(x)_i = (x_i - m_i) / v_i
+    Gaussian:           E(x) = 1/2 (x - m)^T P (x - m),            grad E(x) = P (x - m),  P = S^{-1}
+    diagonal Gaussian:  the same with P = diag(1 / v), in O(d) instead of O(d^2)
 
 The parameters are frozen into the compiled functions as constants (numba closures), so these functions are
 compiled per call of the factory (a fraction of a second) and not cached on disk.
@@ -80,6 +81,46 @@ def isotropic_mixture(weights, means, variances, *, name: str = "NumbaIsotropicM
 def default_mixture() -> NumbaEnergy:
     """The project's default target (`energies.GaussianMixture()`): modes (-2, -2), (2, 2), covariance 0.5 I."""
     return isotropic_mixture([0.5, 0.5], [[-2.0, -2.0], [2.0, 2.0]], [0.5, 0.5], name="NumbaGaussianMixture")
+
+
+def gaussian(mean, covariance, *, name: str = "NumbaGaussian") -> NumbaEnergy:
+    """N(mean, covariance) with a full (d, d) covariance and the energy of `energies.Gaussian`."""
+    mean = np.ascontiguousarray(mean, dtype=np.float64)
+    covariance = np.asarray(covariance, dtype=np.float64)
+    d = mean.shape[0] if mean.ndim == 1 else -1
+    if d < 1 or covariance.shape != (d, d) or not np.allclose(covariance, covariance.T):
+        raise ValueError(
+            f"gaussian: mean must be a vector (d,) and covariance a symmetric (d, d) matrix; "
+            f"got shapes {mean.shape} and {covariance.shape}"
+        )
+    try:
+        np.linalg.cholesky(covariance)
+    except np.linalg.LinAlgError:
+        raise ValueError("gaussian: covariance must be positive definite") from None
+    precision = np.ascontiguousarray(np.linalg.inv(covariance))
+
+    @numba.njit
+    def energy_fn(x):
+        total = 0.0
+        for i in range(d):
+            row = 0.0
+            for j in range(d):
+                row += precision[i, j] * (x[j] - mean[j])
+            total += (x[i] - mean[i]) * row
+        return 0.5 * total
+
+    @numba.njit
+    def grad_fn(x, grad_out):
+        total = 0.0
+        for i in range(d):
+            row = 0.0
+            for j in range(d):
+                row += precision[i, j] * (x[j] - mean[j])
+            grad_out[i] = row
+            total += (x[i] - mean[i]) * row
+        return 0.5 * total
+
+    return NumbaEnergy(energy_fn, grad_fn, d, name=name)
 
 
 def diagonal_gaussian(mean, variances, *, name: str = "NumbaDiagonalGaussian") -> NumbaEnergy:
