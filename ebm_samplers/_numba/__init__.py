@@ -84,14 +84,15 @@ def run_compiled(
         out["diverging"] = out.pop("nonfinite")  # the HMC loop flags divergences there, as the torch kernel does
     else:
         loop(*shared)
+    del shared  # it holds the float64 outputs, which are freed one by one below as they are converted
     if name == "ula":
         del out["nonfinite"]  # the torch ULA reports no per-proposal flag either
 
     dtype = position.dtype
     draws = torch.from_numpy(out.pop("draws")).to(dtype).reshape(n, keep, *position.shape[1:])
     stats = {"energy": None, "step_size": torch.from_numpy(step_size).to(dtype)[:, None].expand(n, keep).clone()}
-    for key, values in out.items():
-        tensor = torch.from_numpy(values)
+    for key in list(out):  # convert one array at a time, so peak memory holds one float64 array at most
+        tensor = torch.from_numpy(out.pop(key))
         stats[key] = tensor.to(dtype) if tensor.is_floating_point() else tensor
     failure = torch.from_numpy(failure)
     return draws, stats, torch.where(failure >= 0, failure + first_step, failure)
