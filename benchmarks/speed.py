@@ -76,9 +76,12 @@ def _targets():
     }
 
 
-def _bare_numba_loop():
+def _bare_numba_loop(parallel: bool):
+    """All chains' energy+gradient by the compiled `grad_fn`: serially for one thread (a parallel loop would add
+    its launch overhead to the bare cost, which the sampling loops pay once per run, not per step)."""
+
     @numba.njit(numba.void(function_types()[1], numba.float64[:, ::1], numba.float64[::1], numba.float64[:, ::1]),
-                parallel=True, cache=True)  # fmt: skip
+                parallel=parallel, cache=True)  # fmt: skip
     def batch(grad_fn, x, energy, grad):
         for i in numba.prange(x.shape[0]):
             energy[i] = grad_fn(x[i], grad[i])
@@ -102,7 +105,7 @@ def bare_seconds(energy, x: torch.Tensor, path: str, batch) -> float:
         points = np.ascontiguousarray(x.double().numpy())
         value, grad = np.empty(points.shape[0]), np.empty_like(points)
         return _best_time(lambda: batch(energy.grad_fn, points, value, grad), 20)
-    return _best_time(lambda: energy.energy_and_grad(x), 20)
+    return _best_time(lambda: energy.energy_and_grad(x), 20 if x.shape[0] < 10_000 else 5)
 
 
 def _ess_per_second(trace, seconds: float) -> float | None:
@@ -124,8 +127,12 @@ def _ess_per_second(trace, seconds: float) -> float | None:
 def run_one(target, kernel: str, n: int, path: str, bare: float, seed: int = 0):
     energy = target[path]
     grads = HMC_LEAPFROG if kernel == "hmc" else 1
-    estimate = bare * grads * (2.0 if path == "numba" else 4.0) + (2e-7 * n * grads if path == "numba" else 2e-4)
-    steps = int(min(100_000, max(20, TARGET_SECONDS / estimate)))
+    dim = target["torch"].event_shape[0]
+    if path == "numba":  # a compiled step costs its gradients plus ~30 ns per normal draw and no launch overhead
+        estimate = n * grads * (1e-7 + 3e-8 * dim) + bare * grads
+    else:
+        estimate = 4.0 * bare * grads + 2e-4
+    steps = int(min(2_000_000, max(20, TARGET_SECONDS / estimate)))
     thin = max(1, steps // 200)
     steps = thin * (steps // thin)
     generator = torch.Generator().manual_seed(seed)
@@ -162,7 +169,7 @@ def run_one(target, kernel: str, n: int, path: str, bare: float, seed: int = 0):
 def compile_seconds() -> dict[str, float]:
     """Compile (empty cache) and load (warm cache) time of the numba loops, each measured in a fresh process."""
     code = (
-        "import time, importlib; out = {}\n"
+        "import time, importlib, numba, torch, ebm_samplers, energies.numba_energy; out = {}\n"
         "for name in ('ula', 'mala', 'hmc'):\n"
         "    start = time.perf_counter(); importlib.import_module('ebm_samplers._numba.' + name)\n"
         "    out[name] = time.perf_counter() - start\n"
@@ -201,7 +208,7 @@ def main(argv=None) -> dict:
         for name, value in compile_seconds().items():
             results[name] = value
             print(f"{name}: {value:.2f}")
-    batch = _bare_numba_loop()
+    batch = _bare_numba_loop(parallel=args.threads > 1)
     targets = _targets()
     with torch.inference_mode(False):
         for target_name in args.targets.split(","):
