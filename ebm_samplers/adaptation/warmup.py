@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from ebm_samplers.adaptation.dual_averaging import DualAveraging
@@ -34,6 +35,19 @@ class WarmupAdaptation:
         step_size_per_chain: bool = False,
         adapt_mass_matrix: bool = True,
     ) -> None:
+        for name, flag in [
+            ("adapt_step_size", adapt_step_size),
+            ("step_size_per_chain", step_size_per_chain),
+            ("adapt_mass_matrix", adapt_mass_matrix),
+        ]:
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be True or False; got {flag!r}")
+        if target_acceptance is not None and (
+            isinstance(target_acceptance, bool)
+            or not isinstance(target_acceptance, (int, float))
+            or not 0.0 < target_acceptance < 1.0
+        ):
+            raise ValueError(f"target_acceptance must be a number strictly between 0 and 1; got {target_acceptance!r}")
         kernel_target = type(kernel).target_acceptance
         if target_acceptance is not None and kernel_target is None:
             raise ValueError(
@@ -65,7 +79,12 @@ class WarmupAdaptation:
         if window is not None:
             self._variance.update(state.position)
             if iteration + 1 == window[1]:
-                changes["inverse_mass"] = self._variance.regularised_variance(state.inverse_mass)
+                inverse_mass = self._variance.regularised_variance(state.inverse_mass)
+                changes["inverse_mass"] = inverse_mass
+                if hasattr(state, "momentum"):
+                    # keep the whitened momentum p / sqrt(M): a momentum drawn under the old metric would
+                    # otherwise move at the wrong speed (and can blow up an unadjusted integrator)
+                    changes["momentum"] = state.momentum * torch.sqrt(state.inverse_mass / inverse_mass)
                 self._variance.reset()
         if self._step_size is not None:
             if "inverse_mass" in changes:
@@ -87,5 +106,6 @@ class WarmupAdaptation:
             attrs["final_step_size"] = state.step_size.tolist()
         if self._windows:
             attrs["adapted_mass_matrix"] = True
-            attrs["final_inverse_mass"] = state.inverse_mass.reshape(state.position.shape[0], -1).tolist()
+            # pooled over chains, so one (flattened event) row describes every chain
+            attrs["final_inverse_mass"] = state.inverse_mass[0].reshape(-1).tolist()
         return attrs

@@ -36,16 +36,17 @@ def leapfrog(
     inverse_mass: Tensor,
     step_size: Tensor,
     n_steps: Tensor,
+    max_steps: int,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Run `n_steps` (n,) leapfrog steps of size `step_size` (n,) per chain; one gradient per step.
 
-    Chains with fewer steps than the longest stop moving once their count is reached (they are still
-    evaluated with the batch, but their values are kept). Returns the end point's position, momentum,
-    energy and gradient.
+    The batch runs `max_steps` (a host integer >= every entry of `n_steps`, so no device sync is needed);
+    a chain whose count is reached stops moving (it is still evaluated with the batch, but its values
+    are kept). Returns the end point's position, momentum, energy and gradient.
     """
     half = 0.5 * step_size
     value = None
-    for index in range(int(n_steps.max())):  # n_steps >= 1, so every chain moves in the first step
+    for index in range(max_steps):  # n_steps >= 1, so every chain moves in the first step
         moving = index < n_steps
         new_momentum = kick(momentum, grad, half)
         new_position = drift(position, new_momentum, inverse_mass, step_size)

@@ -32,6 +32,26 @@ class MomentumState(KineticState):
     momentum: Tensor
 
 
+def initial_inverse_mass(value, like: Tensor, what: str) -> Tensor:
+    """The starting metric (n, *event) from a kernel's `inverse_mass` parameter.
+
+    None gives the identity; a number or a nested list of event shape gives the same diagonal to every
+    chain. Entries must be finite and > 0.
+    """
+    if value is None:
+        return torch.ones_like(like)
+    given = torch.as_tensor(value, dtype=like.dtype, device=like.device)
+    event_shape = like.shape[1:]
+    if given.ndim != 0 and given.shape != event_shape:
+        raise ValueError(
+            f"{what} inverse_mass has shape {tuple(given.shape)}; expected a number or the event shape "
+            f"{tuple(event_shape)}"
+        )
+    if not bool(torch.isfinite(given).all()) or bool((given <= 0).any()):
+        raise ValueError(f"{what} inverse_mass entries must be finite and > 0")
+    return given.expand_as(like).clone()
+
+
 def sample_momentum(inverse_mass: Tensor, generator: torch.Generator) -> Tensor:
     """p ~ N(0, M) with M = diag(1 / inverse_mass)."""
     noise = torch.randn(inverse_mass.shape, generator=generator, dtype=inverse_mass.dtype, device=inverse_mass.device)

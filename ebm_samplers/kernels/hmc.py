@@ -9,12 +9,12 @@ Leapfrog is volume preserving and reversible (with the momentum flip, which H ig
 exact Metropolis-Hastings. L is fixed, or drawn per chain and transition uniformly from
 [L_min, L_max]. Jitter is the default, (5, 15): with a fixed L, near-Gaussian targets have resonant step
 sizes where the trajectory returns close to its start, so acceptance is not monotone in h and dual
-averaging can settle far from its target (measured on a 2-D Gaussian: 0.90-0.99 instead of 0.8). A transition whose energy
-error H(x', p') - H(x, p) exceeds `divergence_threshold` (or is NaN) is flagged `diverging`: the
-integrator left the region where it is stable, a sign of a step too large for the local curvature
-(Betancourt 2017). As in Stan, a trajectory whose energy overflows to infinity or NaN is a divergence
-(rejected and flagged), not a failure of the run: warm-up's exploring step sizes produce such
-trajectories routinely. The state caches grad E, so L leapfrog steps cost L gradients.
+averaging can settle far from its target (measured on a 2-D Gaussian: 0.90-0.99 instead of 0.8).
+A transition whose energy error H(x', p') - H(x, p) exceeds `divergence_threshold` (or is NaN) is
+flagged `diverging`: the integrator left the region where it is stable, a sign of a step too large for
+the local curvature (Betancourt 2017). As in Stan, a trajectory whose energy overflows to infinity or
+NaN is a divergence (rejected and flagged), not a failure of the run: warm-up's exploring step sizes
+produce such trajectories routinely. The state caches grad E, so L leapfrog steps cost L gradients.
 
 Recorded per draw: `acceptance_rate`, `accepted`, `diverging`, `n_leapfrog`, `energy_error`,
 `energy` = the Hamiltonian H of the kept point (what ArviZ's BFMI and energy plot expect, as Stan's
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 
 from ebm_samplers.kernels._integrators import leapfrog
-from ebm_samplers.kernels._kinetic import KineticState, kinetic_energy, sample_momentum
+from ebm_samplers.kernels._kinetic import KineticState, initial_inverse_mass, kinetic_energy, sample_momentum
 from ebm_samplers.kernels._metropolis import metropolis_accept
 from ebm_samplers.kernels.base import Info, Kernel, State, check_positive, where_state
 from ebm_samplers.registry import register_sampler
@@ -37,12 +37,17 @@ from ebm_samplers.registry import register_sampler
 @register_sampler("hmc")
 @dataclass
 class HMC(Kernel):
-    """HMC with step size `step_size` and `n_leapfrog` steps: an int, or (min, max) for uniform jitter."""
+    """HMC with step size `step_size` and `n_leapfrog` steps: an int, or (min, max) for uniform jitter.
+
+    `inverse_mass` is the starting diagonal metric (a number or a list of event shape; None: identity);
+    warm-up re-estimates it unless `sample(..., adapt_mass_matrix=False)`.
+    """
 
     target_acceptance = 0.8
     step_size: float = 0.1
     n_leapfrog: int | tuple[int, int] = (5, 15)
     divergence_threshold: float = 1000.0
+    inverse_mass: float | list | None = None
 
     def __post_init__(self) -> None:
         check_positive(self.step_size, "hmc step_size")
@@ -56,7 +61,7 @@ class HMC(Kernel):
 
     def init(self, x, energy) -> KineticState:
         state = super().init(x, energy)
-        return KineticState(**vars(state), inverse_mass=torch.ones_like(state.position))
+        return KineticState(**vars(state), inverse_mass=initial_inverse_mass(self.inverse_mass, state.position, "hmc"))
 
     def step(self, state: State, energy, generator: torch.Generator) -> tuple[State, Info]:
         if not isinstance(state, KineticState):
@@ -68,7 +73,7 @@ class HMC(Kernel):
         momentum = sample_momentum(state.inverse_mass, generator)
         start_hamiltonian = state.energy + kinetic_energy(momentum, state.inverse_mass)
         position, momentum, value, grad = leapfrog(
-            energy, state.position, momentum, state.grad, state.inverse_mass, state.step_size, n_leapfrog
+            energy, state.position, momentum, state.grad, state.inverse_mass, state.step_size, n_leapfrog, high
         )
         end_hamiltonian = value + kinetic_energy(momentum, state.inverse_mass)
         energy_error = end_hamiltonian - start_hamiltonian

@@ -3,6 +3,8 @@
 The moment and divergence tests run on both paths (tests/paths.py): the torch kernel and the compiled numba loop.
 """
 
+import math
+
 import pytest
 import torch
 
@@ -73,3 +75,12 @@ def test_hmc_trace_feeds_arviz_energy_diagnostics():
     trace = ebm_samplers.sample(Gaussian(MEAN, COVARIANCE), "hmc", n_chains=4, n_steps=200, warmup=100, seed=34)
     bfmi = az.bfmi(trace.to_arviz())["energy"].values
     assert bfmi.shape == (4,) and bool((bfmi > 0.3).all()), bfmi
+
+
+def test_hmc_is_exact_on_a_non_gaussian_target():
+    # exp(-x^4 / 4): leapfrog is not exact here, so only the MH correction makes E[x^2] = 2 G(3/4) / G(1/4)
+    truth = 2 * math.gamma(0.75) / math.gamma(0.25)
+    quartic = lambda x: (x**4).sum(-1) / 4  # noqa: E731
+    init = torch.zeros(100, 1, dtype=torch.float64)
+    trace = ebm_samplers.sample(quartic, "hmc", init=init, n_steps=800, warmup=200, seed=35, n_leapfrog=(2, 6))
+    assert_matches(trace.draws[..., 0].square().mean(dim=1), truth, "E[x^2] under exp(-x^4/4)")
