@@ -229,7 +229,9 @@ def main(argv=None) -> dict:
                         prefix = f"{target_name}.{kernel}.{path}.{n}"
                         for key, value in row.items():
                             results[f"{prefix}.{key}"] = value
-                        shown = {k: v for k, v in row.items() if k in ("step_ms", "ratio", "ess_per_s")}
+                        shown = {
+                            k: v for k, v in row.items() if k in ("step_ms", "grads_per_step", "ratio", "ess_per_s")
+                        }
                         for key, value in shown.items():
                             print(f"{prefix}.{key}: {'n/a' if value is None else f'{value:.4g}'}")
                         sys.stdout.flush()
