@@ -43,6 +43,7 @@ def sample(
     target_acceptance: float | None = None,
     step_size_per_chain: bool = False,
     adapt_mass_matrix: bool = True,
+    backend: str = "auto",
     **sampler_params,
 ) -> Trace:
     """Draw `n_steps // thin` kept states from each of many chains targeting exp(-energy).
@@ -64,6 +65,9 @@ def sample(
             acceptance averaged over chains (far less noisy, so it lands on the target; see the README).
         adapt_mass_matrix: estimate a diagonal inverse mass in warm-up for kernels that have one (HMC,
             underdamped Langevin). What warm-up settled on is in `trace.attrs` and `stats["step_size"]`.
+        backend: "auto" runs `ula`, `mala` and `hmc` on an `energies.NumbaEnergy` as compiled numba loops (same
+            Trace; its draws differ from the torch path's for the same seed, reproducibly) and everything else
+            with torch; "torch" always uses the torch kernels; "numba" requires the compiled path.
         **sampler_params: parameters for a sampler given by name (e.g. `step_size=0.1`).
     """
     kernel = _resolve_kernel(sampler, sampler_params)
@@ -90,20 +94,38 @@ def sample(
         step_size_per_chain=step_size_per_chain,
         adapt_mass_matrix=adapt_mass_matrix,
     )
+    compiled = _compiled_backend(backend, kernel, energy)
     total = warmup + n_steps
+    # the compiled loops do not adapt: an adapting warm-up runs here on the torch kernel, the rest compiled
+    torch_steps = (warmup if adaptation.active else 0) if compiled else total
     show = progress if progress is not None else (total >= _PROGRESS_MIN_STEPS and sys.stderr.isatty())
     recorder = _Recorder(n_chains=init.shape[0], n_keep=n_steps // thin, thin=thin, warmup=warmup)
     with tqdm(total=total, disable=not show, desc=f"{kernel.name or type(kernel).__name__}", unit="step") as bar:
-        for step in range(total):
+        for step in range(torch_steps):
             state, info = kernel.step(state, energy, generator)
             recorder.watch(step, state, info)
             if step < warmup and adaptation.active:
                 state = adaptation.update(step, state, info)
             if step >= warmup:
                 recorder.record(step - warmup, state, info)
-            if (step + 1) % _CHECK_EVERY == 0 or step + 1 == total:
+            if (step + 1) % _CHECK_EVERY == 0 or step + 1 == torch_steps:
                 recorder.raise_if_failed(energy)
                 bar.update(step + 1 - bar.n)
+        if compiled:
+            from ebm_samplers._numba import run_compiled
+
+            draws, stats, recorder._first_failure = run_compiled(
+                kernel,
+                energy,
+                state,
+                warmup=warmup - torch_steps,
+                n_steps=n_steps,
+                thin=thin,
+                generator=generator,
+                first_step=torch_steps,
+            )
+            recorder.raise_if_failed(energy)
+            bar.update(total - bar.n)
 
     attrs = {
         "sampler": kernel.name or type(kernel).__name__,
@@ -115,6 +137,8 @@ def sample(
         "n_steps": n_steps,
         **adaptation.attrs(state),
     }
+    if compiled:
+        return Trace(draws=draws, stats=stats, attrs={**attrs, "backend": "numba"})
     return Trace(draws=recorder.draws.cpu(), stats={k: v.cpu() for k, v in recorder.stats.items()}, attrs=attrs)
 
 
@@ -129,6 +153,27 @@ def _resolve_kernel(sampler: str | Kernel, params: dict) -> Kernel:
             )
         return sampler
     raise TypeError(f"sampler must be a registered name or a Kernel object; got {type(sampler).__name__}")
+
+
+def _compiled_backend(backend: str, kernel: Kernel, energy: Energy) -> bool:
+    """Whether to run the compiled numba loop (see `sample`'s `backend`)."""
+    if backend not in ("auto", "torch", "numba"):
+        raise ValueError(f"backend must be 'auto', 'torch' or 'numba'; got {backend!r}")
+    if backend == "torch":
+        return False
+    from energies.numba_energy import NumbaEnergy
+
+    if isinstance(energy, NumbaEnergy):
+        from ebm_samplers._numba import supports
+
+        if supports(kernel):
+            return True
+    if backend == "numba":
+        raise ValueError(
+            f"backend='numba' needs an energies.NumbaEnergy and a built-in ula, mala or hmc kernel; "
+            f"got energy {energy.name} and sampler {kernel.name or type(kernel).__name__}"
+        )
+    return False
 
 
 def _check_count(value, what: str, minimum: int) -> int:

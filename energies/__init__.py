@@ -10,6 +10,7 @@ from energies.funnel import Funnel
 from energies.gaussian import Gaussian
 from energies.mixture import GaussianMixture
 from energies.noise_conditional import NoiseConditionalEnergy
+from energies.numba_energy import NumbaEnergy
 
 #: Built-in energies by name, each constructible with no arguments (used by the command line).
 BUILTIN_ENERGIES = {
@@ -28,6 +29,7 @@ __all__ = [
     "Gaussian",
     "GaussianMixture",
     "NoiseConditionalEnergy",
+    "NumbaEnergy",
     "as_energy",
     "check_energy",
     "energy_and_grad",

@@ -77,7 +77,8 @@ def where_state(accepted: Tensor, proposal: State, current: State) -> State:
     fields = {}
     for field in dataclasses.fields(current):
         new, old = getattr(proposal, field.name), getattr(current, field.name)
-        fields[field.name] = torch.where(per_chain(accepted, new), new, old)
+        # fields the proposal shares with the current state (step size, metric) need no selection
+        fields[field.name] = old if new is old else torch.where(per_chain(accepted, new), new, old)
     return type(current)(**fields)
 
 

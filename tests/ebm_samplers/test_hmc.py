@@ -1,4 +1,7 @@
-"""HMC against exact answers (MCSE-derived tolerances, see tests/helpers.py), divergences and cost."""
+"""HMC against exact answers (MCSE-derived tolerances, see tests/helpers.py), divergences and cost.
+
+The moment and divergence tests run on both paths (tests/paths.py): the torch kernel and the compiled numba loop.
+"""
 
 import math
 
@@ -8,13 +11,16 @@ import torch
 import ebm_samplers
 from energies import Gaussian
 from tests.helpers import assert_function_matches, assert_matches
+from tests.paths import PATHS, gaussian_target
 
 MEAN = torch.tensor([1.0, -1.0])
 COVARIANCE = torch.tensor([[2.0, 1.2], [1.2, 1.0]])
 
 
-def test_hmc_matches_moments_of_a_correlated_gaussian_after_adaptation():
-    trace = ebm_samplers.sample(Gaussian(MEAN, COVARIANCE), "hmc", n_chains=100, n_steps=400, warmup=300, seed=31)
+@pytest.mark.parametrize("path", PATHS)
+def test_hmc_matches_moments_of_a_correlated_gaussian_after_adaptation(path):
+    target = gaussian_target(path, MEAN, COVARIANCE)
+    trace = ebm_samplers.sample(target, "hmc", n_chains=100, n_steps=400, warmup=300, seed=31, backend=path)
     draws = trace.draws.double()
     centred = draws - MEAN.double()
     chain_means = draws.mean(dim=1)
@@ -31,14 +37,16 @@ def test_hmc_matches_moments_of_a_correlated_gaussian_after_adaptation():
     assert not bool(trace.stats["diverging"].any())
 
 
-def test_a_too_large_step_on_a_stiff_target_is_flagged_diverging():
-    stiff = Gaussian([0.0, 0.0], [1e-4, 1.0])  # the first coordinate needs steps below 2 * 0.01
+@pytest.mark.parametrize("path", PATHS)
+def test_a_too_large_step_on_a_stiff_target_is_flagged_diverging(path):
+    stiff = gaussian_target(path, [0.0, 0.0], [[1e-4, 0.0], [0.0, 1.0]])  # the first coordinate needs steps < 0.02
     init = torch.full((20, 2), 0.01, dtype=torch.float64)
-    trace = ebm_samplers.sample(stiff, "hmc", init=init, n_steps=5, seed=32, step_size=0.5, n_leapfrog=3)
+    run = dict(init=init, n_steps=5, seed=32, n_leapfrog=3, backend=path)
+    trace = ebm_samplers.sample(stiff, "hmc", step_size=0.5, **run)
     assert bool(trace.stats["diverging"].all())
     assert not bool(trace.stats["accepted"].any())
     assert bool((trace.stats["energy_error"] > 1000).all())
-    calm = ebm_samplers.sample(stiff, "hmc", init=init, n_steps=5, seed=32, step_size=0.005, n_leapfrog=3)
+    calm = ebm_samplers.sample(stiff, "hmc", step_size=0.005, **run)
     assert not bool(calm.stats["diverging"].any())
 
 

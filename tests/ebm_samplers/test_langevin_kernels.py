@@ -1,45 +1,63 @@
-"""ULA and MALA against exact answers, with MCSE-derived tolerances (see tests/helpers.py)."""
+"""ULA and MALA against exact answers, with MCSE-derived tolerances (see tests/helpers.py).
 
+The moment tests run on both paths (tests/paths.py): torch kernels, and compiled numba loops on the same target.
+"""
+
+import pytest
 import torch
 
 import ebm_samplers
 from energies import Gaussian
 from tests.helpers import Z_999, assert_function_matches, assert_matches, chain_estimates_z
+from tests.paths import PATHS, gaussian_target
 
 
-def _standard_normal_variance(sampler: str, step_size: float, seed: int) -> torch.Tensor:
+def _standard_normal_variance(sampler: str, step_size: float, seed: int, path: str = "torch") -> torch.Tensor:
     """Per-chain estimates of E[x^2] on N(0, 1) (the mean is 0 for both ULA and MALA by symmetry)."""
     trace = ebm_samplers.sample(
-        Gaussian([0.0], 1.0), sampler, n_chains=500, n_steps=1000, warmup=200, seed=seed, step_size=step_size
+        gaussian_target(path, [0.0], [[1.0]]),
+        sampler,
+        n_chains=500,
+        n_steps=1000,
+        warmup=200,
+        seed=seed,
+        step_size=step_size,
+        adapt_step_size=False,  # the exact variances below are for this step size
+        backend=path,
     )
     return trace.draws[..., 0].double().square().mean(dim=1)
 
 
-def test_ula_reproduces_its_exact_biased_stationary_variance():
+@pytest.mark.parametrize("path", PATHS)
+def test_ula_reproduces_its_exact_biased_stationary_variance(path):
     # On N(0, s^2), ULA is the AR(1) x' = (1 - h/s^2) x + sqrt(2h) xi with stationary variance
     # 2h / (1 - (1 - h/s^2)^2) = s^2 / (1 - h / (2 s^2)). At h = 0.5, s = 1 that is 4/3.
     h = 0.5
-    per_chain = _standard_normal_variance("ula", h, seed=1)
+    per_chain = _standard_normal_variance("ula", h, seed=1, path=path)
     assert_matches(per_chain, 1.0 / (1.0 - h / 2.0), "ULA stationary variance")
     # The bias (1/3) is far above the Monte Carlo error, so the test above has power.
     _, _, z_against_target = chain_estimates_z(per_chain, 1.0)
     assert z_against_target > 20 * Z_999
 
 
-def test_mala_removes_ulas_bias_at_the_same_step():
+@pytest.mark.parametrize("path", PATHS)
+def test_mala_removes_ulas_bias_at_the_same_step(path):
     h = 0.5
-    mala = _standard_normal_variance("mala", h, seed=2)
+    mala = _standard_normal_variance("mala", h, seed=2, path=path)
     assert_matches(mala, 1.0, "MALA variance on N(0, 1)")
-    ula = _standard_normal_variance("ula", h, seed=2)
+    ula = _standard_normal_variance("ula", h, seed=2, path=path)
     _, _, z_ula = chain_estimates_z(ula, 1.0)
     assert z_ula > 20 * Z_999
 
 
-def test_mala_matches_moments_of_a_correlated_gaussian():
+@pytest.mark.parametrize("path", PATHS)
+def test_mala_matches_moments_of_a_correlated_gaussian(path):
     mean = torch.tensor([1.0, -1.0])
     covariance = torch.tensor([[2.0, 1.2], [1.2, 1.0]])
-    target = Gaussian(mean, covariance)
-    trace = ebm_samplers.sample(target, "mala", n_chains=200, n_steps=2000, warmup=500, seed=3, step_size=0.3)
+    target = gaussian_target(path, mean, covariance)
+    trace = ebm_samplers.sample(
+        target, "mala", n_chains=200, n_steps=2000, warmup=500, seed=3, step_size=0.3, backend=path
+    )
     draws = trace.draws.double()  # (chain, draw, 2)
     acceptance = float(trace.stats["acceptance_rate"].mean())
     assert 0.3 < acceptance < 0.99, acceptance

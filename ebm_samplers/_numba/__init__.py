@@ -1,0 +1,104 @@
+"""The compiled CPU path: `ula`, `mala` and `hmc` on a `NumbaEnergy` run as numba loops over chains.
+
+Each kernel's loop lives in its own module (ula.py, mala.py, hmc.py) and is compiled for numba's first-class
+function type of `grad_fn`, so one cached machine-code loop (`cache=True`, in `__pycache__`) serves every
+energy. A loop module is imported (compiled, or loaded from the cache) only when first needed;
+`LOAD_SECONDS[name]` records how long that took in this process.
+
+The loops start from a kernel `State` (after any adapting warm-up, which runs on the torch kernel) and use its
+per-chain step sizes (and HMC's diagonal inverse mass) unchanged.
+
+Randomness: each chain owns a xoshiro256** stream (`_random.py`) seeded from a seed drawn from the run's torch
+generator, so a run is reproducible for a given seed whatever the thread count. The draws differ from the
+torch path's draws for the same seed (different generators), not in distribution.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+
+import numpy as np
+import torch
+from torch import Tensor
+
+_MODULES = {"ula": "run_ula", "mala": "run_mala", "hmc": "run_hmc"}
+#: seconds spent compiling or loading each loop in this process
+LOAD_SECONDS: dict[str, float] = {}
+
+
+def supports(kernel) -> bool:
+    """Whether `kernel` is a built-in kernel with a compiled loop (a user subclass may change `step`)."""
+    from ebm_samplers.registry import _REGISTRY
+
+    name = getattr(kernel, "name", "")
+    return name in _MODULES and type(kernel) is _REGISTRY.get(name)
+
+
+def load_loop(name: str):
+    """The compiled loop of sampler `name`, compiling it (or loading it from the disk cache) on first use."""
+    if name not in LOAD_SECONDS:
+        start = time.perf_counter()
+        importlib.import_module(f"ebm_samplers._numba.{name}")
+        LOAD_SECONDS[name] = time.perf_counter() - start
+    return getattr(importlib.import_module(f"ebm_samplers._numba.{name}"), _MODULES[name])
+
+
+def _numpy(values: Tensor, n: int) -> np.ndarray:
+    return np.ascontiguousarray(values.detach().cpu().numpy(), dtype=np.float64).reshape(n, -1)
+
+
+def run_compiled(
+    kernel, energy, state, *, warmup: int, n_steps: int, thin: int, generator: torch.Generator, first_step: int = 0
+) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+    """Run `warmup + n_steps` transitions of every chain from `state`; return draws, stats and failures.
+
+    Draws and stats are CPU tensors in the state's dtype, with the same names as the torch kernel's. The
+    third value holds, per chain, the first step (counting from `first_step`) whose proposal or state was not
+    finite, or -1.
+    """
+    name = kernel.name
+    loop = load_loop(name)
+    position = state.position
+    n, keep = position.shape[0], n_steps // thin
+    points = _numpy(position, n)
+    step_size = _numpy(state.step_size, n)[:, 0].copy()
+    seeds = torch.randint(0, 2**62, (n,), generator=generator, device=generator.device).cpu().numpy()
+    out = {
+        "draws": np.empty((n, keep, points.shape[1])),
+        "energy": np.empty((n, keep)),
+        "acceptance_rate": np.empty((n, keep)),
+        "accepted": np.zeros((n, keep), dtype=bool),
+        "nonfinite": np.zeros((n, keep), dtype=bool),
+    }
+    failure = np.empty(n, dtype=np.int64)
+    shared = (energy.grad_fn, points, step_size, seeds, warmup, n_steps, thin, *out.values(), failure)
+    if name == "hmc":
+        low, high = _leapfrog_bounds(kernel.n_leapfrog)
+        out["n_leapfrog"] = np.empty((n, keep), dtype=np.int64)
+        out["energy_error"] = np.empty((n, keep))
+        out["potential_energy"] = np.empty((n, keep))
+        inverse_mass = _numpy(state.inverse_mass, n)
+        loop(*shared, inverse_mass, low, high, float(kernel.divergence_threshold),
+             out["n_leapfrog"], out["energy_error"], out["potential_energy"])  # fmt: skip
+        out["diverging"] = out.pop("nonfinite")  # the HMC loop flags divergences there, as the torch kernel does
+    else:
+        loop(*shared)
+    del shared  # it holds the float64 outputs, which are freed one by one below as they are converted
+    if name == "ula":
+        del out["nonfinite"]  # the torch ULA reports no per-proposal flag either
+
+    dtype = position.dtype
+    draws = torch.from_numpy(out.pop("draws")).to(dtype).reshape(n, keep, *position.shape[1:])
+    stats = {"energy": None, "step_size": torch.from_numpy(step_size).to(dtype)[:, None].expand(n, keep).clone()}
+    for key in list(out):  # convert one array at a time, so peak memory holds one float64 array at most
+        tensor = torch.from_numpy(out.pop(key))
+        stats[key] = tensor.to(dtype) if tensor.is_floating_point() else tensor
+    failure = torch.from_numpy(failure)
+    return draws, stats, torch.where(failure >= 0, failure + first_step, failure)
+
+
+def _leapfrog_bounds(n_leapfrog) -> tuple[int, int]:
+    if isinstance(n_leapfrog, (tuple, list)):
+        return int(n_leapfrog[0]), int(n_leapfrog[1])
+    return int(n_leapfrog), int(n_leapfrog)

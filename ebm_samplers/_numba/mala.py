@@ -1,0 +1,60 @@
+"""MALA as a compiled loop over chains (numba, parallel; Roberts & Tweedie 1996).
+
+    x' = x - h grad E(x) + sqrt(2h) xi
+    log a = E(x) - E(x') + log q(x | x') - log q(x' | x),   accept with probability min(1, exp(log a)),
+
+where log q(x' | x) = -||xi||^2 / 2. Same stats and trace layout as kernels/mala.py; the energy and gradient
+at the current point are kept, so each step makes one `grad_fn` call (at the proposal).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from ebm_samplers._numba._moves import (
+    LOOP_ARGUMENTS,
+    all_finite,
+    kept_index,
+    langevin_log_density,
+    langevin_proposal,
+    metropolis_accept,
+)
+from ebm_samplers._numba._random import seeded_state
+
+
+@numba.njit(numba.void(*LOOP_ARGUMENTS), parallel=True, cache=True)
+def run_mala(
+    grad_fn, init, step_size, seeds, warmup, n_steps, thin, draws, energy, acceptance, accepted, nonfinite, failure
+):
+    n, d = init.shape
+    for chain in numba.prange(n):
+        rng = seeded_state(seeds[chain])
+        x = init[chain].copy()
+        grad = np.empty(d)
+        value = grad_fn(x, grad)
+        proposal = np.empty(d)
+        proposal_grad = np.empty(d)
+        h = step_size[chain]
+        failure[chain] = -1
+        for step in range(warmup + n_steps):
+            forward_squared = langevin_proposal(x, grad, h, proposal, rng)
+            proposal_value = grad_fn(proposal, proposal_grad)
+            finite = all_finite(proposal_value, proposal_grad)
+            log_ratio = (
+                value - proposal_value + langevin_log_density(x, proposal, proposal_grad, h) + 0.5 * forward_squared
+            )
+            accept, probability = metropolis_accept(log_ratio, rng)
+            if accept:  # copy rather than swap the buffers: swapping array references costs refcounting
+                x[:] = proposal
+                grad[:] = proposal_grad
+                value = proposal_value
+            index = kept_index(step, warmup, thin)
+            if index >= 0:
+                draws[chain, index] = x
+                energy[chain, index] = value
+                acceptance[chain, index] = probability
+                accepted[chain, index] = accept
+                nonfinite[chain, index] = not finite
+            if not finite and failure[chain] < 0:
+                failure[chain] = step

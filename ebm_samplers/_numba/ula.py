@@ -1,0 +1,42 @@
+"""ULA as a compiled loop over chains (numba, parallel): x' = x - h grad E(x) + sqrt(2h) xi.
+
+Same update, stats and trace layout as kernels/ula.py; every proposal is kept, one `grad_fn` call per step.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from ebm_samplers._numba._moves import LOOP_ARGUMENTS, all_finite, kept_index, langevin_proposal
+from ebm_samplers._numba._random import seeded_state
+
+
+@numba.njit(numba.void(*LOOP_ARGUMENTS), parallel=True, cache=True)
+def run_ula(
+    grad_fn, init, step_size, seeds, warmup, n_steps, thin, draws, energy, acceptance, accepted, nonfinite, failure
+):
+    n, d = init.shape
+    for chain in numba.prange(n):
+        rng = seeded_state(seeds[chain])
+        x = init[chain].copy()
+        grad = np.empty(d)
+        value = grad_fn(x, grad)
+        proposal = np.empty(d)
+        h = step_size[chain]
+        failure[chain] = -1
+        for step in range(warmup + n_steps):
+            langevin_proposal(x, grad, h, proposal, rng)
+            x[:] = proposal  # copy rather than swap the buffers: swapping array references costs refcounting
+            value = grad_fn(x, grad)
+            finite = all_finite(value, grad)
+            index = kept_index(step, warmup, thin)
+            if index >= 0:
+                draws[chain, index] = x
+                energy[chain, index] = value
+                acceptance[chain, index] = 1.0
+                accepted[chain, index] = True
+                nonfinite[chain, index] = not finite
+            if not finite:
+                failure[chain] = step
+                break  # the run will raise; a NaN chain has nothing left to say
