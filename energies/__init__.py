@@ -7,6 +7,7 @@ from energies.base import Energy, energy_and_grad
 from energies.contract import CallableEnergy, as_energy, check_energy
 from energies.gaussian import Gaussian
 from energies.mixture import GaussianMixture
+from energies.noise_conditional import NoiseConditionalEnergy
 
 #: Built-in energies by name, each constructible with no arguments (used by the command line).
 BUILTIN_ENERGIES = {
@@ -20,6 +21,7 @@ __all__ = [
     "Energy",
     "Gaussian",
     "GaussianMixture",
+    "NoiseConditionalEnergy",
     "as_energy",
     "check_energy",
     "energy_and_grad",
