@@ -7,6 +7,7 @@ from energies.base import Energy, energy_and_grad
 from energies.contract import CallableEnergy, as_energy, check_energy
 from energies.gaussian import Gaussian
 from energies.mixture import GaussianMixture
+from energies.neural import ConvEnergy, MLPEnergy, NoiseConditionalMLP
 from energies.noise_conditional import NoiseConditionalEnergy
 
 #: Built-in energies by name, each constructible with no arguments (used by the command line).
@@ -18,10 +19,13 @@ BUILTIN_ENERGIES = {
 __all__ = [
     "BUILTIN_ENERGIES",
     "CallableEnergy",
+    "ConvEnergy",
     "Energy",
     "Gaussian",
     "GaussianMixture",
+    "MLPEnergy",
     "NoiseConditionalEnergy",
+    "NoiseConditionalMLP",
     "as_energy",
     "check_energy",
     "energy_and_grad",
