@@ -109,12 +109,12 @@ def run_command(args: argparse.Namespace) -> int:
 def _evaluate_toy(result, dataset, test, out: Path, args) -> dict:
     import torch
 
-    from ebm_samplers.training import mmd, test_nll
+    from ebm_samplers.training import grid_nll, mmd
     from ebm_samplers.training.evaluation import grid_samples
     from ebm_samplers.training.plots import density_figure, loss_figure, samples_figure, score_figure
 
     energy = result.energy.eval()
-    nll = test_nll(energy, test)
+    nll = grid_nll(energy, test)
     generator = torch.Generator().manual_seed(args.seed + 1)
     exact_samples = grid_samples(energy, 2000, generator)
     metrics = {

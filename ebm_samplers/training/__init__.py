@@ -9,7 +9,7 @@ from ebm_samplers.training import cd, dsm, dsm_multiscale, exact_sm, nce, pcd, s
 from ebm_samplers.training._method import available_methods
 from ebm_samplers.training.checkpoint import load_checkpoint
 from ebm_samplers.training.datasets import available_datasets, load_digits, toy_dataset
-from ebm_samplers.training.evaluation import grid_log_normaliser, mmd, test_nll
+from ebm_samplers.training.evaluation import grid_log_normaliser, grid_nll, mmd
 from ebm_samplers.training.fit import fit
 from ebm_samplers.training.result import FitResult
 
@@ -21,9 +21,9 @@ __all__ = [
     "available_methods",
     "fit",
     "grid_log_normaliser",
+    "grid_nll",
     "load_checkpoint",
     "load_digits",
     "mmd",
-    "test_nll",
     "toy_dataset",
 ]

@@ -19,4 +19,5 @@ def contrastive_loss(energy: nn.Module, data: Tensor, samples: Tensor, alpha: fl
     negative = energy(samples.detach())
     gap = positive.mean() - negative.mean()
     loss = gap + alpha * (positive.square().mean() + negative.square().mean())
-    return loss, {"energy_data": float(positive.mean()), "energy_samples": float(negative.mean()), "gap": float(gap)}
+    figures = {"energy_data": positive.mean().item(), "energy_samples": negative.mean().item(), "gap": gap.item()}
+    return loss, figures

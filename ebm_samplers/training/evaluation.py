@@ -5,7 +5,7 @@ of area h^2):
 
     log Z ~ logsumexp_j(-E(c_j)) + 2 log h,     NLL = mean_i E(x_i) + log Z
 
-exact up to the discretisation error (checked by halving h: `test_nll(..., check=True)` reports the
+exact up to the discretisation error (checked by halving h: `grid_nll(..., check=True)` reports the
 difference) and the model mass outside the window (ignored: the density is taken to be the model
 restricted to the window; test points outside it are an error, not silently dropped).
 
@@ -62,7 +62,7 @@ class NLLResult:
     discretisation_error: float | None  # |NLL(h) - NLL(h/2)|
 
 
-def test_nll(
+def grid_nll(
     energy,
     test: Tensor,
     bounds: tuple[float, float] = TOY_BOUNDS,
@@ -72,7 +72,7 @@ def test_nll(
 ) -> NLLResult:
     """Exact (quadrature) test negative log-likelihood of a 2-D energy, in nats."""
     if test.ndim != 2 or test.shape[1] != 2:
-        raise ValueError(f"test_nll needs 2-D points of shape (n, 2); got shape {tuple(test.shape)}")
+        raise ValueError(f"grid_nll needs 2-D points of shape (n, 2); got shape {tuple(test.shape)}")
     low, high = bounds
     outside = ((test < low) | (test >= high)).any(1)
     if bool(outside.any()):

@@ -60,11 +60,11 @@ def fit(
     """
     data = _check_data(data)
     n_iterations_given = n_iterations
-    if sampler is not None:
-        options["sampler"] = sampler
     trainer = build_method(method, options)
-    if sampler is not None and not trainer.uses_sampler:
-        raise ValueError(f"method {method!r} draws no model samples, so sampler= does not apply to it")
+    if sampler is not None:
+        if not trainer.uses_sampler:
+            raise ValueError(f"method {method!r} draws no model samples, so sampler= does not apply to it")
+        trainer.sampler = sampler
     n_iterations = trainer.default_iterations if n_iterations_given is None else n_iterations
     _check_int(n_iterations, "n_iterations", 1)
     _check_int(batch_size, "batch_size", 1)
@@ -114,15 +114,15 @@ def fit(
             loss, figures = trainer.loss(energy, data[index], generator)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
-                    f"{method} loss became {float(loss)} at iteration {iteration}; lower learning_rate "
+                    f"{method} loss became {loss.item()} at iteration {iteration}; lower learning_rate "
                     "or the sampler's step_size, or raise the energy penalty alpha"
                 )
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
-            _record(history, iteration, float(loss), figures)
+            _record(history, iteration, loss.item(), figures)
             if iteration % 25 == 0 or iteration + 1 == n_iterations:
-                bar.set_postfix(loss=f"{float(loss):.4g}")
+                bar.set_postfix(loss=f"{loss.item():.4g}")
             bar.update(1)
             if checkpoint is not None and (iteration + 1) % checkpoint_every == 0:
                 save_checkpoint(checkpoint, snapshot(iteration + 1))

@@ -60,7 +60,7 @@ class NoiseContrastiveEstimation(TrainingMethod):
         data_term = softplus(-logit(batch.reshape(batch.shape[0], -1))).mean()
         noise_term = softplus(logit(noise)).mean()
         loss = data_term + self.noise_ratio * noise_term
-        return loss, {"log_normaliser": float(self.log_normaliser)}
+        return loss, {"log_normaliser": self.log_normaliser.item()}
 
     def state_dict(self) -> dict:
         return {"log_normaliser": self.log_normaliser.detach().clone()}
