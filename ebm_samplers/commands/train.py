@@ -33,6 +33,12 @@ def add_parser(commands) -> None:
     train.add_argument("--train-size", type=int, default=20_000, help="training samples drawn (default: 20000)")
     train.add_argument("--test-size", type=int, default=5_000, help="held-out samples drawn (default: 5000)")
     train.add_argument("--seed", type=int, default=0, help="seeds data, initialisation and training (default: 0)")
+    train.add_argument(
+        "--sample-steps", type=int, default=300, help="ULA steps per model sample for the pictures (default: 300)"
+    )
+    train.add_argument(
+        "--grid-resolution", type=int, default=400, help="quadrature cells per axis for the NLL (default: 400)"
+    )
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     train.add_argument(
         "--option", action="append", default=[], metavar="NAME=VALUE", help="a method option, e.g. n_steps=40"
@@ -114,9 +120,9 @@ def _evaluate_toy(result, dataset, test, out: Path, args) -> dict:
     from ebm_samplers.training.plots import density_figure, loss_figure, samples_figure, score_figure
 
     energy = result.energy.eval()
-    nll = grid_nll(energy, test)
+    nll = grid_nll(energy, test, resolution=args.grid_resolution)
     generator = torch.Generator().manual_seed(args.seed + 1)
-    exact_samples = grid_samples(energy, 2000, generator)
+    exact_samples = grid_samples(energy, 1000, generator, resolution=args.grid_resolution)
     metrics = {
         "test_nll": round(nll.nll, 4),
         "data_entropy": round(float(dataset.energy()(test).mean()), 4) if dataset.has_density else None,
@@ -125,10 +131,10 @@ def _evaluate_toy(result, dataset, test, out: Path, args) -> dict:
             "resolution": nll.resolution,
             "discretisation_error": nll.discretisation_error,
         },
-        "mmd2_model_vs_test": round(mmd(exact_samples, test[:2000]), 5),
+        "mmd2_model_vs_test": round(mmd(exact_samples, test[:1000]), 5),
     }
-    sampler_samples, how = _sampler_samples(result, test, generator)
-    metrics["mmd2_sampler_vs_test"] = round(mmd(sampler_samples, test[:2000]), 5)
+    sampler_samples, how = _sampler_samples(result, args.sample_steps, generator)
+    metrics["mmd2_sampler_vs_test"] = round(mmd(sampler_samples, test[:1000]), 5)
     metrics["sampler_samples"] = how
     if not args.no_plot:
         title = f"{args.method} on {args.dataset}"
@@ -140,16 +146,16 @@ def _evaluate_toy(result, dataset, test, out: Path, args) -> dict:
     return metrics
 
 
-def _sampler_samples(result, test, generator):
+def _sampler_samples(result, n_steps: int, generator):
     """Samples of the trained model from a sampler: annealed Langevin for noise-conditional energies,
-    else 500 ULA steps (step 0.01) from uniform starts over the window; one chain per sample."""
+    else `n_steps` ULA steps (step 0.02) from uniform starts over the window; one chain per sample."""
     import torch
 
     import ebm_samplers
     from ebm_samplers.training.datasets import TOY_BOUNDS
     from energies import NoiseConditionalEnergy
 
-    n = 2000
+    n = 1000
     low, high = TOY_BOUNDS
     start = low + (high - low) * torch.rand(n, 2, generator=generator)
     seed = int(torch.randint(0, 2**31, (1,), generator=generator))
@@ -163,13 +169,16 @@ def _sampler_samples(result, test, generator):
             n_steps=1,
             seed=seed,
             step_scale=0.2 * sigmas[-1] ** 2,
-            steps_per_level=100,
+            steps_per_level=max(1, n_steps // 10),
             denoise=True,
             **params,
         )
-        return trace.draws[:, -1], "annealed Langevin (10 levels x 100 steps, denoised)"
-    trace = ebm_samplers.sample(result.energy, "ula", init=start, n_steps=500, thin=500, seed=seed, step_size=0.01)
-    return trace.draws[:, -1], "ULA, 500 steps of 0.01 from uniform starts"
+        levels = len(sigmas)
+        return trace.draws[:, -1], f"annealed Langevin ({levels} levels x {max(1, n_steps // 10)} steps, denoised)"
+    trace = ebm_samplers.sample(
+        result.energy, "ula", init=start, n_steps=n_steps, thin=n_steps, seed=seed, step_size=0.02
+    )
+    return trace.draws[:, -1], f"ULA, {n_steps} steps of 0.02 from uniform starts"
 
 
 def _evaluate_images(result, train, test, out: Path, args) -> dict:

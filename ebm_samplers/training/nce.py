@@ -39,8 +39,8 @@ class NoiseContrastiveEstimation(TrainingMethod):
         self._mean = flat.mean(0)
         covariance = torch.atleast_2d(torch.cov(flat.T)) * self.noise_scale**2
         covariance = covariance + 1e-6 * covariance.diagonal().mean() * torch.eye(flat.shape[1], dtype=flat.dtype)
-        self._noise = torch.distributions.MultivariateNormal(self._mean, covariance)
         self._cholesky = torch.linalg.cholesky(covariance)
+        self._log_norm = -0.5 * flat.shape[1] * math.log(2 * math.pi) - torch.log(self._cholesky.diagonal()).sum()
         self.log_normaliser.data = self.log_normaliser.data.to(device=data.device, dtype=data.dtype)
 
     def parameters(self) -> list[nn.Parameter]:
@@ -54,13 +54,17 @@ class NoiseContrastiveEstimation(TrainingMethod):
 
         def logit(points_flat: Tensor) -> Tensor:
             points = points_flat.to(batch.dtype).reshape(-1, *self._shape)
-            log_q = self._noise.log_prob(points_flat.double()).to(batch.dtype)
+            log_q = self._log_noise(points_flat.double()).to(batch.dtype)
             return -energy(points) - self.log_normaliser - log_q - log_nu
 
         data_term = softplus(-logit(batch.reshape(batch.shape[0], -1))).mean()
         noise_term = softplus(logit(noise)).mean()
         loss = data_term + self.noise_ratio * noise_term
         return loss, {"log_normaliser": self.log_normaliser.item()}
+
+    def _log_noise(self, points: Tensor) -> Tensor:
+        whitened = torch.linalg.solve_triangular(self._cholesky, (points - self._mean).T, upper=False)
+        return self._log_norm - 0.5 * whitened.square().sum(0)
 
     def state_dict(self) -> dict:
         return {"log_normaliser": self.log_normaliser.detach().clone()}
