@@ -112,8 +112,9 @@ class ReplayBuffer:
     def draw(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """`(x, reinitialised)`: n start points `(n, *event_shape)` and which rows are fresh draws `(n,)`.
 
-        The random numbers used do not depend on the buffer's contents (a reinitialisation draw and a
-        stored index are taken for every row), so runs stay reproducible whatever was pushed.
+        The random numbers used do not depend on the buffer's contents (a coin, a stored index and an
+        init draw are taken for every row, and the row keeps one of the two), so runs stay reproducible
+        whatever was pushed and nothing waits for the host; the price is `init_distribution(n)` per call.
         """
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"ReplayBuffer.draw needs a number of rows n >= 1; got {n!r}")

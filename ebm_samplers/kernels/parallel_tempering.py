@@ -23,7 +23,7 @@ gradient are rescaled to the new temperature, so a swap costs no evaluation.
 Layout: replicas are stacked along the batch axis, row r * n + c holding replica r of chain c, so the
 inner kernel advances all R * n rows in one call. Trace stats `swap_acceptance_r_s` give, per chain, the
 swap probability of the pair (r, s = r + 1) at the current state: the one used for the decision when
-the pair was proposed this step, an unbiased estimate of the pair's swap rate either way.
+the pair was proposed this step; either way, at stationarity its mean is the pair's swap rate.
 """
 
 from __future__ import annotations
