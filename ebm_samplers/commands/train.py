@@ -28,7 +28,7 @@ def add_parser(commands) -> None:
     train.add_argument("--out", default="runs/train", help="output folder (default: runs/train)")
     train.add_argument("--iterations", type=int, default=None, help="optimiser steps (default: the method's)")
     train.add_argument("--batch-size", type=int, default=256, help="data samples per step (default: 256)")
-    train.add_argument("--learning-rate", type=float, default=1e-3, help="Adam step size (default: 1e-3)")
+    train.add_argument("--learning-rate", type=float, default=None, help="Adam step size (default: the method's)")
     train.add_argument("--sampler", default=None, help="registered sampler for short_run/cd/pcd (default: ula)")
     train.add_argument("--train-size", type=int, default=20_000, help="training samples drawn (default: 20000)")
     train.add_argument("--test-size", type=int, default=5_000, help="held-out samples drawn (default: 5000)")

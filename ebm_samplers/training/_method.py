@@ -23,6 +23,8 @@ class TrainingMethod:
     name: ClassVar[str] = ""
     #: Iterations `fit` runs when the user gives none (tuned for the 2-D toy sets).
     default_iterations: ClassVar[int] = 2000
+    #: Adam step size `fit` uses when the user gives none.
+    default_learning_rate: ClassVar[float] = 1e-3
     #: Whether the method draws model samples with a registered sampler (accepts `sampler=`).
     uses_sampler: ClassVar[bool] = False
 

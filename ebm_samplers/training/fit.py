@@ -33,7 +33,7 @@ def fit(
     seed: int = 0,
     sampler: str | Kernel | None = None,
     *,
-    learning_rate: float = 1e-3,
+    learning_rate: float | None = None,
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 500,
     resume: str | os.PathLike | None = None,
@@ -52,7 +52,7 @@ def fit(
         batch_size: data samples per step (drawn with replacement).
         seed: seeds the run's only random generator.
         sampler: for short_run, cd and pcd: a registered sampler name or a Kernel (default "ula").
-        learning_rate: Adam's step size.
+        learning_rate: Adam's step size; default per method (1e-3; pcd 3e-3).
         checkpoint: a file to save the full training state to, every `checkpoint_every` steps and at the end.
         resume: a checkpoint file to continue from (same data, method and options).
         progress: show a progress bar; None shows it when stderr is a terminal.
@@ -66,6 +66,9 @@ def fit(
             raise ValueError(f"method {method!r} draws no model samples, so sampler= does not apply to it")
         trainer.sampler = sampler
     n_iterations = trainer.default_iterations if n_iterations_given is None else n_iterations
+    learning_rate = trainer.default_learning_rate if learning_rate is None else learning_rate
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
+        raise ValueError(f"learning_rate must be a number > 0; got {learning_rate!r}")
     _check_int(n_iterations, "n_iterations", 1)
     _check_int(batch_size, "batch_size", 1)
     _check_int(seed, "seed", 0)

@@ -26,7 +26,7 @@ from ebm_samplers.training._method import TrainingMethod, register_method
 class NoiseContrastiveEstimation(TrainingMethod):
     noise_ratio: int = 4
     noise_scale: float = 1.0
-    default_iterations = 2000
+    default_iterations = 8000  # thin rings and sharp checkerboard edges need it; ~1 min on one CPU core
 
     def __post_init__(self) -> None:
         self.log_normaliser = nn.Parameter(torch.zeros(()))

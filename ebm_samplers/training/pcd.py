@@ -30,11 +30,12 @@ from ebm_samplers.training._method import TrainingMethod, register_method
 class PersistentContrastiveDivergence(TrainingMethod):
     sampler: str | Kernel = "ula"
     n_steps: int = 20
-    step_size: float = 0.01
-    alpha: float = 0.01
+    step_size: float = 0.03
+    alpha: float = 0.001
     buffer_size: int = 10_000
     reinit_probability: float = 0.05
     uses_sampler = True
+    default_learning_rate = 3e-3
 
     def setup(self, energy: nn.Module, data: Tensor, generator: torch.Generator) -> None:
         shape, dtype, device = data.shape[1:], data.dtype, data.device

@@ -24,11 +24,11 @@ from ebm_samplers.training._method import TrainingMethod, register_method
 @dataclass
 class ShortRun(TrainingMethod):
     sampler: str | Kernel = "ula"
-    n_steps: int = 60
+    n_steps: int = 40
     step_size: float = 0.02
     alpha: float = 0.01
     uses_sampler = True
-    default_iterations = 1500
+    default_iterations = 1000
 
     def setup(self, energy: nn.Module, data: Tensor, generator: torch.Generator) -> None:
         self._kernel = make_kernel(self.sampler, self.step_size)
