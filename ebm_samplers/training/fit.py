@@ -76,7 +76,10 @@ def fit(
 
     generator = torch.Generator(device=data.device).manual_seed(seed)
     if energy is None:
-        energy = trainer.default_energy(data.shape[1:], generator).to(device=data.device, dtype=data.dtype)
+        # weights are drawn on the CPU (from their own generator seeded by `seed`), so a run initialises
+        # the same network on every device
+        weights = torch.Generator().manual_seed(seed)
+        energy = trainer.default_energy(data.shape[1:], weights).to(device=data.device, dtype=data.dtype)
     elif not isinstance(energy, nn.Module):
         raise TypeError(f"energy must be an nn.Module mapping (n, *event) -> (n,); got {type(energy).__name__}")
     _check_energy_fits(energy, data)

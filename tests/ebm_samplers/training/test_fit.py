@@ -140,3 +140,12 @@ def test_bad_options_are_clear_errors(data):
         fit(data, "dsm", sampler="mala")
     with pytest.raises(ValueError, match="needs target="):
         fit(data, "exact_sm", n_iterations=1)
+
+
+def test_pcd_on_8x8_digits_uses_the_conv_energy_and_keeps_image_shape():
+    from ebm_samplers.training import load_digits
+    from energies import ConvEnergy
+
+    train, _ = load_digits(generator=torch.Generator().manual_seed(0))
+    result = fit(train[:200], "pcd", n_iterations=2, batch_size=8, n_steps=2, buffer_size=50)
+    assert isinstance(result.energy, ConvEnergy) and result.samples.shape == (8, 1, 8, 8)
