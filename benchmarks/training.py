@@ -105,7 +105,10 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=None, help="override every method's default")
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--skip-done", action="store_true", help="keep results already in the JSON file")
+    parser.add_argument("--combine", nargs="+", default=None, help="only merge these result JSONs into --out")
     args = parser.parse_args()
+    if args.combine:
+        return combine([Path(p) for p in args.combine], Path(args.out))
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -129,6 +132,20 @@ def main() -> None:
             )
             payload = {"baseline_seconds": base, "runs": results}
             write_atomic(json_path, json.dumps(payload, indent=1))
+    summarise(results, out)
+
+
+def combine(paths: list[Path], out: Path) -> None:
+    """Merge JSONs from separate (e.g. parallel) benchmark processes into one table."""
+    out.mkdir(parents=True, exist_ok=True)
+    loaded = [json.loads(path.read_text()) for path in paths]
+    results = [run for payload in loaded for run in payload["runs"]]
+    payload = {"baseline_seconds": [payload["baseline_seconds"] for payload in loaded], "runs": results}
+    write_atomic(out / "training.json", json.dumps(payload, indent=1))
+    summarise(results, out)
+
+
+def summarise(results: list[dict], out: Path) -> None:
     methods = [m for m in available_methods() if any(r["method"] == m for r in results)]
     datasets = [d for d in available_datasets() if any(r["dataset"] == d for r in results)]
     markdown = table(results, methods, datasets)

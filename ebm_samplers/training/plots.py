@@ -89,7 +89,7 @@ def score_figure(energy, data: Tensor, path: Path, title: str, bounds=TOY_BOUNDS
         color="tab:red",
         angles="xy",
         scale_units="xy",
-        scale=1 / (0.35 * (bounds[1] - bounds[0]) / 24),
+        scale=1 / (0.9 * (bounds[1] - bounds[0]) / 24),
     )
     axis.set_xlim(*bounds)
     axis.set_ylim(*bounds)
