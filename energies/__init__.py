@@ -9,6 +9,7 @@ from energies.contract import CallableEnergy, as_energy, check_energy
 from energies.funnel import Funnel
 from energies.gaussian import Gaussian
 from energies.mixture import GaussianMixture
+from energies.neural import ConvEnergy, MLPEnergy, NoiseConditionalMLP
 from energies.noise_conditional import NoiseConditionalEnergy
 from energies.numba_energy import NumbaEnergy
 
@@ -24,11 +25,14 @@ __all__ = [
     "BUILTIN_ENERGIES",
     "Banana",
     "CallableEnergy",
+    "ConvEnergy",
     "Energy",
     "Funnel",
     "Gaussian",
     "GaussianMixture",
+    "MLPEnergy",
     "NoiseConditionalEnergy",
+    "NoiseConditionalMLP",
     "NumbaEnergy",
     "as_energy",
     "check_energy",

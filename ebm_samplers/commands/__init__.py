@@ -3,6 +3,6 @@
 To add a command, write a module here and list it in `COMMANDS`; `ebm_samplers.cli` needs no change.
 """
 
-from ebm_samplers.commands import diagnose, sample, samplers
+from ebm_samplers.commands import diagnose, sample, samplers, train
 
-COMMANDS = [sample, samplers, diagnose]
+COMMANDS = [sample, samplers, diagnose, train]

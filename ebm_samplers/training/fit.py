@@ -1,0 +1,205 @@
+"""`fit()`: train an energy on data with any registered training method.
+
+One loop serves every method: draw a mini-batch (with replacement, from the run's one generator), ask
+the method for its loss, take an Adam step. All randomness — weight initialisation, batches, noise,
+and the samplers' moves — comes from one `torch.Generator` seeded by `seed`, so a run is reproducible,
+and a run resumed from a checkpoint continues bit-identically (on CPU) to one never interrupted.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ebm_samplers.kernels import Kernel
+from ebm_samplers.training._method import build_method
+from ebm_samplers.training.checkpoint import load_checkpoint, plain_options, save_checkpoint
+from ebm_samplers.training.result import FitResult
+from energies import check_energy
+
+
+def fit(
+    data: Tensor,
+    method: str = "pcd",
+    energy: nn.Module | None = None,
+    n_iterations: int | None = None,
+    batch_size: int = 256,
+    seed: int = 0,
+    sampler: str | Kernel | None = None,
+    *,
+    learning_rate: float | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 500,
+    resume: str | os.PathLike | None = None,
+    progress: bool | None = None,
+    **options,
+) -> FitResult:
+    """Train an energy E so that exp(-E) fits `data`.
+
+    Args:
+        data: training samples, a floating tensor (n, *event) without NaN/inf rows.
+        method: one of `available_methods()`: short_run, cd, pcd, exact_sm, sm, ssm, dsm, dsm_multiscale, nce.
+        energy: any nn.Module mapping (n, *event) -> (n,); default an `energies.MLPEnergy` (vectors),
+            `energies.ConvEnergy` (8x8 images) or `energies.NoiseConditionalMLP` (dsm_multiscale),
+            initialised from `seed`.
+        n_iterations: total optimiser steps (a resumed run continues up to it); default per method.
+        batch_size: data samples per step (drawn with replacement).
+        seed: seeds the run's only random generator.
+        sampler: for short_run, cd and pcd: a registered sampler name or a Kernel (default "ula").
+        learning_rate: Adam's step size; default per method (1e-3; pcd 3e-3).
+        checkpoint: a file to save the full training state to, every `checkpoint_every` steps and at the end.
+        resume: a checkpoint file to continue from (same data, method and options).
+        progress: show a progress bar; None shows it when stderr is a terminal.
+        **options: the method's options (see each method's module), e.g. n_steps, step_size, alpha, sigma.
+    """
+    data = _check_data(data)
+    n_iterations_given = n_iterations
+    trainer = build_method(method, options)
+    if sampler is not None:
+        if not trainer.uses_sampler:
+            raise ValueError(f"method {method!r} draws no model samples, so sampler= does not apply to it")
+        trainer.sampler = sampler
+    n_iterations = trainer.default_iterations if n_iterations_given is None else n_iterations
+    learning_rate = trainer.default_learning_rate if learning_rate is None else learning_rate
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
+        raise ValueError(f"learning_rate must be a number > 0; got {learning_rate!r}")
+    _check_int(n_iterations, "n_iterations", 1)
+    _check_int(batch_size, "batch_size", 1)
+    _check_int(seed, "seed", 0)
+    _check_int(checkpoint_every, "checkpoint_every", 1)
+
+    generator = torch.Generator(device=data.device).manual_seed(seed)
+    if energy is None:
+        # weights are drawn on the CPU (from their own generator seeded by `seed`), so a run initialises
+        # the same network on every device
+        weights = torch.Generator().manual_seed(seed)
+        energy = trainer.default_energy(data.shape[1:], weights).to(device=data.device, dtype=data.dtype)
+    elif not isinstance(energy, nn.Module):
+        raise TypeError(f"energy must be an nn.Module mapping (n, *event) -> (n,); got {type(energy).__name__}")
+    _check_energy_fits(energy, data)
+    trainer.setup(energy, data, generator)
+    optimiser = torch.optim.Adam([*energy.parameters(), *trainer.parameters()], lr=learning_rate)
+
+    history: dict[str, list[float]] = {"iteration": [], "loss": []}
+    start = 0
+    if resume is not None:
+        saved = load_checkpoint(resume)
+        if saved["method"] != method:
+            raise ValueError(f"checkpoint {resume} was written by method {saved['method']!r}, not {method!r}")
+        energy.load_state_dict(saved["energy"])
+        optimiser.load_state_dict(saved["optimiser"])
+        trainer.load_state_dict(saved["method_state"])
+        generator.set_state(saved["generator"])
+        history = {name: list(values) for name, values in saved["history"].items()}
+        start = saved["iteration"]
+
+    def snapshot(iteration: int) -> dict:
+        return {
+            "method": method,
+            "options": plain_options(trainer.options()),
+            "seed": seed,
+            "iteration": iteration,
+            "energy": energy.state_dict(),
+            "optimiser": optimiser.state_dict(),
+            "method_state": trainer.state_dict(),
+            "generator": generator.get_state(),
+            "history": history,
+        }
+
+    show = progress if progress is not None else sys.stderr.isatty()
+    began = time.perf_counter()
+    with tqdm(total=n_iterations, initial=start, disable=not show, desc=f"fit {method}", unit="it") as bar:
+        for iteration in range(start, n_iterations):
+            index = torch.randint(0, data.shape[0], (batch_size,), generator=generator, device=data.device)
+            loss, figures = trainer.loss(energy, data[index], generator)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"{method} loss became {loss.item()} at iteration {iteration}; lower learning_rate "
+                    "or the sampler's step_size, or raise the energy penalty alpha"
+                )
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            _record(history, iteration, loss.item(), figures)
+            if iteration % 25 == 0 or iteration + 1 == n_iterations:
+                bar.set_postfix(loss=f"{loss.item():.4g}")
+            bar.update(1)
+            if checkpoint is not None and (iteration + 1) % checkpoint_every == 0:
+                save_checkpoint(checkpoint, snapshot(iteration + 1))
+    wall_time = time.perf_counter() - began
+    if checkpoint is not None:
+        save_checkpoint(checkpoint, snapshot(n_iterations))
+
+    extras = {}
+    if hasattr(energy, "sigmas"):
+        extras["sigmas"] = list(energy.sigmas)
+    if method == "nce":
+        extras["log_normaliser"] = history["log_normaliser"][-1] if history.get("log_normaliser") else math.nan
+    return FitResult(
+        energy=energy,
+        history=history,
+        method=method,
+        options=trainer.options(),
+        seed=seed,
+        n_iterations=n_iterations,
+        wall_time=wall_time,
+        samples=trainer.samples(),
+        extras=extras,
+    )
+
+
+def _record(history: dict[str, list[float]], iteration: int, loss: float, figures: dict[str, float]) -> None:
+    history["iteration"].append(float(iteration))
+    history["loss"].append(loss)
+    for name, value in figures.items():
+        history.setdefault(name, []).append(value)
+
+
+def _check_int(value, what: str, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{what} must be an integer >= {minimum}; got {value!r}")
+
+
+def _check_data(data) -> Tensor:
+    if not isinstance(data, Tensor):
+        raise TypeError(f"data must be a torch.Tensor of shape (n, *event); got {type(data).__name__}")
+    if not data.is_floating_point():
+        raise TypeError(f"data must be a floating tensor (float32 or float64); got {data.dtype}")
+    if data.ndim < 2:
+        raise ValueError(
+            f"data must have shape (n_samples, *event) with at least 2 axes, e.g. (n, 2) for 2-D points; "
+            f"got shape {tuple(data.shape)}"
+        )
+    if data.shape[0] == 0 or data[0].numel() == 0:
+        raise ValueError(f"data is empty (shape {tuple(data.shape)}); expected at least one sample of size >= 1")
+    bad = ~torch.isfinite(data.reshape(data.shape[0], -1)).all(1)
+    if bool(bad.any()):
+        first = int(bad.nonzero()[0, 0])
+        raise ValueError(
+            f"data has {int(bad.sum())} row(s) containing NaN or infinity (first: row {first}); "
+            "remove or fix them before training"
+        )
+    return data.detach()
+
+
+def _check_energy_fits(energy: nn.Module, data: Tensor) -> None:
+    """A clear error when the energy does not accept the data (wrong dimension) or breaks the contract."""
+    probe = data[: min(4, data.shape[0])]
+    event_shape = getattr(energy, "event_shape", None)
+    if event_shape is not None and tuple(event_shape) != tuple(data.shape[1:]):
+        raise ValueError(
+            f"the energy expects samples of shape {tuple(event_shape)} but data has samples of shape "
+            f"{tuple(data.shape[1:])} (data shape {tuple(data.shape)})"
+        )
+    try:
+        check_energy(energy, probe)
+    except RuntimeError as error:  # e.g. a matmul shape mismatch inside the user's network
+        raise ValueError(
+            f"the energy cannot evaluate data of shape (n, {', '.join(map(str, data.shape[1:]))}): {error}"
+        ) from error

@@ -1,0 +1,151 @@
+"""fit(): PCD really runs the registered sampler, resume is bit-identical, bad data fails clearly."""
+
+import dataclasses
+
+import pytest
+import torch
+from torch import nn
+
+import ebm_samplers
+from ebm_samplers.kernels import ULA
+from ebm_samplers.training import fit, load_checkpoint, toy_dataset
+from energies import MLPEnergy, NoiseConditionalEnergy
+
+
+@pytest.fixture(scope="module")
+def data():
+    return toy_dataset("8gaussians").sample(2000, torch.Generator().manual_seed(0))
+
+
+def small_energy(seed=0, dim=2):
+    return MLPEnergy(dim, (16, 16), generator=torch.Generator().manual_seed(seed))
+
+
+@dataclasses.dataclass
+class CountingULA(ULA):
+    """ULA that counts its transitions and the chains it moved (a user kernel plugged into PCD)."""
+
+    calls: int = 0
+    chains: int = 0
+
+    def step(self, state, energy, generator):
+        self.calls += 1
+        self.chains += state.position.shape[0]
+        return super().step(state, energy, generator)
+
+
+def test_pcd_runs_the_registered_user_kernel(data):
+    ebm_samplers.register_sampler("counting_ula_for_pcd_test", overwrite=True)(CountingULA)
+    kernel = CountingULA(step_size=0.02)
+    result = fit(data, "pcd", energy=small_energy(), n_iterations=7, batch_size=32, sampler=kernel, n_steps=3)
+    assert kernel.calls == 7 * 3 and kernel.chains == 7 * 3 * 32
+    assert result.samples.shape == (32, 2)
+    # by registered name: fit builds the kernel through get_sampler("persistent", inner=name, ...)
+    before = CountingULA.step.__code__  # the name resolves to the same class
+    result = fit(data, "pcd", energy=small_energy(), n_iterations=2, batch_size=8, sampler="counting_ula_for_pcd_test")
+    assert CountingULA.step.__code__ is before and result.history["buffer_size"] == [8.0, 16.0]
+
+
+def test_short_run_and_cd_use_the_sampler_given(data):
+    for method in ("short_run", "cd"):
+        kernel = CountingULA(step_size=0.02)
+        fit(data, method, energy=small_energy(), n_iterations=3, batch_size=16, sampler=kernel, n_steps=4)
+        assert kernel.calls == 12 and kernel.chains == 12 * 16
+
+
+@pytest.mark.parametrize("method", ["pcd", "nce", "ssm"])
+def test_resume_continues_bit_identically(method, data, tmp_path):
+    options = {"n_steps": 3, "buffer_size": 100} if method == "pcd" else {}
+    whole = fit(data, method, energy=small_energy(), n_iterations=10, batch_size=32, seed=3, **options)
+    path = tmp_path / "run.pt"
+    fit(data, method, energy=small_energy(), n_iterations=4, batch_size=32, seed=3, checkpoint=path, **options)
+    assert load_checkpoint(path)["iteration"] == 4  # loads with torch.load(weights_only=True)
+    resumed = fit(
+        data, method, energy=small_energy(seed=99), n_iterations=10, batch_size=32, seed=3, resume=path, **options
+    )
+    assert resumed.history == whole.history
+    for (name, a), (_, b) in zip(whole.energy.state_dict().items(), resumed.energy.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    if method == "pcd":
+        assert torch.equal(whole.samples, resumed.samples)
+
+
+def test_checkpoint_is_written_atomically_and_periodically(data, tmp_path):
+    path = tmp_path / "deep" / "run.pt"
+    fit(data, "dsm", energy=small_energy(), n_iterations=6, batch_size=16, checkpoint=path, checkpoint_every=2)
+    assert load_checkpoint(path)["iteration"] == 6
+    assert [p.name for p in path.parent.iterdir()] == ["run.pt"]  # no temporary files left behind
+
+
+def test_resume_with_another_method_is_refused(data, tmp_path):
+    path = tmp_path / "run.pt"
+    fit(data, "dsm", energy=small_energy(), n_iterations=2, batch_size=16, checkpoint=path)
+    with pytest.raises(ValueError, match="written by method 'dsm'"):
+        fit(data, "ssm", energy=small_energy(), n_iterations=4, resume=path)
+
+
+def test_a_user_module_works(data):
+    class Quadratic(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = nn.Parameter(torch.tensor(0.1))
+
+        def forward(self, x):
+            return self.scale * x.square().sum(1)
+
+    # Hyvarinen's objective for E = s ||x||^2 is 2 s^2 mean||x||^2 - 2 s d: minimised at s = d / (2 mean||x||^2)
+    result = fit(data, "sm", energy=Quadratic(), n_iterations=400, batch_size=len(data), learning_rate=1e-2)
+    optimum = 2 / (2 * float(data.square().sum(1).mean()))
+    assert result.energy.scale.item() == pytest.approx(optimum, abs=2e-3)
+
+
+def test_dsm_multiscale_gives_a_noise_conditional_energy_for_annealed_langevin(data):
+    result = fit(data, "dsm_multiscale", n_iterations=3, batch_size=16)
+    assert isinstance(result.energy, NoiseConditionalEnergy)
+    assert result.extras["sigmas"][0] == pytest.approx(2.0) and result.extras["sigmas"][-1] == pytest.approx(0.05)
+    trace = ebm_samplers.sample(
+        result.energy, "annealed_langevin", init=torch.zeros(4, 2), n_steps=1, seed=0, steps_per_level=2
+    )
+    assert torch.isfinite(trace.draws).all()
+
+
+@pytest.mark.parametrize(
+    ("bad", "error", "message"),
+    [
+        (torch.tensor([[0.0, 1.0], [float("nan"), 2.0], [1.0, float("nan")]]), ValueError, "2 row.*NaN.*first: row 1"),
+        (torch.zeros(0, 2), ValueError, "empty"),
+        (torch.zeros(5), ValueError, r"shape \(n_samples, \*event\)"),
+        (torch.zeros(5, 3), ValueError, r"expects samples of shape \(2,\)"),
+        (torch.zeros(5, 2, dtype=torch.long), TypeError, "floating"),
+        ([[0.0, 1.0]], TypeError, "torch.Tensor"),
+    ],
+)
+def test_bad_data_is_a_clear_error(bad, error, message):
+    with pytest.raises(error, match=message):
+        fit(bad, "ssm", energy=small_energy(), n_iterations=1)
+
+
+def test_wrong_dimension_for_a_user_module_is_a_clear_error():
+    network = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1), nn.Flatten(0))
+    with pytest.raises(ValueError, match=r"cannot evaluate data of shape \(n, 2\)"):
+        fit(torch.zeros(5, 2), "ssm", energy=network, n_iterations=1)
+
+
+def test_bad_options_are_clear_errors(data):
+    with pytest.raises(KeyError, match="unknown training method 'mle'"):
+        fit(data, "mle")
+    with pytest.raises(TypeError, match=r"has no option.*n_step.*its options are"):
+        fit(data, "cd", n_step=3)
+    with pytest.raises(ValueError, match="draws no model samples"):
+        fit(data, "dsm", sampler="mala")
+    with pytest.raises(ValueError, match="needs target="):
+        fit(data, "exact_sm", n_iterations=1)
+
+
+def test_pcd_on_8x8_digits_uses_the_conv_energy_and_keeps_image_shape():
+    from ebm_samplers.training import load_digits
+    from energies import ConvEnergy
+
+    train, _ = load_digits(generator=torch.Generator().manual_seed(0))
+    result = fit(train[:200], "pcd", n_iterations=2, batch_size=8, n_steps=2, buffer_size=50)
+    assert isinstance(result.energy, ConvEnergy) and result.samples.shape == (8, 1, 8, 8)

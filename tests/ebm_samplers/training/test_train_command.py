@@ -1,0 +1,27 @@
+"""`ebm-samplers train`: writes checkpoint, metrics and pictures, and resumes."""
+
+import json
+
+from ebm_samplers.cli import main
+
+
+def test_train_writes_metrics_checkpoint_and_pictures(tmp_path, capsys):
+    args = ["train", "--dataset", "rings", "--method", "nce", "--iterations", "20", "--train-size", "2000"]
+    args += ["--test-size", "1000", "--sample-steps", "10", "--grid-resolution", "100", "--out", str(tmp_path)]
+    assert main(args) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["method"] == "nce" and metrics["iterations"] == 20
+    assert metrics["data_entropy"] is not None and metrics["test_nll"] > metrics["data_entropy"] - 0.05
+    assert metrics["quadrature"]["resolution"] == 100 and "mmd2_model_vs_test" in metrics
+    for name in ("checkpoint.pt", "density.png", "samples.png", "loss.png"):
+        assert (tmp_path / name).stat().st_size > 1000, name
+    assert main([*args, "--iterations", "25", "--resume", "--no-plot"]) == 0
+    assert json.loads((tmp_path / "metrics.json").read_text())["iterations"] == 25
+    assert "test_nll" in capsys.readouterr().out
+
+
+def test_train_errors_are_one_line(tmp_path, capsys):
+    assert main(["train", "--method", "mle", "--out", str(tmp_path)]) == 2
+    assert "unknown training method 'mle'" in capsys.readouterr().err
+    assert main(["train", "--option", "nonsense", "--out", str(tmp_path)]) == 2
+    assert "NAME=VALUE" in capsys.readouterr().err
