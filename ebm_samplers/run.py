@@ -2,22 +2,30 @@
 
 The loop keeps everything on the device of the initial points: draws and stats go into preallocated
 tensors, and numerical failures are detected on device and checked on the host only every
-`_CHECK_EVERY` steps, so a step never waits for the host.
+`_CHECK_EVERY` steps, so a step never waits for the host. Reliability mechanisms live in their own
+modules and are only called from here: `_nonfinite` (on_nonfinite policy), `checkpoint` (resume),
+`streaming` (chunked traces on disk) and `moments` (running moments instead of draws).
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ebm_samplers.kernels.base import Info, Kernel, State, nonfinite
+from ebm_samplers._nonfinite import NonfiniteGuard, ResetPoints, check_policy, default_reset
+from ebm_samplers.checkpoint import Checkpointer, fingerprint, stored_seed
+from ebm_samplers.kernels.base import Info, Kernel, State, check_positive
+from ebm_samplers.moments import Moments, MomentsRecorder
 from ebm_samplers.registry import get_sampler
+from ebm_samplers.streaming import StreamingRecorder
 from ebm_samplers.trace import Trace
 from energies import Energy, as_energy, check_energy
 
@@ -38,8 +46,15 @@ def sample(
     progress: bool | None = None,
     device: str | torch.device | None = None,
     dtype: torch.dtype | None = None,
+    on_nonfinite: str = "raise",
+    reset: ResetPoints | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 1000,
+    stream: str | os.PathLike | None = None,
+    stream_every: int = 1000,
+    keep: str = "draws",
     **sampler_params,
-) -> Trace:
+) -> Trace | Moments:
     """Draw `n_steps // thin` kept states from each of many chains targeting exp(-energy).
 
     Args:
@@ -52,6 +67,17 @@ def sample(
         seed: seeds the run's only random generator; None picks a fresh seed, stored in `trace.attrs`.
         progress: show a progress bar; None shows it on long runs when stderr is a terminal.
         device, dtype: for the N(0, I) initial points when `init` is None.
+        on_nonfinite: "raise" (stop, naming chain, step and value), "reject" (the chain keeps its previous
+            state) or "reset" (the chain restarts); see `ebm_samplers._nonfinite`.
+        reset: for "reset", `reset(n_chains, generator) -> Tensor[n_chains, *event]` giving restart points
+            (rows of failing chains are used); default: each chain's initial point, or new N(0, I) draws
+            when the run drew its initial points.
+        checkpoint: a file to save progress to every `checkpoint_every` transitions and at the end; if it
+            exists, the run continues from it (same arguments required; see `ebm_samplers.checkpoint`).
+        stream: a folder to append the kept draws to in chunks of `stream_every` draws; the returned
+            trace is read back from it (see `ebm_samplers.streaming`).
+        keep: "draws" returns a `Trace`; "moments" keeps only per-chain running means and variances and
+            returns `Moments` (memory independent of the run length).
         **sampler_params: parameters for a sampler given by name (e.g. `step_size=0.1`).
     """
     kernel = _resolve_kernel(sampler, sampler_params)
@@ -60,28 +86,31 @@ def sample(
     thin = _check_count(thin, "thin", minimum=1)
     if n_steps < thin:
         raise ValueError(f"n_steps ({n_steps}) must be at least thin ({thin}) so that one draw is kept")
+    on_nonfinite = check_policy(on_nonfinite)
+    if keep not in ("draws", "moments"):
+        raise ValueError(f"keep must be 'draws' or 'moments'; got {keep!r}")
+    if keep == "moments" and n_steps // thin < 2:
+        raise ValueError(f"keep='moments' needs at least 2 kept draws for a variance; got {n_steps // thin}")
+    checkpoint_every = _check_count(checkpoint_every, "checkpoint_every", minimum=1)
+    stream_every = _check_count(stream_every, "stream_every", minimum=1)
+    if reset is not None and not callable(reset):
+        raise TypeError(f"reset must be a callable reset(n, generator) -> Tensor; got {type(reset).__name__}")
+    if isinstance(getattr(kernel, "step_size", None), (int, float)):
+        check_positive(kernel.step_size, f"{kernel.name or type(kernel).__name__} step_size")
+    if seed is None and checkpoint is not None:
+        seed = stored_seed(checkpoint)  # resuming a run that picked its own seed
     seed = secrets.randbits(63) if seed is None else _check_count(seed, "seed", minimum=0)
 
     energy = as_energy(energy)
     generator_device = init.device if isinstance(init, Tensor) else torch.device(device or "cpu")
     generator = torch.Generator(device=generator_device).manual_seed(seed)
+    drawn_init = init is None
     init = _initial_points(energy, init, n_chains, generator, device, dtype)
     check_energy(energy, init)
 
     state = kernel.init(init, energy)
     total = warmup + n_steps
     show = progress if progress is not None else (total >= _PROGRESS_MIN_STEPS and sys.stderr.isatty())
-    recorder = _Recorder(n_chains=init.shape[0], n_keep=n_steps // thin, thin=thin, warmup=warmup)
-    with tqdm(total=total, disable=not show, desc=f"{kernel.name or type(kernel).__name__}", unit="step") as bar:
-        for step in range(total):
-            state, info = kernel.step(state, energy, generator)
-            recorder.watch(step, state, info)
-            if step >= warmup:
-                recorder.record(step - warmup, state, info)
-            if (step + 1) % _CHECK_EVERY == 0 or step + 1 == total:
-                recorder.raise_if_failed(energy)
-                bar.update(step + 1 - bar.n)
-
     attrs = {
         "sampler": kernel.name or type(kernel).__name__,
         "sampler_params": kernel.params(),
@@ -91,7 +120,93 @@ def sample(
         "thin": thin,
         "n_steps": n_steps,
     }
-    return Trace(draws=recorder.draws.cpu(), stats={k: v.cpu() for k, v in recorder.stats.items()}, attrs=attrs)
+    guard = NonfiniteGuard(
+        on_nonfinite,
+        n_chains=init.shape[0],
+        warmup=warmup,
+        energy_name=energy.name,
+        like=state.energy,
+        reset=reset or default_reset(init, drawn=drawn_init),
+    )
+    recorder = _make_recorder(keep, stream, stream_every, init.shape[0], n_steps // thin, thin, attrs)
+    if isinstance(recorder, StreamingRecorder):
+        recorder.before_write = guard.raise_if_failed
+    # Everything whose state a checkpoint must hold; warm-up adaptation registers itself here too.
+    components: dict[str, Any] = {"recorder": recorder, "nonfinite": guard}
+    if hasattr(kernel, "state_dict") and hasattr(kernel, "load_state_dict"):
+        components["kernel"] = kernel
+    start = 0
+    if checkpoint is not None:
+        run = {**attrs, "init": fingerprint(init), "energy_parameters": fingerprint(energy), "keep": keep}
+        run |= {"on_nonfinite": on_nonfinite, "device": init.device.type, "dtype": str(init.dtype)}
+        run |= {"stream": None if stream is None else os.fspath(stream), "stream_every": stream_every}
+        checkpointer = Checkpointer(checkpoint, checkpoint_every, run)
+        saved = checkpointer.load()
+        if saved is not None:
+            state, start = checkpointer.restore(saved, state, generator, components)
+    with tqdm(total=total, disable=not show, desc=f"{kernel.name or type(kernel).__name__}", unit="step") as bar:
+        bar.update(start)
+        for step in range(start, total):
+            previous = state
+            state, info = kernel.step(state, energy, generator)
+            state, info = guard.apply(step, previous, state, info, kernel, energy, generator)
+            if step >= warmup:
+                recorder.record(step - warmup, state, info)
+            if (step + 1) % _CHECK_EVERY == 0 or step + 1 == total:
+                guard.raise_if_failed()
+                bar.update(step + 1 - bar.n)
+            if checkpoint is not None and checkpointer.due(step + 1, total):
+                guard.raise_if_failed()  # never save a state the policy would reject
+                recorder.flush()
+                checkpointer.save(step + 1, state, generator, components)
+
+    return recorder.result({**attrs, **guard.attrs()})
+
+
+def _make_recorder(keep: str, stream, stream_every: int, n_chains: int, n_keep: int, thin: int, attrs: dict):
+    """Where kept draws go: memory (`_Recorder`), running moments, a streaming folder, or both of the last two."""
+    streaming = None
+    if stream is not None:
+        streaming = StreamingRecorder(
+            stream, n_chains=n_chains, n_keep=n_keep, thin=thin, chunk=stream_every, attrs=attrs
+        )
+    if keep == "moments":
+        moments = MomentsRecorder(n_chains, thin)
+        return moments if streaming is None else _Tee(moments, streaming)
+    return streaming or _Recorder(n_chains=n_chains, n_keep=n_keep, thin=thin, warmup=0)
+
+
+class _Tee:
+    """Running moments returned, draws streamed to disk as well."""
+
+    def __init__(self, moments: MomentsRecorder, streaming: StreamingRecorder):
+        self.moments, self.streaming = moments, streaming
+
+    @property
+    def before_write(self):
+        return self.streaming.before_write
+
+    @before_write.setter
+    def before_write(self, check) -> None:
+        self.streaming.before_write = check
+
+    def record(self, step: int, state: State, info: Info) -> None:
+        self.moments.record(step, state, info)
+        self.streaming.record(step, state, info)
+
+    def flush(self) -> None:
+        self.streaming.flush()
+
+    def result(self, attrs: dict) -> Moments:
+        self.streaming.result(attrs)
+        return self.moments.result(attrs)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"moments": self.moments.state_dict(), "streaming": self.streaming.state_dict()}
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        self.moments.load_state_dict(saved["moments"])
+        self.streaming.load_state_dict(saved["streaming"])
 
 
 def _resolve_kernel(sampler: str | Kernel, params: dict) -> Kernel:
@@ -143,7 +258,7 @@ def _initial_points(
 
 @dataclass
 class _Recorder:
-    """Preallocated storage for kept draws and stats, plus on-device failure tracking."""
+    """Preallocated storage for kept draws and stats."""
 
     n_chains: int
     n_keep: int
@@ -153,16 +268,7 @@ class _Recorder:
     def __post_init__(self) -> None:
         self.draws: Tensor | None = None
         self.stats: dict[str, Tensor] = {}
-        self._first_failure: Tensor | None = None
-
-    def watch(self, step: int, state: State, info: Info) -> None:
-        """Remember, per chain, the first step whose proposal or state was not finite."""
-        bad = nonfinite(state.energy, state.grad)
-        if "nonfinite" in info:
-            bad = bad | info["nonfinite"]
-        if self._first_failure is None:
-            self._first_failure = torch.full((self.n_chains,), -1, dtype=torch.long, device=bad.device)
-        self._first_failure = torch.where(bad & (self._first_failure < 0), step, self._first_failure)
+        self.n_recorded = 0
 
     def record(self, step: int, state: State, info: Info) -> None:
         if (step + 1) % self.thin:
@@ -176,16 +282,27 @@ class _Recorder:
         self.draws[:, index] = state.position
         for name, value in values.items():
             self.stats[name][:, index] = value
+        self.n_recorded = index + 1
 
-    def raise_if_failed(self, energy: Energy) -> None:
-        failed = self._first_failure >= 0
-        if not bool(failed.any()):
+    def flush(self) -> None:
+        """Nothing to write: the draws stay in memory."""
+
+    def result(self, attrs: dict[str, Any]) -> Trace:
+        return Trace(draws=self.draws.cpu(), stats={k: v.cpu() for k, v in self.stats.items()}, attrs=attrs)
+
+    def state_dict(self) -> dict[str, Any]:
+        k = self.n_recorded
+        draws = None if self.draws is None else self.draws[:, :k]
+        return {"n_recorded": k, "draws": draws, "stats": {name: values[:, :k] for name, values in self.stats.items()}}
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        self.n_recorded = k = saved["n_recorded"]
+        if saved["draws"] is None:
             return
-        chain = int(failed.nonzero()[0, 0])
-        step = int(self._first_failure[chain])
-        phase = "warm-up step" if step < self.warmup else "step"
-        at = step if step < self.warmup else step - self.warmup
-        raise FloatingPointError(
-            f"energy {energy.name} or its gradient became NaN or infinite in {int(failed.sum())} chain(s); "
-            f"first: chain {chain} at {phase} {at}. Reduce the step size, or check the energy for overflow"
-        )
+        draws = saved["draws"]
+        self.draws = draws.new_empty((self.n_chains, self.n_keep, *draws.shape[2:]))
+        self.draws[:, :k] = draws
+        self.stats = {}
+        for name, values in saved["stats"].items():
+            self.stats[name] = values.new_empty((self.n_chains, self.n_keep))
+            self.stats[name][:, :k] = values
