@@ -21,6 +21,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import pickle
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -123,8 +125,16 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """A checkpoint's contents, loaded without unpickling arbitrary objects (`weights_only=True`)."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:  # weights_only refused an object: name it, never load it
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
+        what = found.group(1) if found else "objects other than tensors and plain Python values"
+        raise ValueError(
+            f"cannot read checkpoint {path}: it holds {what}, and checkpoints are never unpickled; "
+            "delete it to start afresh"
+        ) from error
     except Exception as error:  # a foreign or damaged file: say which and what to do
-        raise ValueError(f"cannot read checkpoint {path}: {error}; delete it to start afresh") from error
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"cannot read checkpoint {path}: {first_line}; delete it to start afresh") from error
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is not an ebm-samplers sample() checkpoint")
     if payload.get("version") != VERSION:

@@ -20,12 +20,13 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from ebm_samplers._atomic import atomic_write, fsync_directory
 from ebm_samplers.kernels.base import Info, State
-from ebm_samplers.trace import Trace
+from ebm_samplers.trace import VARIABLE, Trace
 
 RUN_FILE = "run.json"
 _CHUNK = re.compile(r"^chunk-(\d{12})\.nc$")
@@ -49,10 +50,11 @@ class StreamingRecorder:
         self.n_buffered = 0
         self.draws: Tensor | None = None
         self.stats: dict[str, Tensor] = {}
-        self._start_store(keep_draws=0)
+        self._started = False  # the store is (re)started by the first write, or by a resume
 
     def _start_store(self, keep_draws: int) -> None:
         """Write run.json and delete chunks from draw `keep_draws` on (left by an interrupted run)."""
+        self._started = True
         self.folder.mkdir(parents=True, exist_ok=True)
         self._write_run_file()
         for first, path in _chunks(self.folder):
@@ -84,18 +86,20 @@ class StreamingRecorder:
         if self.n_buffered == 0:
             return
         self.before_write()
+        if not self._started:
+            self._start_store(keep_draws=0)
         k = self.n_buffered
-        chunk = Trace(
-            draws=self.draws[:, :k].cpu(),
-            stats={name: values[:, :k].cpu() for name, values in self.stats.items()},
-            attrs={**self.attrs, "first_draw": self.n_written},
-        )
-        chunk.save(self.folder / chunk_name(self.n_written))
+        draws = self.draws[:, :k].cpu().numpy()
+        stats = {name: values[:, :k].cpu().numpy() for name, values in self.stats.items()}
+        first = self.n_written
+        atomic_write(self.folder / chunk_name(first), lambda temporary: _write_chunk(temporary, first, draws, stats))
         self.n_written += k
         self.n_buffered = 0
 
     def result(self, attrs: dict[str, Any]) -> Trace:
         self.flush()
+        if not self._started:  # a finished run resumed from its checkpoint: nothing was written now
+            self._start_store(keep_draws=self.n_written)
         self.attrs = {**self.attrs, **attrs}
         self._write_run_file()
         return load_stream(self.folder)
@@ -123,16 +127,15 @@ def load_stream(folder: str | os.PathLike) -> Trace:
     if not run_file.exists():
         raise ValueError(f"{folder} is not an ebm-samplers stream: it has no {RUN_FILE}")
     attrs = json.loads(run_file.read_text())
-    parts: list[Trace] = []
+    parts: list[tuple[np.ndarray, dict[str, np.ndarray]]] = []
     n_draws = 0
     for first, path in _chunks(folder):
         if first != n_draws:  # cannot happen with atomic chunk writes; refuse to glue across a gap
             message = f"{folder}: chunk {path.name} does not follow draw {n_draws}; reading up to the gap"
             warnings.warn(message, stacklevel=2)
             break
-        part = Trace.load(path)
-        parts.append(part)
-        n_draws += part.n_draws
+        parts.append(_read_chunk(path))
+        n_draws += parts[-1][0].shape[1]
     expected = attrs.get("n_draws_expected")
     attrs = {**attrs, "n_draws_complete": n_draws, "complete": n_draws == expected}
     attrs.pop("first_draw", None)
@@ -140,13 +143,53 @@ def load_stream(folder: str | os.PathLike) -> Trace:
         raise ValueError(f"stream {folder} holds no complete chunk yet (0 of {expected} draws)")
     if n_draws != expected:
         warnings.warn(f"stream {folder} holds {n_draws} of {expected} draws: the run did not finish", stacklevel=2)
-    draws = torch.cat([part.draws for part in parts], dim=1)
-    stats = {name: torch.cat([part.stats[name] for part in parts], dim=1) for name in parts[0].stats}
+    draws = torch.from_numpy(np.concatenate([part[0] for part in parts], axis=1))
+    stats = {name: torch.from_numpy(np.concatenate([part[1][name] for part in parts], axis=1)) for name in parts[0][1]}
     return Trace(draws=draws, stats=stats, attrs=attrs)
+
+
+def _write_chunk(path: Path, first_draw: int, draws: np.ndarray, stats: dict[str, np.ndarray]) -> None:
+    """One chunk as netCDF4 in the ArviZ layout (groups `posterior`/`sample_stats`, dims chain, draw, x_dim_i),
+    written with h5netcdf directly: about a hundred times faster than going through xarray for small chunks.
+    `draw` holds the global draw indices, so xarray can concatenate chunk files along it."""
+    import h5netcdf
+
+    n_chains, n_draws = draws.shape[:2]
+    event_dims = {f"{VARIABLE}_dim_{i}": size for i, size in enumerate(draws.shape[2:])}
+    with h5netcdf.File(path, "w") as file:
+        file.attrs["first_draw"] = first_draw
+        groups = (("posterior", {VARIABLE: draws}, event_dims), ("sample_stats", stats, {}))
+        for group_name, variables, extra_dims in groups:
+            group = file.create_group(group_name)
+            group.dimensions = {"chain": n_chains, "draw": n_draws, **extra_dims}
+            group.create_variable("chain", ("chain",), data=np.arange(n_chains))
+            group.create_variable("draw", ("draw",), data=np.arange(first_draw, first_draw + n_draws))
+            for name, values in variables.items():
+                dims = ("chain", "draw", *extra_dims)[: values.ndim]
+                if values.dtype == np.bool_:  # netCDF has no bool; xarray's convention marks it
+                    group.create_variable(name, dims, data=values.astype(np.int8)).attrs["dtype"] = "bool"
+                else:
+                    group.create_variable(name, dims, data=values)
+
+
+def _read_chunk(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    import h5py
+
+    with h5py.File(path, "r") as file:
+        draws = file["posterior"][VARIABLE][...]
+        stats = {}
+        for name, variable in file["sample_stats"].items():
+            if variable.ndim != 2:  # the chain and draw coordinates
+                continue
+            values = variable[...]
+            stats[name] = values.astype(np.bool_) if variable.attrs.get("dtype") in ("bool", b"bool") else values
+    return draws, stats
 
 
 def _chunks(folder: Path) -> list[tuple[int, Path]]:
     found = []
+    if not folder.is_dir():
+        return found
     for path in folder.iterdir():
         match = _CHUNK.match(path.name)
         if match:
