@@ -92,8 +92,6 @@ class Trace:
         of a streaming run (`sample(..., stream=FOLDER)`), up to its last complete chunk: then
         `attrs["n_draws_complete"]` says how many draws it holds and `attrs["complete"]` whether the run finished.
         """
-        import arviz as az
-
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"no trace file at {path}")
@@ -101,6 +99,8 @@ class Trace:
             from ebm_samplers.streaming import load_stream
 
             return load_stream(path)
+        import arviz as az
+
         tree = az.from_netcdf(path).load()
         if "posterior" not in tree.children or VARIABLE not in tree["posterior"].data_vars:
             raise ValueError(f"{path} is not an ebm-samplers trace: it has no posterior variable {VARIABLE!r}")
