@@ -109,6 +109,7 @@ def sample(
     check_energy(energy, init)
 
     state = kernel.init(init, energy)
+    _check_step_size_fits(state, kernel)
     total = warmup + n_steps
     show = progress if progress is not None else (total >= _PROGRESS_MIN_STEPS and sys.stderr.isatty())
     attrs = {
@@ -161,6 +162,16 @@ def sample(
                 checkpointer.save(step + 1, state, generator, components)
 
     return recorder.result({**attrs, **guard.attrs()})
+
+
+def _check_step_size_fits(state: State, kernel: Kernel) -> None:
+    """A step size valid as a Python float can still round to 0 or overflow in the run's dtype."""
+    step_size = getattr(state, "step_size", None)
+    if isinstance(step_size, Tensor) and not bool(((step_size > 0) & torch.isfinite(step_size)).all()):
+        raise ValueError(
+            f"{kernel.name or type(kernel).__name__} step_size {getattr(kernel, 'step_size', '?')!r} becomes "
+            f"{step_size.flatten()[0].item()} in {step_size.dtype}; it must be a finite number > 0 in the run's dtype"
+        )
 
 
 def _make_recorder(keep: str, stream, stream_every: int, n_chains: int, n_keep: int, thin: int, attrs: dict):
