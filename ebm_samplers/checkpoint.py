@@ -84,10 +84,11 @@ class Checkpointer:
             return None
         payload = read_checkpoint(self.path)
         differences = [
+            f"{key}: other values" if _is_digest(self.run.get(key)) else
             f"{key}: checkpoint has {payload['run'].get(key)!r}, this call {self.run.get(key)!r}"
             for key in sorted(set(payload["run"]) | set(self.run))
             if payload["run"].get(key) != self.run.get(key)
-        ]
+        ]  # fmt: skip
         if differences:
             raise ValueError(
                 f"checkpoint {self.path} belongs to a different run ({'; '.join(differences)}); pass the same "
@@ -158,6 +159,10 @@ def fingerprint(*values: Any) -> str:
                 digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
                 digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
+
+
+def _is_digest(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
 def plain(value: Any) -> Any:

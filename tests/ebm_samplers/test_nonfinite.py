@@ -78,6 +78,14 @@ def test_a_failed_run_never_checkpoints_the_failed_state(tmp_path):
     assert torch.isfinite(saved["state"]["energy"]).all()
 
 
+def test_a_failed_run_never_streams_non_finite_draws(tmp_path):
+    with pytest.raises(FloatingPointError, match="chain 1 at step 295"):
+        ebm_samplers.sample(wall_at_300, Drift(), init=INIT, n_steps=1000, seed=0, stream=tmp_path, stream_every=100)
+    with pytest.warns(UserWarning, match="holds 200 of 1000 draws"):
+        partial = ebm_samplers.Trace.load(tmp_path)
+    assert torch.isfinite(partial.stats["energy"]).all()
+
+
 def test_reject_keeps_the_previous_state_of_an_unadjusted_kernel():
     trace = ebm_samplers.sample(wall_at_300, Drift(), init=INIT, n_steps=320, seed=0, on_nonfinite="reject")
     x = trace.draws[:, :, 0]
