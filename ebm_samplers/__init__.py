@@ -5,6 +5,7 @@
 """
 
 from ebm_samplers.kernels import MALA, ULA, Info, Kernel, State
+from ebm_samplers.moments import Moments
 from ebm_samplers.registry import available_samplers, get_sampler, register_sampler
 from ebm_samplers.run import sample
 from ebm_samplers.trace import Trace
@@ -14,6 +15,7 @@ __all__ = [
     "ULA",
     "Info",
     "Kernel",
+    "Moments",
     "State",
     "Trace",
     "available_samplers",

@@ -12,8 +12,9 @@ a proposal where the density is NaN or zero has acceptance probability 0, which 
   kernels (ULA) it is the only change. Costs two `torch.where` per step, no host synchronisation.
 * "reset": a failing chain restarts from a fresh point (the chain's initial point, a new N(0, I) draw
   when the run drew its initial points, or the user's `reset(n, generator)`), keeping its step size.
-  A recovery heuristic for exploration and EBM training: a restarted chain is not a continuation of a
-  Markov chain with the target as stationary law. Costs one host synchronisation per step.
+  For a persistent (replay-buffer) kernel, `reset=lambda n, g: kernel.buffer.draw(n, g)[0]` restarts
+  from the buffer. A recovery heuristic for exploration and EBM training: a restarted chain is not a
+  continuation of a Markov chain with the target as stationary law. Costs one host sync per step.
 
 Every policy records `stats["nonfinite"]` per kept draw and totals per chain (all steps, warm-up
 included) in the trace attributes; a returned trace never holds a NaN from the sampler.

@@ -136,6 +136,8 @@ def sample(
     components: dict[str, Any] = {"recorder": recorder, "nonfinite": guard}
     if hasattr(kernel, "state_dict") and hasattr(kernel, "load_state_dict"):
         components["kernel"] = kernel
+    elif hasattr(getattr(kernel, "buffer", None), "state_dict"):  # the persistent kernel's replay buffer
+        components["kernel_buffer"] = kernel.buffer
     start = 0
     if checkpoint is not None:
         run = {**attrs, "init": fingerprint(init), "energy_parameters": fingerprint(energy), "keep": keep}
