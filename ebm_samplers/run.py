@@ -129,9 +129,7 @@ def sample(
         like=state.energy,
         reset=reset or default_reset(init, drawn=drawn_init),
     )
-    recorder = _make_recorder(keep, stream, stream_every, init.shape[0], n_steps // thin, thin, attrs)
-    if isinstance(recorder, StreamingRecorder):
-        recorder.before_write = guard.raise_if_failed
+    recorder = _make_recorder(keep, stream, stream_every, init.shape[0], n_steps // thin, thin, attrs, guard)
     # Everything whose state a checkpoint must hold; warm-up adaptation registers itself here too.
     components: dict[str, Any] = {"recorder": recorder, "nonfinite": guard}
     if hasattr(kernel, "state_dict") and hasattr(kernel, "load_state_dict"):
@@ -176,13 +174,16 @@ def _check_step_size_fits(state: State, kernel: Kernel) -> None:
         )
 
 
-def _make_recorder(keep: str, stream, stream_every: int, n_chains: int, n_keep: int, thin: int, attrs: dict):
+def _make_recorder(
+    keep: str, stream, stream_every: int, n_chains: int, n_keep: int, thin: int, attrs: dict, guard: NonfiniteGuard
+):
     """Where kept draws go: memory (`_Recorder`), running moments, a streaming folder, or both of the last two."""
     streaming = None
     if stream is not None:
         streaming = StreamingRecorder(
             stream, n_chains=n_chains, n_keep=n_keep, thin=thin, chunk=stream_every, attrs=attrs
         )
+        streaming.before_write = guard.raise_if_failed  # never write a chunk the policy would reject
     if keep == "moments":
         moments = MomentsRecorder(n_chains, thin)
         return moments if streaming is None else _Tee(moments, streaming)
@@ -195,14 +196,6 @@ class _Tee:
     def __init__(self, moments: MomentsRecorder, streaming: StreamingRecorder):
         self.moments, self.streaming = moments, streaming
 
-    @property
-    def before_write(self):
-        return self.streaming.before_write
-
-    @before_write.setter
-    def before_write(self, check) -> None:
-        self.streaming.before_write = check
-
     def record(self, step: int, state: State, info: Info) -> None:
         self.moments.record(step, state, info)
         self.streaming.record(step, state, info)
@@ -211,7 +204,7 @@ class _Tee:
         self.streaming.flush()
 
     def result(self, attrs: dict) -> Moments:
-        self.streaming.result(attrs)
+        self.streaming.finish(attrs)  # without reading the draws back: that is what keep="moments" avoids
         return self.moments.result(attrs)
 
     def state_dict(self) -> dict[str, Any]:

@@ -96,12 +96,16 @@ class StreamingRecorder:
         self.n_written += k
         self.n_buffered = 0
 
-    def result(self, attrs: dict[str, Any]) -> Trace:
+    def finish(self, attrs: dict[str, Any]) -> None:
+        """Write the last chunk and the run's final attributes."""
         self.flush()
         if not self._started:  # a finished run resumed from its checkpoint: nothing was written now
             self._start_store(keep_draws=self.n_written)
         self.attrs = {**self.attrs, **attrs}
         self._write_run_file()
+
+    def result(self, attrs: dict[str, Any]) -> Trace:
+        self.finish(attrs)
         return load_stream(self.folder)
 
     def state_dict(self) -> dict[str, Any]:

@@ -84,6 +84,11 @@ def test_a_failed_run_never_streams_non_finite_draws(tmp_path):
     with pytest.warns(UserWarning, match="holds 200 of 1000 draws"):
         partial = ebm_samplers.Trace.load(tmp_path)
     assert torch.isfinite(partial.stats["energy"]).all()
+    with pytest.raises(FloatingPointError, match="chain 1 at step 295"):  # also when only moments are kept
+        ebm_samplers.sample(
+            wall_at_300, Drift(), init=INIT, n_steps=1000, seed=0, stream=tmp_path, stream_every=100, keep="moments"
+        )
+    assert len(list(tmp_path.glob("chunk-*.nc"))) == 2
 
 
 def test_reject_keeps_the_previous_state_of_an_unadjusted_kernel():
