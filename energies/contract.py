@@ -152,9 +152,12 @@ def _check_per_sample(energy, name: str, x: Tensor, value: Tensor) -> None:
         try:
             together = _evaluate(energy, name, torch.cat([x[:k], shifted]))
             alone = torch.cat([value[:k], _evaluate(energy, name, shifted)])
-        except Exception as error:
-            error.add_note(f"(check_energy evaluated energy {name} at the first {k} initial points and those + 1)")
-            raise
+        except Exception as error:  # not swallowed: re-raised as a contract error that says what was asked
+            raise ValueError(
+                f"energy {name} failed on a batch of the first {k} initial points and those points + 1 "
+                f"({type(error).__name__}: {error}); an energy must accept any number of points and treat each "
+                "row on its own (check_energy evaluates such batches to detect energies that mix samples)"
+            ) from error
     tolerance = torch.finfo(x.dtype).eps ** 0.5 * (1.0 + alone.abs())
     agree = ((together - alone).abs() <= tolerance) | (together == alone) | (together.isnan() & alone.isnan())
     if not agree.all():

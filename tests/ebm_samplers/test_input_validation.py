@@ -136,6 +136,12 @@ def test_energies_that_mix_samples_are_refused(mixing):
             ebm_samplers.sample(mixing, "mala", init=init, n_steps=2)
 
 
+def test_an_energy_tied_to_one_batch_size_is_refused():
+    per_chain_scale = torch.tensor([1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match=r"failed on a batch of the first 3 initial points.*any number of points"):
+        ebm_samplers.sample(lambda x: per_chain_scale * (x**2).sum(-1), "mala", init=torch.zeros(3, 2), n_steps=2)
+
+
 def test_batchnorm_in_training_mode_is_refused_and_in_eval_mode_accepted():
     net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 1))
     init = torch.randn(5, 2, generator=torch.Generator().manual_seed(0))
