@@ -70,6 +70,25 @@ def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path, sampler,
     assert energy.calls == 5
 
 
+class Cliff(QuarticWell):
+    """The quartic well with NaN energy beyond |x_i| = 4.5: ULA at step 1 falls off it often, N(0, I) starts rarely."""
+
+    def forward(self, x):
+        value = super().forward(x)
+        return torch.where((x.abs() <= 4.5).all(-1), value, torch.full_like(value, float("nan")))
+
+
+@pytest.mark.parametrize("policy", ["reject", "reset"])
+def test_resume_is_bit_identical_under_the_nonfinite_policies(tmp_path, policy):
+    run = {**RUN, "step_size": 1.0, "on_nonfinite": policy}
+    full = ebm_samplers.sample(Cliff(), "ula", **run)
+    assert full.attrs["nonfinite_total"] > 20  # resets draw fresh points from the generator: that is resumed too
+    path = tmp_path / "run.ckpt"
+    with pytest.raises(Interrupted):
+        ebm_samplers.sample(Cliff(fail_after=5 + 170), "ula", checkpoint=path, checkpoint_every=25, **run)
+    _assert_same_trace(ebm_samplers.sample(Cliff(), "ula", checkpoint=path, checkpoint_every=25, **run), full)
+
+
 def test_resume_works_for_moments_and_streams_too(tmp_path):
     full = ebm_samplers.sample(QuarticWell(), "mala", keep="moments", **RUN)
     path, folder = tmp_path / "run.ckpt", tmp_path / "stream"
