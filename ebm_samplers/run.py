@@ -130,7 +130,8 @@ def sample(
         reset=reset or default_reset(init, drawn=drawn_init),
     )
     recorder = _make_recorder(keep, stream, stream_every, init.shape[0], n_steps // thin, thin, attrs, guard)
-    # Everything whose state a checkpoint must hold; warm-up adaptation registers itself here too.
+    # Everything stateful that a checkpoint must hold, by name: each has state_dict()/load_state_dict().
+    # Hook: add more here (e.g. components["adaptation"] = adapter for warm-up adaptation) before the restore.
     components: dict[str, Any] = {"recorder": recorder, "nonfinite": guard}
     if hasattr(kernel, "state_dict") and hasattr(kernel, "load_state_dict"):
         components["kernel"] = kernel
