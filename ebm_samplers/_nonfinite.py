@@ -86,22 +86,24 @@ class NonfiniteGuard:
         state_bad = nonfinite(state.energy, state.grad)
         proposal_bad = info["nonfinite"] if "nonfinite" in info else torch.zeros_like(state_bad)
         bad = state_bad | proposal_bad
-        self.count += bad
 
-        if self.policy == "raise":
+        if self.policy == "raise":  # no count: a run that returns has had no failure
             value = state.energy if proposal_energy is None else torch.where(state_bad, state.energy, proposal_energy)
             new = bad & (self.first_step < 0)
             self.first_step = torch.where(new, step, self.first_step)
             self.first_value = torch.where(new, value.to(self.first_value.dtype), self.first_value)
             self.first_in_proposal = torch.where(new, ~state_bad, self.first_in_proposal)
         elif self.policy == "reject":
+            self.count += bad
             state = where_state(state_bad, previous, state)
             if "accepted" in info:
                 info["accepted"] = info["accepted"] & ~bad
             if "acceptance_rate" in info:
                 info["acceptance_rate"] = torch.where(bad, 0.0, info["acceptance_rate"])
-        elif bool(bad.any()):  # "reset": drawing fresh points only when needed costs one sync per step
-            state = where_state(bad, self._fresh_state(state, kernel, energy, generator, bad), state)
+        else:
+            self.count += bad
+            if bool(bad.any()):  # "reset": drawing fresh points only when needed costs one sync per step
+                state = where_state(bad, self._fresh_state(state, kernel, energy, generator, bad), state)
         info["nonfinite"] = bad
         return state, info
 
