@@ -5,6 +5,7 @@
 """
 
 from ebm_samplers.kernels import HMC, MALA, ULA, Info, Kernel, State, UnderdampedLangevin
+from ebm_samplers.moments import Moments
 from ebm_samplers.registry import available_samplers, get_sampler, register_sampler
 from ebm_samplers.replay_buffer import ReplayBuffer
 from ebm_samplers.run import sample
@@ -16,6 +17,7 @@ __all__ = [
     "ULA",
     "Info",
     "Kernel",
+    "Moments",
     "ReplayBuffer",
     "State",
     "Trace",

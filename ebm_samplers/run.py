@@ -2,23 +2,31 @@
 
 The loop keeps everything on the device of the initial points: draws and stats go into preallocated
 tensors, and numerical failures are detected on device and checked on the host only every
-`_CHECK_EVERY` steps, so a step never waits for the host.
+`_CHECK_EVERY` steps, so a step never waits for the host. Reliability mechanisms live in their own
+modules and are only called from here: `_nonfinite` (on_nonfinite policy), `checkpoint` (resume),
+`streaming` (chunked traces on disk) and `moments` (running moments instead of draws).
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ebm_samplers._nonfinite import NonfiniteGuard, ResetPoints, check_policy, default_reset
 from ebm_samplers.adaptation import WarmupAdaptation
-from ebm_samplers.kernels.base import Info, Kernel, State, nonfinite
+from ebm_samplers.checkpoint import Checkpointer, fingerprint, stored_seed
+from ebm_samplers.kernels.base import Info, Kernel, State, check_positive
+from ebm_samplers.moments import Moments, MomentsRecorder
 from ebm_samplers.registry import get_sampler
+from ebm_samplers.streaming import StreamingRecorder
 from ebm_samplers.trace import Trace
 from energies import Energy, as_energy, check_energy
 
@@ -44,8 +52,15 @@ def sample(
     step_size_per_chain: bool = False,
     adapt_mass_matrix: bool = True,
     backend: str = "auto",
+    on_nonfinite: str = "raise",
+    reset: ResetPoints | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 1000,
+    stream: str | os.PathLike | None = None,
+    stream_every: int = 1000,
+    keep: str = "draws",
     **sampler_params,
-) -> Trace:
+) -> Trace | Moments:
     """Draw `n_steps // thin` kept states from each of many chains targeting exp(-energy).
 
     Args:
@@ -67,7 +82,20 @@ def sample(
             underdamped Langevin). What warm-up settled on is in `trace.attrs` and `stats["step_size"]`.
         backend: "auto" runs `ula`, `mala` and `hmc` on an `energies.NumbaEnergy` as compiled numba loops (same
             Trace; its draws differ from the torch path's for the same seed, reproducibly) and everything else
-            with torch; "torch" always uses the torch kernels; "numba" requires the compiled path.
+            with torch; "torch" always uses the torch kernels; "numba" requires the compiled path. The compiled
+            path keeps draws in memory and raises on non-finite values: with on_nonfinite other than "raise",
+            checkpoint, stream or keep="moments", "auto" uses torch.
+        on_nonfinite: "raise" (stop, naming chain, step and value), "reject" (the chain keeps its previous
+            state) or "reset" (the chain restarts); see `ebm_samplers._nonfinite`.
+        reset: for "reset", `reset(n_chains, generator) -> Tensor[n_chains, *event]` giving restart points
+            (rows of failing chains are used); default: each chain's initial point, or new N(0, I) draws
+            when the run drew its initial points.
+        checkpoint: a file to save progress to every `checkpoint_every` transitions and at the end; if it
+            exists, the run continues from it (same arguments required; see `ebm_samplers.checkpoint`).
+        stream: a folder to append the kept draws to in chunks of `stream_every` draws; the returned
+            trace is read back from it (see `ebm_samplers.streaming`).
+        keep: "draws" returns a `Trace`; "moments" keeps only per-chain running means and variances and
+            returns `Moments` (memory independent of the run length).
         **sampler_params: parameters for a sampler given by name (e.g. `step_size=0.1`).
     """
     kernel = _resolve_kernel(sampler, sampler_params)
@@ -76,15 +104,30 @@ def sample(
     thin = _check_count(thin, "thin", minimum=1)
     if n_steps < thin:
         raise ValueError(f"n_steps ({n_steps}) must be at least thin ({thin}) so that one draw is kept")
+    on_nonfinite = check_policy(on_nonfinite)
+    if keep not in ("draws", "moments"):
+        raise ValueError(f"keep must be 'draws' or 'moments'; got {keep!r}")
+    if keep == "moments" and n_steps // thin < 2:
+        raise ValueError(f"keep='moments' needs at least 2 kept draws for a variance; got {n_steps // thin}")
+    checkpoint_every = _check_count(checkpoint_every, "checkpoint_every", minimum=1)
+    stream_every = _check_count(stream_every, "stream_every", minimum=1)
+    if reset is not None and not callable(reset):
+        raise TypeError(f"reset must be a callable reset(n, generator) -> Tensor; got {type(reset).__name__}")
+    if isinstance(getattr(kernel, "step_size", None), (int, float)):
+        check_positive(kernel.step_size, f"{kernel.name or type(kernel).__name__} step_size")
+    if seed is None and checkpoint is not None:
+        seed = stored_seed(checkpoint)  # resuming a run that picked its own seed
     seed = secrets.randbits(63) if seed is None else _check_count(seed, "seed", minimum=0)
 
     energy = as_energy(energy)
     generator_device = init.device if isinstance(init, Tensor) else torch.device(device or "cpu")
     generator = torch.Generator(device=generator_device).manual_seed(seed)
+    drawn_init = init is None
     init = _initial_points(energy, init, n_chains, generator, device, dtype)
     check_energy(energy, init)
 
     state = kernel.init(init, energy)
+    _check_step_size_fits(state, kernel)
     adaptation = WarmupAdaptation(
         kernel,
         state,
@@ -94,27 +137,68 @@ def sample(
         step_size_per_chain=step_size_per_chain,
         adapt_mass_matrix=adapt_mass_matrix,
     )
-    compiled = _compiled_backend(backend, kernel, energy)
+    plain_run = on_nonfinite == "raise" and checkpoint is None and stream is None and keep == "draws"
+    compiled = _compiled_backend(backend, kernel, energy, plain_run)
     total = warmup + n_steps
     # the compiled loops do not adapt: an adapting warm-up runs here on the torch kernel, the rest compiled
     torch_steps = (warmup if adaptation.active else 0) if compiled else total
     show = progress if progress is not None else (total >= _PROGRESS_MIN_STEPS and sys.stderr.isatty())
-    recorder = _Recorder(n_chains=init.shape[0], n_keep=n_steps // thin, thin=thin, warmup=warmup)
+    attrs = {
+        "sampler": kernel.name or type(kernel).__name__,
+        "sampler_params": kernel.params(),
+        "energy": energy.name,
+        "seed": seed,
+        "warmup": warmup,
+        "thin": thin,
+        "n_steps": n_steps,
+    }
+    guard = NonfiniteGuard(
+        on_nonfinite,
+        n_chains=init.shape[0],
+        warmup=warmup,
+        energy_name=energy.name,
+        like=state.energy,
+        reset=reset or default_reset(init, drawn=drawn_init),
+    )
+    recorder = _make_recorder(keep, stream, stream_every, init.shape[0], n_steps // thin, thin, attrs, guard)
+    # Everything stateful that a checkpoint must hold, by name: each has state_dict()/load_state_dict().
+    components: dict[str, Any] = {"recorder": recorder, "nonfinite": guard, "adaptation": adaptation}
+    if hasattr(kernel, "state_dict") and hasattr(kernel, "load_state_dict"):
+        components["kernel"] = kernel
+    elif hasattr(getattr(kernel, "buffer", None), "state_dict"):  # the persistent kernel's replay buffer
+        components["kernel_buffer"] = kernel.buffer
+    start = 0
+    if checkpoint is not None:
+        run = {**attrs, "init": fingerprint(init), "energy_parameters": fingerprint(energy), "keep": keep}
+        run |= {"on_nonfinite": on_nonfinite, "device": init.device.type, "dtype": str(init.dtype)}
+        run |= {"stream": None if stream is None else os.fspath(stream), "stream_every": stream_every}
+        run |= {"adapt_step_size": adapt_step_size, "target_acceptance": target_acceptance}
+        run |= {"step_size_per_chain": step_size_per_chain, "adapt_mass_matrix": adapt_mass_matrix}
+        checkpointer = Checkpointer(checkpoint, checkpoint_every, run)
+        saved = checkpointer.load()
+        if saved is not None:
+            state, start = checkpointer.restore(saved, state, generator, components)
     with tqdm(total=total, disable=not show, desc=f"{kernel.name or type(kernel).__name__}", unit="step") as bar:
-        for step in range(torch_steps):
+        bar.update(start)
+        for step in range(start, torch_steps):
+            previous = state
             state, info = kernel.step(state, energy, generator)
-            recorder.watch(step, state, info)
+            state, info = guard.apply(step, previous, state, info, kernel, energy, generator)
             if step < warmup and adaptation.active:
                 state = adaptation.update(step, state, info)
             if step >= warmup:
                 recorder.record(step - warmup, state, info)
             if (step + 1) % _CHECK_EVERY == 0 or step + 1 == torch_steps:
-                recorder.raise_if_failed(energy)
+                guard.raise_if_failed()
                 bar.update(step + 1 - bar.n)
+            if checkpoint is not None and checkpointer.due(step + 1, total):
+                guard.raise_if_failed()  # never save a state the policy would reject
+                recorder.flush()
+                checkpointer.save(step + 1, state, generator, components)
         if compiled:
             from ebm_samplers._numba import run_compiled
 
-            draws, stats, recorder._first_failure = run_compiled(
+            draws, stats, first_failure = run_compiled(
                 kernel,
                 energy,
                 state,
@@ -124,22 +208,66 @@ def sample(
                 generator=generator,
                 first_step=torch_steps,
             )
-            recorder.raise_if_failed(energy)
+            guard.raise_if_failed()  # failures of the torch warm-up first: they happened earlier
+            guard.record_failures(first_failure)
+            # the same stats as the torch path: under "raise" a run that returns had no failure
+            stats.setdefault("nonfinite", torch.zeros(draws.shape[:2], dtype=torch.bool))
             bar.update(total - bar.n)
+            attrs |= {**adaptation.attrs(state), **guard.attrs(), "backend": "numba"}
+            return Trace(draws=draws, stats=stats, attrs=attrs)
 
-    attrs = {
-        "sampler": kernel.name or type(kernel).__name__,
-        "sampler_params": kernel.params(),
-        "energy": energy.name,
-        "seed": seed,
-        "warmup": warmup,
-        "thin": thin,
-        "n_steps": n_steps,
-        **adaptation.attrs(state),
-    }
-    if compiled:
-        return Trace(draws=draws, stats=stats, attrs={**attrs, "backend": "numba"})
-    return Trace(draws=recorder.draws.cpu(), stats={k: v.cpu() for k, v in recorder.stats.items()}, attrs=attrs)
+    return recorder.result({**attrs, **adaptation.attrs(state), **guard.attrs()})
+
+
+def _check_step_size_fits(state: State, kernel: Kernel) -> None:
+    """A step size valid as a Python float can still round to 0 or overflow in the run's dtype."""
+    step_size = getattr(state, "step_size", None)
+    if isinstance(step_size, Tensor) and not bool(((step_size > 0) & torch.isfinite(step_size)).all()):
+        raise ValueError(
+            f"{kernel.name or type(kernel).__name__} step_size {getattr(kernel, 'step_size', '?')!r} becomes "
+            f"{step_size.flatten()[0].item()} in {step_size.dtype}; it must be a finite number > 0 in the run's dtype"
+        )
+
+
+def _make_recorder(
+    keep: str, stream, stream_every: int, n_chains: int, n_keep: int, thin: int, attrs: dict, guard: NonfiniteGuard
+):
+    """Where kept draws go: memory (`_Recorder`), running moments, a streaming folder, or both of the last two."""
+    streaming = None
+    if stream is not None:
+        streaming = StreamingRecorder(
+            stream, n_chains=n_chains, n_keep=n_keep, thin=thin, chunk=stream_every, attrs=attrs
+        )
+        streaming.before_write = guard.raise_if_failed  # never write a chunk the policy would reject
+    if keep == "moments":
+        moments = MomentsRecorder(n_chains, thin)
+        return moments if streaming is None else _Tee(moments, streaming)
+    return streaming or _Recorder(n_chains=n_chains, n_keep=n_keep, thin=thin, warmup=0)
+
+
+class _Tee:
+    """Running moments returned, draws streamed to disk as well."""
+
+    def __init__(self, moments: MomentsRecorder, streaming: StreamingRecorder):
+        self.moments, self.streaming = moments, streaming
+
+    def record(self, step: int, state: State, info: Info) -> None:
+        self.moments.record(step, state, info)
+        self.streaming.record(step, state, info)
+
+    def flush(self) -> None:
+        self.streaming.flush()
+
+    def result(self, attrs: dict) -> Moments:
+        self.streaming.finish(attrs)  # without reading the draws back: that is what keep="moments" avoids
+        return self.moments.result(attrs)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"moments": self.moments.state_dict(), "streaming": self.streaming.state_dict()}
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        self.moments.load_state_dict(saved["moments"])
+        self.streaming.load_state_dict(saved["streaming"])
 
 
 def _resolve_kernel(sampler: str | Kernel, params: dict) -> Kernel:
@@ -155,11 +283,18 @@ def _resolve_kernel(sampler: str | Kernel, params: dict) -> Kernel:
     raise TypeError(f"sampler must be a registered name or a Kernel object; got {type(sampler).__name__}")
 
 
-def _compiled_backend(backend: str, kernel: Kernel, energy: Energy) -> bool:
+def _compiled_backend(backend: str, kernel: Kernel, energy: Energy, plain_run: bool) -> bool:
     """Whether to run the compiled numba loop (see `sample`'s `backend`)."""
     if backend not in ("auto", "torch", "numba"):
         raise ValueError(f"backend must be 'auto', 'torch' or 'numba'; got {backend!r}")
     if backend == "torch":
+        return False
+    if not plain_run:
+        if backend == "numba":
+            raise ValueError(
+                "backend='numba' keeps draws in memory and stops on non-finite values: it cannot be combined with "
+                "on_nonfinite other than 'raise', checkpoint, stream or keep='moments'; use backend='auto' or 'torch'"
+            )
         return False
     from energies.numba_energy import NumbaEnergy
 
@@ -212,7 +347,7 @@ def _initial_points(
 
 @dataclass
 class _Recorder:
-    """Preallocated storage for kept draws and stats, plus on-device failure tracking."""
+    """Preallocated storage for kept draws and stats."""
 
     n_chains: int
     n_keep: int
@@ -222,16 +357,7 @@ class _Recorder:
     def __post_init__(self) -> None:
         self.draws: Tensor | None = None
         self.stats: dict[str, Tensor] = {}
-        self._first_failure: Tensor | None = None
-
-    def watch(self, step: int, state: State, info: Info) -> None:
-        """Remember, per chain, the first step whose proposal or state was not finite."""
-        bad = nonfinite(state.energy, state.grad)
-        if "nonfinite" in info:
-            bad = bad | info["nonfinite"]
-        if self._first_failure is None:
-            self._first_failure = torch.full((self.n_chains,), -1, dtype=torch.long, device=bad.device)
-        self._first_failure = torch.where(bad & (self._first_failure < 0), step, self._first_failure)
+        self.n_recorded = 0
 
     def record(self, step: int, state: State, info: Info) -> None:
         if (step + 1) % self.thin:
@@ -245,16 +371,27 @@ class _Recorder:
         self.draws[:, index] = state.position
         for name, value in values.items():
             self.stats[name][:, index] = value
+        self.n_recorded = index + 1
 
-    def raise_if_failed(self, energy: Energy) -> None:
-        failed = self._first_failure >= 0
-        if not bool(failed.any()):
+    def flush(self) -> None:
+        """Nothing to write: the draws stay in memory."""
+
+    def result(self, attrs: dict[str, Any]) -> Trace:
+        return Trace(draws=self.draws.cpu(), stats={k: v.cpu() for k, v in self.stats.items()}, attrs=attrs)
+
+    def state_dict(self) -> dict[str, Any]:
+        k = self.n_recorded
+        draws = None if self.draws is None else self.draws[:, :k]
+        return {"n_recorded": k, "draws": draws, "stats": {name: values[:, :k] for name, values in self.stats.items()}}
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        self.n_recorded = k = saved["n_recorded"]
+        if saved["draws"] is None:
             return
-        chain = int(failed.nonzero()[0, 0])
-        step = int(self._first_failure[chain])
-        phase = "warm-up step" if step < self.warmup else "step"
-        at = step if step < self.warmup else step - self.warmup
-        raise FloatingPointError(
-            f"energy {energy.name} or its gradient became NaN or infinite in {int(failed.sum())} chain(s); "
-            f"first: chain {chain} at {phase} {at}. Reduce the step size, or check the energy for overflow"
-        )
+        draws = saved["draws"]
+        self.draws = draws.new_empty((self.n_chains, self.n_keep, *draws.shape[2:]))
+        self.draws[:, :k] = draws
+        self.stats = {}
+        for name, values in saved["stats"].items():
+            self.stats[name] = values.new_empty((self.n_chains, self.n_keep))
+            self.stats[name][:, :k] = values

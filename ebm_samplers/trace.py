@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+
+from ebm_samplers._atomic import atomic_write
 
 #: Name of the sampled variable in the ArviZ posterior group.
 VARIABLE = "x"
@@ -81,32 +82,25 @@ class Trace:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the trace as netCDF (ArviZ layout) atomically: a crash never leaves a half-written file."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tree = self.to_arviz()
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(handle)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp creates 0600; a saved trace is an ordinary file
-        try:
-            tree.to_netcdf(temporary, engine="h5netcdf")
-            with open(temporary, "rb") as written:
-                os.fsync(written.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        path = atomic_write(path, lambda temporary: tree.to_netcdf(temporary, engine="h5netcdf"))
         return path
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Trace:
-        """Read a trace written by `save` (or any ArviZ netCDF file whose posterior holds `x`)."""
-        import arviz as az
-
+        """Read a trace written by `save` (or any ArviZ netCDF file whose posterior holds `x`), or the folder
+        of a streaming run (`sample(..., stream=FOLDER)`), up to its last complete chunk: then
+        `attrs["n_draws_complete"]` says how many draws it holds and `attrs["complete"]` whether the run finished.
+        """
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"no trace file at {path}")
+        if path.is_dir():
+            from ebm_samplers.streaming import load_stream
+
+            return load_stream(path)
+        import arviz as az
+
         tree = az.from_netcdf(path).load()
         if "posterior" not in tree.children or VARIABLE not in tree["posterior"].data_vars:
             raise ValueError(f"{path} is not an ebm-samplers trace: it has no posterior variable {VARIABLE!r}")

@@ -62,3 +62,18 @@ class DualAveraging:
         if self._iteration == 0:
             return torch.exp(self._mu - math.log(10.0))
         return torch.exp(self._log_step_average)
+
+    def state_dict(self) -> dict[str, object]:
+        """The recursion's state (for checkpoints: resuming mid-warm-up continues it exactly)."""
+        return {
+            "mu": self._mu,
+            "log_step": self._log_step,
+            "log_step_average": self._log_step_average,
+            "error_average": self._error_average,
+            "iteration": self._iteration,
+        }
+
+    def load_state_dict(self, saved: dict[str, object]) -> None:
+        self._mu, self._log_step = saved["mu"], saved["log_step"]
+        self._log_step_average, self._error_average = saved["log_step_average"], saved["error_average"]
+        self._iteration = int(saved["iteration"])

@@ -109,3 +109,17 @@ class WarmupAdaptation:
             # pooled over chains, so one (flattened event) row describes every chain
             attrs["final_inverse_mass"] = state.inverse_mass[0].reshape(-1).tolist()
         return attrs
+
+    def state_dict(self) -> dict[str, object]:
+        """Everything a checkpoint taken mid-warm-up needs to continue the adaptation exactly."""
+        return {
+            "step_size": None if self._step_size is None else self._step_size.state_dict(),
+            "variance": self._variance.state_dict(),
+        }
+
+    def load_state_dict(self, saved: dict[str, object]) -> None:
+        if (saved["step_size"] is None) != (self._step_size is None):
+            raise ValueError("checkpoint was written with a different step-size adaptation setting")
+        if self._step_size is not None:
+            self._step_size.load_state_dict(saved["step_size"])
+        self._variance.load_state_dict(saved["variance"])

@@ -56,3 +56,9 @@ class WelfordVariance:
         variance = self._sum_squares / (n - 1)
         shrunk = n / (n + 5.0) * variance + 1e-3 * 5.0 / (n + 5.0)
         return shrunk.expand_as(like).clone()
+
+    def state_dict(self) -> dict[str, object]:
+        return {"count": self.count, "mean": self._mean, "sum_squares": self._sum_squares}
+
+    def load_state_dict(self, saved: dict[str, object]) -> None:
+        self.count, self._mean, self._sum_squares = int(saved["count"]), saved["mean"], saved["sum_squares"]

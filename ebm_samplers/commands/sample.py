@@ -21,6 +21,14 @@ def add_parser(commands) -> None:
     run.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     run.add_argument("--out", default="runs/sample", help="output folder (default: runs/sample)")
     run.add_argument("--no-plot", action="store_true", help="skip the trace plot")
+    run.add_argument(
+        "--on-nonfinite",
+        choices=("raise", "reject", "reset"),
+        default="raise",
+        help="what a NaN/inf energy or gradient does: stop, reject the step, or restart the chain (default: raise)",
+    )
+    run.add_argument("--checkpoint", default=None, help="checkpoint file; an existing one is resumed (same options)")
+    run.add_argument("--checkpoint-every", type=int, default=1000, help="transitions between checkpoints")
     run.set_defaults(handler=run_command)
 
 
@@ -63,6 +71,9 @@ def run_command(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         thin=args.thin,
         seed=args.seed,
+        on_nonfinite=args.on_nonfinite,
+        checkpoint=args.checkpoint,
+        checkpoint_every=args.checkpoint_every,
         **params,
     )
     out = Path(args.out)

@@ -4,8 +4,9 @@ A kernel is a small object holding its parameters. `init(x, energy)` builds a `S
 position, its energy and gradient, so a Metropolis-adjusted kernel spends one energy+gradient
 evaluation per step. `step(state, energy, generator)` returns the next state and an `Info` dict of
 per-chain figures of shape `(n_chains,)` (at least `acceptance_rate` and `accepted`); every entry of
-`Info` is recorded in the trace's stats. Kernels never touch global RNG state: all randomness comes
-from the `torch.Generator` passed in.
+`Info` is recorded in the trace's stats, except keys starting with "_", which only the run loop reads
+(e.g. MALA's `_proposal_energy`, to name the value when a proposal is not finite). Kernels never touch
+global RNG state: all randomness comes from the `torch.Generator` passed in.
 """
 
 from __future__ import annotations

@@ -47,5 +47,10 @@ class MALA(Kernel):
             - langevin_log_density(position, state.position, state.grad, h)
         )
         accepted, probability = metropolis_accept(log_ratio, generator)
-        info = {"acceptance_rate": probability, "accepted": accepted, "nonfinite": nonfinite(value, grad)}
+        info = {
+            "acceptance_rate": probability,
+            "accepted": accepted,
+            "nonfinite": nonfinite(value, grad),
+            "_proposal_energy": value,  # not recorded; names the value if the run stops on a non-finite one
+        }
         return where_state(accepted, proposal, state), info

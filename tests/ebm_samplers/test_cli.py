@@ -4,6 +4,8 @@ import subprocess
 import sys
 import textwrap
 
+import torch
+
 from ebm_samplers import Trace
 from ebm_samplers.cli import main
 
@@ -46,6 +48,18 @@ def test_user_energy_from_module(tmp_path, monkeypatch, capsys):
     ]
     assert main(args) == 0
     assert "on banana" in capsys.readouterr().out
+
+
+def test_checkpointed_cli_run_resumes_to_the_same_trace(tmp_path, capsys):
+    args = ["sample", "--steps", "60", "--warmup", "10", "--chains", "3", "--no-plot", "--on-nonfinite", "reject"]
+    args += ["--checkpoint", str(tmp_path / "run.ckpt"), "--checkpoint-every", "25"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0  # resumes the finished checkpoint
+    first, second = Trace.load(tmp_path / "a" / "trace.nc"), Trace.load(tmp_path / "b" / "trace.nc")
+    assert torch.equal(first.draws, second.draws) and first.attrs["on_nonfinite"] == "reject"
+    assert main([*args, "--seed", "1", "--out", str(tmp_path / "c")]) == 2
+    error = capsys.readouterr().err
+    assert "belongs to a different run (init: other values; seed: checkpoint has 0, this call 1)" in error
 
 
 def test_user_mistakes_are_one_line_with_exit_status_two(tmp_path, capsys):

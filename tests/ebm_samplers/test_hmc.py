@@ -58,7 +58,8 @@ def test_hmc_spends_one_gradient_per_leapfrog_step_and_jitters_within_its_range(
         return 0.5 * (x**2).sum(-1)
 
     ebm_samplers.sample(counted, "hmc", init=torch.zeros(5, 2), n_steps=7, seed=0, n_leapfrog=4)
-    assert calls["n"] == 2 + 1 + 7 * 4  # check_energy twice, init once, then one per leapfrog step
+    # check_energy four times (value, gradient, two per-sample probes), init once, then one per leapfrog step
+    assert calls["n"] == 4 + 1 + 7 * 4
     jittered = ebm_samplers.sample(Gaussian([0.0]), "hmc", n_chains=50, n_steps=20, seed=33, n_leapfrog=(2, 4))
     assert set(jittered.stats["n_leapfrog"].unique().tolist()) == {2, 3, 4}
 

@@ -113,5 +113,5 @@ def test_mala_spends_one_energy_evaluation_per_step():
         return 0.5 * (x**2).sum(-1)
 
     ebm_samplers.sample(counted, "mala", init=torch.zeros(5, 2), n_steps=30, seed=0)
-    # check_energy evaluates twice (value, then gradient), init once, then one per step
-    assert calls["n"] == 2 + 1 + 30
+    # check_energy evaluates four times (value, two per-sample probes, gradient), init once, then one per step
+    assert calls["n"] == 4 + 1 + 30

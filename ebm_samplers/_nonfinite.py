@@ -1,0 +1,178 @@
+"""What a run does when an energy or gradient turns NaN or infinite: `on_nonfinite="raise" | "reject" | "reset"`.
+
+A chain *fails* at a step when its new state has a non-finite energy or gradient, or when the kernel
+flags its proposal in `Info["nonfinite"]` (an adjusted kernel has already rejected such a proposal:
+a proposal where the density is NaN or zero has acceptance probability 0, which is exact MH).
+
+* "raise" (default): the run stops with a `FloatingPointError` naming the first failing chain, the
+  step and the value. Failures are tracked on the device and checked on the host every few hundred
+  steps, so the step, chain and value are remembered when first seen and reported exactly.
+* "reject": a failing chain keeps its previous state, and the step counts as rejected (`accepted`
+  False, `acceptance_rate` 0). For MH kernels this is what the MH step already did; for unadjusted
+  kernels (ULA) it is the only change. Costs two `torch.where` per step, no host synchronisation.
+* "reset": a failing chain restarts from a fresh point (the chain's initial point, a new N(0, I) draw
+  when the run drew its initial points, or the user's `reset(n, generator)`), keeping its step size.
+  For a persistent (replay-buffer) kernel, `reset=lambda n, g: kernel.buffer.draw(n, g)[0]` restarts
+  from the buffer. A recovery heuristic for exploration and EBM training: a restarted chain is not a
+  continuation of a Markov chain with the target as stationary law. Costs one host sync per step.
+
+Every policy records `stats["nonfinite"]` per kept draw and totals per chain (all steps, warm-up
+included) in the trace attributes; a returned trace never holds a NaN from the sampler.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from ebm_samplers.kernels.base import Info, Kernel, State, nonfinite, where_state
+
+POLICIES = ("raise", "reject", "reset")
+
+#: Info keys with this prefix are for the run loop (e.g. MALA's `_proposal_energy`) and are not recorded.
+TRANSIENT_PREFIX = "_"
+
+ResetPoints = Callable[[int, torch.Generator], Tensor]
+
+
+def check_policy(policy: object) -> str:
+    if policy not in POLICIES:
+        raise ValueError(f"on_nonfinite must be one of {', '.join(map(repr, POLICIES))}; got {policy!r}")
+    return policy  # type: ignore[return-value]
+
+
+def default_reset(init: Tensor, drawn: bool) -> ResetPoints:
+    """Restart points: new N(0, I) draws if the run drew its initial points, else each chain's own start."""
+    start = init.detach().clone()
+    if drawn:
+        return lambda n, generator: torch.randn(
+            start.shape, generator=generator, dtype=start.dtype, device=start.device
+        )
+    return lambda n, generator: start
+
+
+class NonfiniteGuard:
+    """Applies the policy after every kernel step; `state_dict()` makes it part of a checkpoint."""
+
+    def __init__(
+        self,
+        policy: str,
+        *,
+        n_chains: int,
+        warmup: int,
+        energy_name: str,
+        like: Tensor,
+        reset: ResetPoints | None = None,
+    ):
+        self.policy = check_policy(policy)
+        self.warmup = warmup
+        self.energy_name = energy_name
+        self.reset = reset
+        self.first_step = torch.full((n_chains,), -1, dtype=torch.long, device=like.device)
+        self.first_value = torch.zeros(n_chains, dtype=like.dtype, device=like.device)
+        self.first_in_proposal = torch.zeros(n_chains, dtype=torch.bool, device=like.device)
+        self.count = torch.zeros(n_chains, dtype=torch.long, device=like.device)
+
+    def apply(
+        self, step: int, previous: State, state: State, info: Info, kernel: Kernel, energy, generator
+    ) -> tuple[State, Info]:
+        """The state after the policy and the info to record (with `nonfinite`, without transient keys)."""
+        proposal_energy = info.get(TRANSIENT_PREFIX + "proposal_energy")
+        info = {name: value for name, value in info.items() if not name.startswith(TRANSIENT_PREFIX)}
+        state_bad = nonfinite(state.energy, state.grad)
+        proposal_bad = info["nonfinite"] if "nonfinite" in info else torch.zeros_like(state_bad)
+        bad = state_bad | proposal_bad
+
+        if self.policy == "raise":  # no count: a run that returns has had no failure
+            value = state.energy if proposal_energy is None else torch.where(state_bad, state.energy, proposal_energy)
+            new = bad & (self.first_step < 0)
+            self.first_step = torch.where(new, step, self.first_step)
+            self.first_value = torch.where(new, value.to(self.first_value.dtype), self.first_value)
+            self.first_in_proposal = torch.where(new, ~state_bad, self.first_in_proposal)
+        elif self.policy == "reject":
+            self.count += bad
+            state = where_state(state_bad, previous, state)
+            if "accepted" in info:
+                info["accepted"] = info["accepted"] & ~bad
+            if "acceptance_rate" in info:
+                info["acceptance_rate"] = torch.where(bad, 0.0, info["acceptance_rate"])
+        else:
+            self.count += bad
+            if bool(bad.any()):  # "reset": drawing fresh points only when needed costs one sync per step
+                state = where_state(bad, self._fresh_state(state, kernel, energy, generator, bad), state)
+        info["nonfinite"] = bad
+        return state, info
+
+    def _fresh_state(self, state: State, kernel: Kernel, energy, generator, bad: Tensor) -> State:
+        n = state.position.shape[0]
+        points = self.reset(n, generator)
+        if not isinstance(points, Tensor) or points.shape != state.position.shape:
+            got = tuple(points.shape) if isinstance(points, Tensor) else type(points).__name__
+            expected = tuple(state.position.shape)
+            raise ValueError(f"reset(n, generator) must return a tensor of shape {expected}; got {got}")
+        fresh = kernel.init(points.to(state.position), energy)
+        if "step_size" in {f.name for f in dataclasses.fields(fresh)}:
+            fresh = dataclasses.replace(fresh, step_size=state.step_size)  # keep each chain's (adapted) step
+        if bool((nonfinite(fresh.energy, fresh.grad) & bad).any()):
+            raise FloatingPointError(
+                f"on_nonfinite='reset': energy {self.energy_name} or its gradient is not finite at the reset points "
+                "either; give reset=... that draws points where the energy is finite"
+            )
+        return fresh
+
+    def raise_if_failed(self) -> None:
+        """Under "raise", stop with the first failure (chain, step, value); otherwise nothing to do."""
+        failed = self.first_step >= 0
+        if self.policy != "raise" or not bool(failed.any()):
+            return
+        steps = torch.where(failed, self.first_step, torch.iinfo(torch.long).max)
+        chain = int(torch.argmin(steps))  # the earliest failure, lowest chain on ties
+        step = int(self.first_step[chain])
+        value = float(self.first_value[chain])
+        where = "a proposal" if bool(self.first_in_proposal[chain]) else "the new state"
+        what = f"energy {value}" if not math.isfinite(value) else f"energy {value:.6g} with a non-finite gradient"
+        phase = f"warm-up step {step}" if step < self.warmup else f"step {step - self.warmup}"
+        raise FloatingPointError(
+            f"energy {self.energy_name} or its gradient became NaN or infinite in {int(failed.sum())} chain(s); "
+            f"first: chain {chain} at {phase} ({where}: {what}). Reduce the step size, check the energy for "
+            "overflow, or pass on_nonfinite='reject' or 'reset'"
+        )
+
+    def record_failures(self, first_step: Tensor) -> None:
+        """Raise for failures found by the compiled path, which reports only each chain's first failing step
+        (or -1); it runs under the "raise" policy only."""
+        failed = first_step >= 0
+        if not bool(failed.any()):
+            return
+        steps = torch.where(failed, first_step, torch.iinfo(torch.long).max)
+        chain = int(torch.argmin(steps))
+        step = int(first_step[chain])
+        phase = f"warm-up step {step}" if step < self.warmup else f"step {step - self.warmup}"
+        raise FloatingPointError(
+            f"energy {self.energy_name} or its gradient became NaN or infinite in {int(failed.sum())} chain(s); "
+            f"first: chain {chain} at {phase}. Reduce the step size, check the energy for overflow, or pass "
+            "on_nonfinite='reject' or 'reset' (these run on the torch path)"
+        )
+
+    def attrs(self) -> dict[str, object]:
+        per_chain = self.count.cpu().tolist()
+        return {"on_nonfinite": self.policy, "nonfinite_total": int(sum(per_chain)), "nonfinite_per_chain": per_chain}
+
+    def state_dict(self) -> dict[str, object]:
+        return {
+            "policy": self.policy,
+            "first_step": self.first_step,
+            "first_value": self.first_value,
+            "first_in_proposal": self.first_in_proposal,
+            "count": self.count,
+        }
+
+    def load_state_dict(self, saved: dict[str, object]) -> None:
+        if saved["policy"] != self.policy:
+            raise ValueError(f"checkpoint was written with on_nonfinite={saved['policy']!r}, not {self.policy!r}")
+        for name in ("first_step", "first_value", "first_in_proposal", "count"):
+            setattr(self, name, saved[name].to(getattr(self, name).device))
