@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ebm_samplers import distributed
 from ebm_samplers.kernels.base import Info, Kernel, State, nonfinite
 from ebm_samplers.registry import get_sampler
 from ebm_samplers.trace import Trace
@@ -53,7 +54,13 @@ def sample(
         progress: show a progress bar; None shows it on long runs when stderr is a terminal.
         device, dtype: for the N(0, I) initial points when `init` is None.
         **sampler_params: parameters for a sampler given by name (e.g. `step_size=0.1`).
+
+    Under `torchrun` (or any initialised process group of several ranks) the chains are split across
+    ranks; rank 0 returns all of them (see `ebm_samplers.distributed`).
     """
+    if distributed.should_shard():
+        arguments = {name: value for name, value in locals().items() if name != "sampler_params"}
+        return distributed.sample_distributed(sample, {**arguments, **sampler_params})
     kernel = _resolve_kernel(sampler, sampler_params)
     n_steps = _check_count(n_steps, "n_steps", minimum=1)
     warmup = _check_count(warmup, "warmup", minimum=0)
