@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ebm_samplers import distributed
 from ebm_samplers._nonfinite import NonfiniteGuard, ResetPoints, check_policy, default_reset
 from ebm_samplers.adaptation import WarmupAdaptation
 from ebm_samplers.checkpoint import Checkpointer, fingerprint, stored_seed
@@ -97,7 +98,13 @@ def sample(
         keep: "draws" returns a `Trace`; "moments" keeps only per-chain running means and variances and
             returns `Moments` (memory independent of the run length).
         **sampler_params: parameters for a sampler given by name (e.g. `step_size=0.1`).
+
+    Under `torchrun` (or any initialised process group of several ranks) the chains are split across
+    ranks; rank 0 returns all of them (see `ebm_samplers.distributed`).
     """
+    if distributed.should_shard():
+        arguments = {name: value for name, value in locals().items() if name != "sampler_params"}
+        return distributed.sample_distributed(sample, {**arguments, **sampler_params})
     kernel = _resolve_kernel(sampler, sampler_params)
     n_steps = _check_count(n_steps, "n_steps", minimum=1)
     warmup = _check_count(warmup, "warmup", minimum=0)

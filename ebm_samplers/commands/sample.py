@@ -60,6 +60,7 @@ def load_energy(spec: str, dim: int | None = None):
 def run_command(args: argparse.Namespace) -> int:
     import ebm_samplers
     from diagnostics import summary
+    from ebm_samplers import distributed
 
     energy = load_energy(args.energy, args.dim)
     params = {} if args.step_size is None else {"step_size": args.step_size}
@@ -76,6 +77,8 @@ def run_command(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
         **params,
     )
+    if distributed.rank() != 0:  # under torchrun, rank 0 holds every chain and reports for all
+        return 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     table = summary(trace)
