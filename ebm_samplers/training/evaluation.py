@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+import diagnostics
 from ebm_samplers.training.datasets import TOY_BOUNDS
 
 DEFAULT_RESOLUTION = 400
@@ -106,19 +107,6 @@ def grid_samples(
 
 
 def mmd(x: Tensor, y: Tensor, bandwidth: float | None = None) -> float:
-    """Unbiased MMD^2 between samples x (n, ...) and y (m, ...) with a Gaussian kernel (median-heuristic width)."""
-    x = x.reshape(x.shape[0], -1).double()
-    y = y.reshape(y.shape[0], -1).double()
-    if x.shape[0] < 2 or y.shape[0] < 2:
-        raise ValueError(f"mmd needs at least 2 samples on each side; got {x.shape[0]} and {y.shape[0]}")
-    pooled = torch.cat([x, y])
-    distances = torch.cdist(pooled, pooled)
-    if bandwidth is None:
-        upper = distances[torch.triu(torch.ones_like(distances, dtype=torch.bool), diagonal=1)]
-        bandwidth = float(upper.median())
-    kernel = torch.exp(-distances.square() / (2 * bandwidth**2))
-    n, m = x.shape[0], y.shape[0]
-    kxx, kyy, kxy = kernel[:n, :n], kernel[n:, n:], kernel[:n, n:]
-    term_x = (kxx.sum() - kxx.diagonal().sum()) / (n * (n - 1))
-    term_y = (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
-    return float(term_x + term_y - 2 * kxy.mean())
+    """Unbiased MMD^2 between samples x (n, ...) and y (m, ...): `diagnostics.mmd`'s RBF kernel with the
+    median-heuristic width (median pairwise distance of the pooled sample), as a plain number."""
+    return diagnostics.mmd(x, y, bandwidth=bandwidth).mmd2
