@@ -43,3 +43,21 @@ def assert_function_matches(per_chain_moments: torch.Tensor, statistic, truth: f
     mcse = math.sqrt((chains - 1) / chains * float(((leave_one_out - leave_one_out.mean()) ** 2).sum()))
     z = abs(estimate - truth) / mcse
     assert z < Z_999, f"{what}: estimate {estimate:.5f} vs truth {truth:.5f}, MCSE {mcse:.5f}, z = {z:.2f}"
+
+
+def assert_bivariate_gaussian_moments(draws: torch.Tensor, mean: torch.Tensor, covariance: torch.Tensor) -> None:
+    """Means, variances (each within MCSE) and the correlation (jackknife MCSE) of 2-D draws (chain, draw, 2).
+
+    Moments are taken about the known mean, so each chain's estimate is a linear average and unbiased
+    whatever the autocorrelation; the correlation is a smooth function of pooled moments.
+    """
+    draws, mean, covariance = draws.double(), mean.double(), covariance.double()
+    centred = draws - mean
+    chain_means = draws.mean(dim=1)
+    chain_second = torch.einsum("cni,cnj->cij", centred, centred) / draws.shape[1]
+    for i in range(2):
+        assert_matches(chain_means[:, i], float(mean[i]), f"mean[{i}]")
+        assert_matches(chain_second[:, i, i], float(covariance[i, i]), f"variance[{i}]")
+    moments = torch.stack([chain_second[:, 0, 0], chain_second[:, 1, 1], chain_second[:, 0, 1]], dim=1)
+    truth = float(covariance[0, 1] / torch.sqrt(covariance[0, 0] * covariance[1, 1]))
+    assert_function_matches(moments, lambda m: m[2] / torch.sqrt(m[0] * m[1]), truth, "correlation")

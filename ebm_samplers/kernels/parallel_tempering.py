@@ -37,8 +37,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ebm_samplers.kernels._inner import resolve_inner
 from ebm_samplers.kernels.base import Info, Kernel, State, nonfinite, per_chain
-from ebm_samplers.registry import get_sampler, register_sampler
+from ebm_samplers.registry import register_sampler
 from energies import Energy, energy_and_grad
 
 
@@ -71,19 +72,7 @@ class ParallelTempering(Kernel):
         scale_step_with_temperature: bool = True,
         **inner_params,
     ) -> None:
-        if isinstance(inner, str):
-            if inner == "parallel_tempering":
-                raise ValueError("parallel_tempering cannot use itself as the inner kernel")
-            self.inner = get_sampler(inner, **inner_params)
-        elif isinstance(inner, Kernel):
-            if inner_params:
-                raise TypeError(
-                    f"inner parameters {sorted(inner_params)} were given with an inner kernel object; "
-                    "set them on the kernel or pass the inner sampler by name"
-                )
-            self.inner = inner
-        else:
-            raise TypeError(f"parallel_tempering inner must be a registered sampler name or a Kernel; got {inner!r}")
+        self.inner = resolve_inner("parallel_tempering", inner, inner_params)
         self.temperatures = _ladder(n_temperatures, max_temperature, temperatures)
         if not isinstance(scale_step_with_temperature, bool):
             raise TypeError(f"scale_step_with_temperature must be True or False; got {scale_step_with_temperature!r}")

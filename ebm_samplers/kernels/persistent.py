@@ -25,8 +25,9 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from ebm_samplers.kernels._inner import resolve_inner
 from ebm_samplers.kernels.base import Info, Kernel, State, nonfinite
-from ebm_samplers.registry import get_sampler, register_sampler
+from ebm_samplers.registry import register_sampler
 from ebm_samplers.replay_buffer import ReplayBuffer
 
 
@@ -55,19 +56,7 @@ class Persistent(Kernel):
     ) -> None:
         if isinstance(n_inner_steps, bool) or not isinstance(n_inner_steps, int) or n_inner_steps < 1:
             raise ValueError(f"persistent n_inner_steps must be an integer >= 1; got {n_inner_steps!r}")
-        if isinstance(inner, str):
-            if inner == "persistent":
-                raise ValueError("persistent cannot use itself as the inner kernel")
-            self.inner = get_sampler(inner, **inner_params)
-        elif isinstance(inner, Kernel):
-            if inner_params:
-                raise TypeError(
-                    f"inner parameters {sorted(inner_params)} were given with an inner kernel object; "
-                    "set them on the kernel or pass the inner sampler by name"
-                )
-            self.inner = inner
-        else:
-            raise TypeError(f"persistent inner must be a registered sampler name or a Kernel; got {inner!r}")
+        self.inner = resolve_inner("persistent", inner, inner_params)
         if buffer is not None and not isinstance(buffer, ReplayBuffer):
             raise TypeError(f"persistent buffer must be a ReplayBuffer or None; got {type(buffer).__name__}")
         if buffer is None:  # validate the settings now rather than at the first init

@@ -8,7 +8,7 @@ import torch
 
 import ebm_samplers
 from energies import Gaussian
-from tests.helpers import Z_999, assert_function_matches, assert_matches, chain_estimates_z
+from tests.helpers import Z_999, assert_bivariate_gaussian_moments, assert_matches, chain_estimates_z
 from tests.paths import PATHS, gaussian_target
 
 
@@ -62,15 +62,7 @@ def test_mala_matches_moments_of_a_correlated_gaussian(path):
     acceptance = float(trace.stats["acceptance_rate"].mean())
     assert 0.3 < acceptance < 0.99, acceptance
     # moments about the known mean are linear per-chain averages, so their per-chain estimates are unbiased
-    centred = draws - mean.double()
-    chain_means = draws.mean(dim=1)
-    chain_second = torch.einsum("cni,cnj->cij", centred, centred) / draws.shape[1]
-    for i in range(2):
-        assert_matches(chain_means[:, i], float(mean[i]), f"mean[{i}]")
-        assert_matches(chain_second[:, i, i], float(covariance[i, i]), f"variance[{i}]")
-    moments = torch.stack([chain_second[:, 0, 0], chain_second[:, 1, 1], chain_second[:, 0, 1]], dim=1)
-    truth = float(covariance[0, 1] / torch.sqrt(covariance[0, 0] * covariance[1, 1]))
-    assert_function_matches(moments, lambda m: m[2] / torch.sqrt(m[0] * m[1]), truth, "correlation")
+    assert_bivariate_gaussian_moments(draws, mean, covariance)
 
 
 def test_a_plain_lambda_is_an_energy():

@@ -5,7 +5,7 @@ import torch
 
 import ebm_samplers
 from energies import Gaussian, GaussianMixture
-from tests.helpers import Z_999, assert_function_matches, assert_matches, chain_estimates_z
+from tests.helpers import Z_999, assert_bivariate_gaussian_moments, assert_matches, chain_estimates_z
 
 
 def test_the_cold_replica_matches_the_moments_of_a_correlated_gaussian():
@@ -23,14 +23,7 @@ def test_the_cold_replica_matches_the_moments_of_a_correlated_gaussian():
         max_temperature=4.0,
     )
     draws = trace.draws.double()
-    centred = draws - mean.double()
-    chain_second = torch.einsum("cni,cnj->cij", centred, centred) / draws.shape[1]
-    for i in range(2):
-        assert_matches(draws[:, :, i].mean(1), float(mean[i]), f"mean[{i}]")
-        assert_matches(chain_second[:, i, i], float(covariance[i, i]), f"variance[{i}]")
-    moments = torch.stack([chain_second[:, 0, 0], chain_second[:, 1, 1], chain_second[:, 0, 1]], dim=1)
-    truth = float(covariance[0, 1] / torch.sqrt(covariance[0, 0] * covariance[1, 1]))
-    assert_function_matches(moments, lambda m: m[2] / torch.sqrt(m[0] * m[1]), truth, "correlation")
+    assert_bivariate_gaussian_moments(draws, mean, covariance)
     for pair in ("0_1", "1_2"):
         swap = trace.stats[f"swap_acceptance_{pair}"]
         assert swap.shape == (100, 500) and 0.2 < float(swap.mean()) <= 1.0

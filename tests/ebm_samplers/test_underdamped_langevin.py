@@ -7,7 +7,7 @@ from scipy.linalg import solve_discrete_lyapunov
 
 import ebm_samplers
 from energies import Gaussian
-from tests.helpers import Z_999, assert_function_matches, assert_matches, chain_estimates_z
+from tests.helpers import Z_999, assert_bivariate_gaussian_moments, assert_matches, chain_estimates_z
 
 
 def baoab_stationary_covariance(step_size: float, friction: float, variance: float) -> np.ndarray:
@@ -65,15 +65,7 @@ def test_baoab_matches_moments_of_a_correlated_gaussian_with_an_adapted_metric()
     )
     assert trace.attrs["adapted_mass_matrix"]
     draws = trace.draws.double()
-    centred = draws - mean.double()
-    chain_means = draws.mean(dim=1)
-    chain_second = torch.einsum("cni,cnj->cij", centred, centred) / draws.shape[1]
-    for i in range(2):
-        assert_matches(chain_means[:, i], float(mean[i]), f"mean[{i}]")
-        assert_matches(chain_second[:, i, i], float(covariance[i, i]), f"variance[{i}]")
-    moments = torch.stack([chain_second[:, 0, 0], chain_second[:, 1, 1], chain_second[:, 0, 1]], dim=1)
-    truth = float(covariance[0, 1] / torch.sqrt(covariance[0, 0] * covariance[1, 1]))
-    assert_function_matches(moments, lambda m: m[2] / torch.sqrt(m[0] * m[1]), truth, "correlation")
+    assert_bivariate_gaussian_moments(draws, mean, covariance)
 
 
 def test_underdamped_langevin_spends_one_gradient_per_step():
