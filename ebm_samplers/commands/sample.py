@@ -59,7 +59,7 @@ def load_energy(spec: str, dim: int | None = None):
 
 def run_command(args: argparse.Namespace) -> int:
     import ebm_samplers
-    from diagnostics import summary
+    from diagnostics import diagnose, summary
     from ebm_samplers import distributed
 
     energy = load_energy(args.energy, args.dim)
@@ -94,6 +94,8 @@ def run_command(args: argparse.Namespace) -> int:
             f"warning: {len(flagged)} of {len(table)} coordinates miss a convergence threshold "
             "(r_hat <= 1.01, ess_bulk >= 400); do not trust these estimates yet"
         )
+    for problem in diagnose(trace).problems:  # what the figures mean, in words (diagnostics.diagnose)
+        print(f"  - {problem}")
     trace_path = trace.save(out / "trace.nc")
     print(f"wrote {trace_path}")
     if not args.no_plot:
