@@ -24,7 +24,7 @@ from energies.neural import MLPEnergy
 
 TORCHRUN = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
 REPO = Path(__file__).resolve().parents[3]
-SETTINGS = dict(method="pcd", n_iterations=300, batch_size=128, n_steps=10, buffer_size=2000)
+SETTINGS = dict(method="pcd", n_iterations=200, batch_size=128, n_steps=10, buffer_size=2000)
 
 
 def _torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -53,10 +53,10 @@ from ebm_samplers.training.distributed import DataParallelRun
 
 generator = torch.Generator().manual_seed(0)
 train = toy_dataset("8gaussians").sample(5000, generator)
-settings = dict(method="pcd", n_iterations=300, batch_size=128, n_steps=10, buffer_size=2000)
+settings = dict(method="pcd", n_iterations=200, batch_size=128, n_steps=10, buffer_size=2000)
 result = fit(train, seed=0, checkpoint=sys.argv[1], buffer_mixing_every=50, **settings)
 # resume scatters each rank's buffer back and continues
-settings["n_iterations"] = 310
+settings["n_iterations"] = 210
 fit(train, seed=0, checkpoint=sys.argv[2], resume=sys.argv[1], buffer_mixing_every=50, **settings)
 
 # mixing: each rank's buffer holds its rank number; rank r receives half its rows from rank r-1
@@ -80,11 +80,11 @@ def test_two_rank_pcd_keeps_per_rank_buffers_and_matches_single_process_quality(
     _torchrun([str(script), str(first), str(resumed), str(weights)], cwd=tmp_path)
 
     saved = load_checkpoint(first)
-    assert saved["world_size"] == 2 and len(saved["ranks"]) == 2 and saved["iteration"] == 300
+    assert saved["world_size"] == 2 and len(saved["ranks"]) == 2 and saved["iteration"] == 200
     buffers = [part["method_state"]["buffer"] for part in saved["ranks"]]
     assert all(buffer["size"] == 2000 for buffer in buffers)
     assert not torch.equal(buffers[0]["samples"], buffers[1]["samples"])  # independent per-rank chains
-    assert load_checkpoint(resumed)["iteration"] == 310
+    assert load_checkpoint(resumed)["iteration"] == 210
     assert len(list(tmp_path.glob(".*.tmp"))) == 0
     train, test = _toy()
     with pytest.raises(ValueError, match="written by 2 ranks"):
