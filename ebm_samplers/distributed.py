@@ -150,6 +150,14 @@ def _run_shard(sample_fn, arguments: dict[str, Any], shard: int, n_shards: int) 
 
 
 @contextmanager
+def local_only() -> Iterator[None]:
+    """Within this block sample() runs in this process only, even under torchrun (e.g. rank 0 evaluating
+    a model after the other ranks are done)."""
+    with _inside_shard():
+        yield
+
+
+@contextmanager
 def _inside_shard() -> Iterator[None]:
     token = _INSIDE_SHARD.set(True)
     try:

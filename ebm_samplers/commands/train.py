@@ -93,6 +93,10 @@ def run_command(args: argparse.Namespace) -> int:
         progress=True,
         **options,
     )
+    from ebm_samplers import distributed
+
+    if distributed.rank() != 0:  # under torchrun every rank trains; rank 0 evaluates, prints and writes
+        return 0
     metrics = {
         "dataset": args.dataset,
         "method": args.method,
@@ -101,10 +105,11 @@ def run_command(args: argparse.Namespace) -> int:
         "wall_time_s": round(result.wall_time, 2),
         "final_loss": result.history["loss"][-1],
     }
-    if dataset is None:
-        metrics.update(_evaluate_images(result, train, test, out, args))
-    else:
-        metrics.update(_evaluate_toy(result, dataset, test, out, args))
+    with distributed.local_only():  # rank 0 alone draws the evaluation samples
+        if dataset is None:
+            metrics.update(_evaluate_images(result, train, test, out, args))
+        else:
+            metrics.update(_evaluate_toy(result, dataset, test, out, args))
     _write_json(out / "metrics.json", metrics)
     for name, value in metrics.items():
         print(f"{name:28s} {value}")

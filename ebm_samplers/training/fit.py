@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from ebm_samplers.kernels import Kernel
 from ebm_samplers.training._method import build_method
 from ebm_samplers.training.checkpoint import load_checkpoint, plain_options, save_checkpoint
+from ebm_samplers.training.distributed import DataParallelRun, check_single_process_checkpoint, wants_data_parallel
 from ebm_samplers.training.result import FitResult
 from energies import check_energy
 
@@ -38,6 +39,8 @@ def fit(
     checkpoint_every: int = 500,
     resume: str | os.PathLike | None = None,
     progress: bool | None = None,
+    buffer_mixing_every: int | None = None,
+    buffer_mixing_fraction: float = 0.1,
     **options,
 ) -> FitResult:
     """Train an energy E so that exp(-E) fits `data`.
@@ -56,6 +59,9 @@ def fit(
         checkpoint: a file to save the full training state to, every `checkpoint_every` steps and at the end.
         resume: a checkpoint file to continue from (same data, method and options).
         progress: show a progress bar; None shows it when stderr is a terminal.
+        buffer_mixing_every, buffer_mixing_fraction: under torchrun (data-parallel PCD, see
+            `ebm_samplers.training.distributed`), every `buffer_mixing_every` steps each rank hands a random
+            `buffer_mixing_fraction` of its replay buffer to the next rank; None (default) never mixes.
         **options: the method's options (see each method's module), e.g. n_steps, step_size, alpha, sigma.
     """
     data = _check_data(data)
@@ -74,7 +80,13 @@ def fit(
     _check_int(seed, "seed", 0)
     _check_int(checkpoint_every, "checkpoint_every", 1)
 
-    generator = torch.Generator(device=data.device).manual_seed(seed)
+    parallel = None
+    if wants_data_parallel():
+        parallel = DataParallelRun.join(method, seed, data.device, buffer_mixing_every, buffer_mixing_fraction)
+        batch_size = parallel.local_batch_size(batch_size)
+    elif buffer_mixing_every is not None:
+        raise ValueError("buffer_mixing_every applies to data-parallel training under torchrun only")
+    generator = torch.Generator(device=data.device).manual_seed(seed if parallel is None else parallel.rank_seed())
     if energy is None:
         # weights are drawn on the CPU (from their own generator seeded by `seed`), so a run initialises
         # the same network on every device
@@ -85,11 +97,16 @@ def fit(
     _check_energy_fits(energy, data)
     trainer.setup(energy, data, generator)
     optimiser = torch.optim.Adam([*energy.parameters(), *trainer.parameters()], lr=learning_rate)
+    model = energy if parallel is None else parallel.wrap(energy, data.device)
 
     history: dict[str, list[float]] = {"iteration": [], "loss": []}
     start = 0
     if resume is not None:
-        saved = load_checkpoint(resume)
+        if parallel is None:
+            saved = load_checkpoint(resume)
+            check_single_process_checkpoint(saved, resume)
+        else:
+            saved = parallel.load(resume)
         if saved["method"] != method:
             raise ValueError(f"checkpoint {resume} was written by method {saved['method']!r}, not {method!r}")
         energy.load_state_dict(saved["energy"])
@@ -112,12 +129,19 @@ def fit(
             "history": history,
         }
 
+    def save(iteration: int) -> None:
+        if parallel is None:
+            save_checkpoint(checkpoint, snapshot(iteration))
+        else:
+            parallel.save(checkpoint, snapshot(iteration))
+
     show = progress if progress is not None else sys.stderr.isatty()
+    show = show and (parallel is None or parallel.is_main)
     began = time.perf_counter()
     with tqdm(total=n_iterations, initial=start, disable=not show, desc=f"fit {method}", unit="it") as bar:
         for iteration in range(start, n_iterations):
             index = torch.randint(0, data.shape[0], (batch_size,), generator=generator, device=data.device)
-            loss, figures = trainer.loss(energy, data[index], generator)
+            loss, figures = trainer.loss(model, data[index], generator)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"{method} loss became {loss.item()} at iteration {iteration}; lower learning_rate "
@@ -126,15 +150,17 @@ def fit(
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
+            if parallel is not None:
+                parallel.after_step(iteration, trainer, generator)
             _record(history, iteration, loss.item(), figures)
             if iteration % 25 == 0 or iteration + 1 == n_iterations:
                 bar.set_postfix(loss=f"{loss.item():.4g}")
             bar.update(1)
             if checkpoint is not None and (iteration + 1) % checkpoint_every == 0:
-                save_checkpoint(checkpoint, snapshot(iteration + 1))
+                save(iteration + 1)
     wall_time = time.perf_counter() - began
     if checkpoint is not None:
-        save_checkpoint(checkpoint, snapshot(n_iterations))
+        save(n_iterations)
 
     extras = {}
     if hasattr(energy, "sigmas"):

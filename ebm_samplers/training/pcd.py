@@ -27,6 +27,7 @@ import ebm_samplers
 from ebm_samplers.kernels import Kernel
 from ebm_samplers.training._contrastive import contrastive_loss
 from ebm_samplers.training._method import TrainingMethod, register_method
+from ebm_samplers.training.distributed import local_module
 
 
 @register_method("pcd")
@@ -67,8 +68,8 @@ class PersistentContrastiveDivergence(TrainingMethod):
 
     def loss(self, energy: nn.Module, batch: Tensor, generator: torch.Generator) -> tuple[Tensor, dict[str, float]]:
         if self._state is None:
-            self._state = self._initial_state(energy, batch.shape[0], generator)
-        self._state, _ = self._kernel.step(self._state, energy, generator)
+            self._state = self._initial_state(local_module(energy), batch.shape[0], generator)
+        self._state, _ = self._kernel.step(self._state, local_module(energy), generator)
         loss, figures = contrastive_loss(energy, batch, self._state.position, self.alpha)
         return loss, {**figures, "buffer_size": float(len(self.buffer))}
 
