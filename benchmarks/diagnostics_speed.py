@@ -1,6 +1,6 @@
 """Speed of the diagnostics against ArviZ in the same run (absolute times drift on shared machines).
 
-    python benchmarks/diagnostics.py        (from the repository root)
+    python benchmarks/diagnostics_speed.py        (from the repository root)
 
 Prints `name: value` lines. Workloads: 8 chains x 10,000 draws x 100 coordinates of AR(1) draws
 (rho = 0.5, and rho = 0.95 where the ESS needs the FFT path) for `diagnose` against `az.summary`;
