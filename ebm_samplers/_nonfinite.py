@@ -88,8 +88,7 @@ class NonfiniteGuard:
         proposal_energy = info.get(TRANSIENT_PREFIX + "proposal_energy")
         info = {name: value for name, value in info.items() if not name.startswith(TRANSIENT_PREFIX)}
         state_bad = nonfinite(state.energy, state.grad)
-        proposal_bad = info["nonfinite"] if "nonfinite" in info else torch.zeros_like(state_bad)
-        bad = state_bad | proposal_bad
+        bad = state_bad | info["nonfinite"] if "nonfinite" in info else state_bad
 
         if self.policy == "raise":  # no count: a run that returns has had no failure
             self._unchecked.append((step, bad, state_bad, state.energy, proposal_energy))
