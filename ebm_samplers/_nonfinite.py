@@ -5,8 +5,10 @@ flags its proposal in `Info["nonfinite"]` (an adjusted kernel has already reject
 a proposal where the density is NaN or zero has acceptance probability 0, which is exact MH).
 
 * "raise" (default): the run stops with a `FloatingPointError` naming the first failing chain, the
-  step and the value. Failures are tracked on the device and checked on the host every few hundred
-  steps, so the step, chain and value are remembered when first seen and reported exactly.
+  step and the value. Each step's failure flags (and the tensors that name the value) are kept on the
+  device, by reference, until the host checks them every few hundred steps; only then, and only if
+  something failed, are they searched for each chain's first failure. So a step adds no work beyond
+  the finiteness check itself, and the step, chain and value are still reported exactly.
 * "reject": a failing chain keeps its previous state, and the step counts as rejected (`accepted`
   False, `acceptance_rate` 0). For MH kernels this is what the MH step already did; for unadjusted
   kernels (ULA) it is the only change. Costs two `torch.where` per step, no host synchronisation.
@@ -76,6 +78,8 @@ class NonfiniteGuard:
         self.first_value = torch.zeros(n_chains, dtype=like.dtype, device=like.device)
         self.first_in_proposal = torch.zeros(n_chains, dtype=torch.bool, device=like.device)
         self.count = torch.zeros(n_chains, dtype=torch.long, device=like.device)
+        # under "raise": (step, bad, state_bad, state energy, proposal energy) of the steps not yet checked
+        self._unchecked: list[tuple[int, Tensor, Tensor, Tensor, Tensor | None]] = []
 
     def apply(
         self, step: int, previous: State, state: State, info: Info, kernel: Kernel, energy, generator
@@ -84,15 +88,10 @@ class NonfiniteGuard:
         proposal_energy = info.get(TRANSIENT_PREFIX + "proposal_energy")
         info = {name: value for name, value in info.items() if not name.startswith(TRANSIENT_PREFIX)}
         state_bad = nonfinite(state.energy, state.grad)
-        proposal_bad = info["nonfinite"] if "nonfinite" in info else torch.zeros_like(state_bad)
-        bad = state_bad | proposal_bad
+        bad = state_bad | info["nonfinite"] if "nonfinite" in info else state_bad
 
         if self.policy == "raise":  # no count: a run that returns has had no failure
-            value = state.energy if proposal_energy is None else torch.where(state_bad, state.energy, proposal_energy)
-            new = bad & (self.first_step < 0)
-            self.first_step = torch.where(new, step, self.first_step)
-            self.first_value = torch.where(new, value.to(self.first_value.dtype), self.first_value)
-            self.first_in_proposal = torch.where(new, ~state_bad, self.first_in_proposal)
+            self._unchecked.append((step, bad, state_bad, state.energy, proposal_energy))
         elif self.policy == "reject":
             self.count += bad
             state = where_state(state_bad, previous, state)
@@ -124,8 +123,22 @@ class NonfiniteGuard:
             )
         return fresh
 
+    def _note_unchecked(self) -> None:
+        """Fold the unchecked steps into each chain's first failure (step, value, where): one host sync, and
+        the per-step search only when some step failed."""
+        unchecked, self._unchecked = self._unchecked, []
+        if not unchecked or not bool(torch.stack([bad for _, bad, *_ in unchecked]).any()):
+            return
+        for step, bad, state_bad, state_energy, proposal_energy in unchecked:
+            value = state_energy if proposal_energy is None else torch.where(state_bad, state_energy, proposal_energy)
+            new = bad & (self.first_step < 0)
+            self.first_step = torch.where(new, step, self.first_step)
+            self.first_value = torch.where(new, value.to(self.first_value.dtype), self.first_value)
+            self.first_in_proposal = torch.where(new, ~state_bad, self.first_in_proposal)
+
     def raise_if_failed(self) -> None:
         """Under "raise", stop with the first failure (chain, step, value); otherwise nothing to do."""
+        self._note_unchecked()
         failed = self.first_step >= 0
         if self.policy != "raise" or not bool(failed.any()):
             return
@@ -163,6 +176,7 @@ class NonfiniteGuard:
         return {"on_nonfinite": self.policy, "nonfinite_total": int(sum(per_chain)), "nonfinite_per_chain": per_chain}
 
     def state_dict(self) -> dict[str, object]:
+        self._note_unchecked()
         return {
             "policy": self.policy,
             "first_step": self.first_step,

@@ -354,7 +354,11 @@ def _initial_points(
 
 @dataclass
 class _Recorder:
-    """Preallocated storage for kept draws and stats."""
+    """Preallocated storage for kept draws and stats.
+
+    Stats are stored draw-major, `(n_keep, n_chains)`, so recording a step writes one contiguous row per
+    stat (a `(chain, draw)` column write is strided, and runs every step); `result` transposes them once.
+    """
 
     n_chains: int
     n_keep: int
@@ -363,28 +367,39 @@ class _Recorder:
 
     def __post_init__(self) -> None:
         self.draws: Tensor | None = None
-        self.stats: dict[str, Tensor] = {}
+        self._stats_by_draw: dict[str, Tensor] = {}
         self.n_recorded = 0
 
     def record(self, step: int, state: State, info: Info) -> None:
         if (step + 1) % self.thin:
             return
         index = (step + 1) // self.thin - 1
-        values = {"energy": state.energy, "step_size": state.step_size, **info}
         if self.draws is None:
             position = state.position
             self.draws = position.new_empty((self.n_chains, self.n_keep, *position.shape[1:]))
-            self.stats = {k: v.new_empty((self.n_chains, self.n_keep)) for k, v in values.items()}
+            values = {"energy": state.energy, "step_size": state.step_size, **info}
+            self._stats_by_draw = {k: v.new_empty((self.n_keep, self.n_chains)) for k, v in values.items()}
         self.draws[:, index] = state.position
-        for name, value in values.items():
-            self.stats[name][:, index] = value
+        stats = self._stats_by_draw
+        stats["energy"][index] = state.energy
+        stats["step_size"][index] = state.step_size
+        for name, value in info.items():
+            stats[name][index] = value
         self.n_recorded = index + 1
+
+    @property
+    def stats(self) -> dict[str, Tensor]:
+        """Recorded stats as `(chain, draw)` views."""
+        return {name: values.T for name, values in self._stats_by_draw.items()}
 
     def flush(self) -> None:
         """Nothing to write: the draws stay in memory."""
 
     def result(self, attrs: dict[str, Any]) -> Trace:
-        return Trace(draws=self.draws.cpu(), stats={k: v.cpu() for k, v in self.stats.items()}, attrs=attrs)
+        stats = {}
+        for name in list(self._stats_by_draw):  # one transposed copy at a time
+            stats[name] = self._stats_by_draw.pop(name).T.contiguous().cpu()
+        return Trace(draws=self.draws.cpu(), stats=stats, attrs=attrs)
 
     def state_dict(self) -> dict[str, Any]:
         k = self.n_recorded
@@ -398,7 +413,7 @@ class _Recorder:
         draws = saved["draws"]
         self.draws = draws.new_empty((self.n_chains, self.n_keep, *draws.shape[2:]))
         self.draws[:, :k] = draws
-        self.stats = {}
+        self._stats_by_draw = {}
         for name, values in saved["stats"].items():
-            self.stats[name] = values.new_empty((self.n_chains, self.n_keep))
-            self.stats[name][:, :k] = values
+            self._stats_by_draw[name] = values.new_empty((self.n_keep, self.n_chains))
+            self._stats_by_draw[name][:k] = values.T

@@ -35,25 +35,29 @@ def leapfrog(
     grad: Tensor,
     inverse_mass: Tensor,
     step_size: Tensor,
-    n_steps: Tensor,
+    n_steps: Tensor | None,
     max_steps: int,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Run `n_steps` (n,) leapfrog steps of size `step_size` (n,) per chain; one gradient per step.
 
     The batch runs `max_steps` (a host integer >= every entry of `n_steps`, so no device sync is needed);
     a chain whose count is reached stops moving (it is still evaluated with the batch, but its values
-    are kept). Returns the end point's position, momentum, energy and gradient.
+    are kept). `n_steps=None`: every chain runs `max_steps` (no per-chain selection). Returns the end
+    point's position, momentum, energy and gradient.
     """
     half = 0.5 * step_size
     value = None
     for index in range(max_steps):  # n_steps >= 1, so every chain moves in the first step
-        moving = index < n_steps
         new_momentum = kick(momentum, grad, half)
         new_position = drift(position, new_momentum, inverse_mass, step_size)
         new_value, new_grad = energy_and_grad(energy, new_position)
         new_momentum = kick(new_momentum, new_grad, half)
-        position = new_position.where(per_chain(moving, position), position)
-        momentum = new_momentum.where(per_chain(moving, momentum), momentum)
-        grad = new_grad.where(per_chain(moving, grad), grad)
-        value = new_value if value is None else new_value.where(moving, value)
+        if n_steps is None or index == 0:
+            position, momentum, value, grad = new_position, new_momentum, new_value, new_grad
+            continue
+        moving = per_chain(index < n_steps, position)
+        position = new_position.where(moving, position)
+        momentum = new_momentum.where(moving, momentum)
+        grad = new_grad.where(moving, grad)
+        value = new_value.where(moving.reshape(-1), value)
     return position, momentum, value, grad

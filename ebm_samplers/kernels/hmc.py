@@ -73,7 +73,14 @@ class HMC(Kernel):
         momentum = sample_momentum(state.inverse_mass, generator)
         start_hamiltonian = state.energy + kinetic_energy(momentum, state.inverse_mass)
         position, momentum, value, grad = leapfrog(
-            energy, state.position, momentum, state.grad, state.inverse_mass, state.step_size, n_leapfrog, high
+            energy,
+            state.position,
+            momentum,
+            state.grad,
+            state.inverse_mass,
+            state.step_size,
+            None if low == high else n_leapfrog,  # a fixed length needs no per-chain selection
+            high,
         )
         end_hamiltonian = value + kinetic_energy(momentum, state.inverse_mass)
         energy_error = end_hamiltonian - start_hamiltonian

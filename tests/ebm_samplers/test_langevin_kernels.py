@@ -107,3 +107,22 @@ def test_mala_spends_one_energy_evaluation_per_step():
     ebm_samplers.sample(counted, "mala", init=torch.zeros(5, 2), n_steps=30, seed=0)
     # check_energy evaluates four times (value, two per-sample probes, gradient), init once, then one per step
     assert calls["n"] == 4 + 1 + 30
+
+
+def test_forward_proposal_density_from_noise_matches_the_general_formula():
+    """log q(x' | x) = -||xi||^2 / 2 for x' = x - h grad + sqrt(2h) xi (what MALA uses), up to rounding."""
+    from ebm_samplers.kernels._langevin import (
+        langevin_log_density,
+        langevin_move,
+        langevin_noise,
+        langevin_noise_log_density,
+    )
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 3, dtype=torch.float64, generator=generator)
+    grad = torch.randn(200, 3, dtype=torch.float64, generator=generator)
+    h = torch.rand(200, dtype=torch.float64, generator=generator) + 0.01
+    noise = langevin_noise(x, generator)
+    proposal = langevin_move(x, grad, h, noise)
+    general = langevin_log_density(proposal, x, grad, h)
+    torch.testing.assert_close(langevin_noise_log_density(noise), general, rtol=1e-12, atol=1e-12)

@@ -184,3 +184,19 @@ def test_bad_policy_is_rejected():
         ebm_samplers.sample(nan_outside, "mala", init=torch.zeros(2, 1), n_steps=2, on_nonfinite="ignore")
     with pytest.raises(TypeError, match="reset must be a callable"):
         ebm_samplers.sample(nan_outside, "mala", init=torch.zeros(2, 1), n_steps=2, on_nonfinite="reset", reset=3)
+
+
+def test_nonfinite_check_is_exact_on_special_values():
+    """The zero-product check equals the isfinite definition, incl. values whose plain sum would overflow."""
+    from ebm_samplers.kernels.base import nonfinite
+
+    special = torch.tensor([0.0, -0.0, 1.0, -3e38, 3e38, 1e-45, math.inf, -math.inf, math.nan])
+    pairs = torch.cartesian_prod(special, special, special)  # (729, 3): energy, two gradient entries
+    for dtype in (torch.float32, torch.float64):
+        energy, grad = pairs[:, 0].to(dtype), pairs[:, 1:].to(dtype)
+        expected = ~(torch.isfinite(energy) & torch.isfinite(grad).all(-1))
+        assert torch.equal(nonfinite(energy, grad), expected)
+    # event axes beyond one: (n, 2, 2)
+    grad = torch.full((3, 2, 2), 3e38)
+    grad[1, 1, 0] = -math.inf
+    assert nonfinite(torch.zeros(3), grad).tolist() == [False, True, False]
