@@ -36,7 +36,6 @@ from ebm_samplers.kernels import Kernel
 from ebm_samplers.training._contrastive import contrastive_loss
 from ebm_samplers.training._method import TrainingMethod, register_method
 
-
 #: PCD options for 8x8 digit images in [-1, 1] (see the module docstring; measured in the README).
 DIGITS_OPTIONS: dict[str, float | int] = {"step_size": 1e-4, "n_steps": 40, "alpha": 0.001, "buffer_size": 1000}
 DIGITS_LEARNING_RATE = 1e-3
