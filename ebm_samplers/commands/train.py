@@ -68,9 +68,16 @@ def run_command(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data_generator = torch.Generator().manual_seed(args.seed)
+    n_iterations, learning_rate = args.iterations, args.learning_rate
     if args.dataset == "digits":
         dataset = None
         train, test = load_digits(generator=data_generator)
+        if args.method == "pcd":  # the 2-D defaults do not move 64-D chains; explicit options still win
+            from ebm_samplers.training.pcd import DIGITS_ITERATIONS, DIGITS_LEARNING_RATE, DIGITS_OPTIONS
+
+            options = {**DIGITS_OPTIONS, **options}
+            n_iterations = DIGITS_ITERATIONS if n_iterations is None else n_iterations
+            learning_rate = DIGITS_LEARNING_RATE if learning_rate is None else learning_rate
     else:
         dataset = toy_dataset(args.dataset)
         train = dataset.sample(args.train_size, data_generator)
@@ -83,11 +90,11 @@ def run_command(args: argparse.Namespace) -> int:
     result = fit(
         train,
         method=args.method,
-        n_iterations=args.iterations,
+        n_iterations=n_iterations,
         batch_size=args.batch_size,
         seed=args.seed,
         sampler=args.sampler,
-        learning_rate=args.learning_rate,
+        learning_rate=learning_rate,
         checkpoint=checkpoint,
         resume=checkpoint if args.resume else None,
         progress=True,

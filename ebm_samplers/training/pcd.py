@@ -13,6 +13,14 @@ L2 penalty on energies (alpha = 0.1). Unlike their tempered updates, the inner k
 on 8gaussians: 1e-3 had not converged after 1,500 iterations). Measured on circles: alpha = 0.001 with
 step 0.03 let the energy dig deep wells where no chain went (test NLL 11.9 nats; entropy 3.28), alpha =
 0.1 with step 0.01 gave 3.35.
+
+8x8 digits in [-1, 1] (64-D) need other settings, `DIGITS_OPTIONS` (used by `ebm-samplers train --dataset
+digits`): with step 0.01 the ULA noise sqrt(2h) = 0.14 per pixel per step swamps the drift of a flat
+initial energy and 20 steps never leave the uniform noise. A small step (1e-4, noise 0.014) forces the
+model to learn a sharp energy (data vs sample energies of order +-30), i.e. to learn its own low
+temperature, which the EBM literature instead gets by shrinking the Langevin noise; a weak L2 penalty
+(alpha = 0.001) lets energies reach that scale; a 1,000-sample buffer gets each chain revisited ~25 times
+in a few hundred iterations (a 10,000 buffer leaves most chains one or two visits from noise).
 """
 
 from __future__ import annotations
@@ -28,6 +36,11 @@ from ebm_samplers.kernels import Kernel
 from ebm_samplers.training._contrastive import contrastive_loss
 from ebm_samplers.training._method import TrainingMethod, register_method
 from ebm_samplers.training.distributed import local_module
+
+#: PCD options for 8x8 digit images in [-1, 1] (see the module docstring; measured in the README).
+DIGITS_OPTIONS: dict[str, float | int] = {"step_size": 1e-4, "n_steps": 40, "alpha": 0.001, "buffer_size": 1000}
+DIGITS_LEARNING_RATE = 1e-3
+DIGITS_ITERATIONS = 500
 
 
 @register_method("pcd")
