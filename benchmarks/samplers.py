@@ -41,6 +41,9 @@ from energies import Banana, Energy, Funnel, Gaussian, GaussianMixture
 #: kernels with known settings run first, in this order (the unadjusted ones borrow adapted steps)
 ORDERED = ("mala", "hmc", "ula", "underdamped_langevin")
 BORROWED_STEP = {"ula": "mala", "underdamped_langevin": "hmc"}
+#: Samplers whose one "step" is not one transition, so per-step budgets make no sense for them:
+#: each annealed_langevin draw is a whole pass through its noise schedule (n_levels x steps_per_level).
+NOT_PER_STEP = {"annealed_langevin": "each draw is a full annealing pass (thousands of Langevin steps)"}
 
 
 def targets() -> dict[str, Energy]:
@@ -152,6 +155,10 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{target_name}/bare_gradient_seconds: {grad_seconds:.3e}")
         for name in names:
             key = f"{name}/{target_name}"
+            if name in NOT_PER_STEP:
+                print(f"{key}/skipped: {NOT_PER_STEP[name]}")
+                results[key] = {"skipped": NOT_PER_STEP[name]}
+                continue
             params = {}
             if name in BORROWED_STEP:
                 lender = results.get(f"{BORROWED_STEP[name]}/{target_name}", {})
