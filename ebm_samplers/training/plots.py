@@ -21,6 +21,24 @@ def _pyplot():
     return plt
 
 
+def _square_plane(axis, bounds) -> None:
+    """The 2-D data plane: equal aspect over `bounds`, labelled coordinates."""
+    axis.set_xlim(*bounds)
+    axis.set_ylim(*bounds)
+    axis.set_aspect("equal")
+    axis.set_xlabel("x1")
+    axis.set_ylabel("x2")
+
+
+def _save(figure, path: Path, *, tight: bool = True) -> Path:
+    """Write the figure as PNG and free it (figures left open pile up over a training run's pictures)."""
+    if tight:
+        figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    _pyplot().close(figure)
+    return path
+
+
 def _log_density_image(energy, bounds, resolution: int = 200) -> Tensor:
     points, spacing = _grid(*bounds, resolution, torch.zeros(1))
     values = -_energies(energy, points).double()
@@ -39,13 +57,8 @@ def density_figure(energy, data: Tensor, path: Path, title: str, bounds=TOY_BOUN
     axes[1].imshow(density, origin="lower", extent=extent, cmap="viridis", aspect="equal")
     axes[1].set_title(f"learned density ({title})")
     for axis in axes:
-        axis.set_xlim(*bounds)
-        axis.set_ylim(*bounds)
-        axis.set_aspect("equal")
-    figure.tight_layout()
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
-    return path
+        _square_plane(axis, bounds)
+    return _save(figure, path)
 
 
 def samples_figure(energy, samples: Tensor, path: Path, title: str, bounds=TOY_BOUNDS) -> Path:
@@ -59,14 +72,9 @@ def samples_figure(energy, samples: Tensor, path: Path, title: str, bounds=TOY_B
     contours = axis.contour(grid, grid, minus_log_p, levels=levels, cmap="magma_r", linewidths=0.8)
     figure.colorbar(contours, ax=axis, shrink=0.8, label="-log p (nats)")
     axis.scatter(samples[:, 0].numpy(), samples[:, 1].numpy(), s=2, alpha=0.5, color="tab:blue")
-    axis.set_xlim(*bounds)
-    axis.set_ylim(*bounds)
-    axis.set_aspect("equal")
+    _square_plane(axis, bounds)
     axis.set_title(title, fontsize=9)
-    figure.tight_layout()
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
-    return path
+    return _save(figure, path)
 
 
 def score_figure(energy, data: Tensor, path: Path, title: str, bounds=TOY_BOUNDS) -> Path:
@@ -91,14 +99,9 @@ def score_figure(energy, data: Tensor, path: Path, title: str, bounds=TOY_BOUNDS
         scale_units="xy",
         scale=1 / (0.9 * (bounds[1] - bounds[0]) / 24),
     )
-    axis.set_xlim(*bounds)
-    axis.set_ylim(*bounds)
-    axis.set_aspect("equal")
+    _square_plane(axis, bounds)
     axis.set_title(title, fontsize=9)
-    figure.tight_layout()
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
-    return path
+    return _save(figure, path)
 
 
 def loss_figure(history: dict[str, list[float]], path: Path, title: str) -> Path:
@@ -114,10 +117,7 @@ def loss_figure(history: dict[str, list[float]], path: Path, title: str) -> Path
     axis.set_ylabel("loss")
     axis.set_title(title, fontsize=9)
     axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
-    return path
+    return _save(figure, path)
 
 
 def image_grid_figure(images: Tensor, path: Path, title: str, columns: int = 10) -> Path:
@@ -131,6 +131,4 @@ def image_grid_figure(images: Tensor, path: Path, title: str, columns: int = 10)
         if index < n:
             axis.imshow(images[index, 0].clamp(-1, 1).numpy(), cmap="gray_r", vmin=-1, vmax=1)
     figure.suptitle(title)
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
-    return path
+    return _save(figure, path, tight=False)
