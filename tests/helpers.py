@@ -61,3 +61,26 @@ def assert_bivariate_gaussian_moments(draws: torch.Tensor, mean: torch.Tensor, c
     moments = torch.stack([chain_second[:, 0, 0], chain_second[:, 1, 1], chain_second[:, 0, 1]], dim=1)
     truth = float(covariance[0, 1] / torch.sqrt(covariance[0, 0] * covariance[1, 1]))
     assert_function_matches(moments, lambda m: m[2] / torch.sqrt(m[0] * m[1]), truth, "correlation")
+
+
+def run_torchrun(args: list[str], cwd, timeout: float = 300):
+    """Launch `torchrun --standalone --nproc_per_node=2 ARGS` (gloo on CPU) on this checkout; fail with its output.
+
+    Skips the test when no torchrun sits next to this Python (or on PATH)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pytest
+
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
+    if torchrun is None:
+        pytest.skip("torchrun is not installed next to this Python")
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"}
+    command = [torchrun, "--standalone", "--nproc_per_node=2", *args]
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result

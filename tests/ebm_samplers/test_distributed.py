@@ -1,9 +1,5 @@
 """Chains sharded over torchrun ranks (gloo, CPU) give exactly the draws of the single-process reference."""
 
-import os
-import shutil
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -13,19 +9,11 @@ import torch
 from ebm_samplers import Trace
 from ebm_samplers.distributed import sample_sharded, shard_bounds, shard_seed
 from energies import Gaussian, GaussianMixture
-
-TORCHRUN = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers import run_torchrun
 
 
-def _torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    if TORCHRUN is None:
-        pytest.skip("torchrun is not installed next to this Python")
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    command = [TORCHRUN, "--standalone", "--nproc_per_node=2", *args]
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=240)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result
+def _torchrun(args: list[str], cwd: Path):
+    return run_torchrun(args, cwd, timeout=240)
 
 
 def test_shards_cover_the_chains_in_order():

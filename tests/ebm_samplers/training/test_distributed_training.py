@@ -8,10 +8,6 @@ from 5 seeds: mean +- t_{0.9995, 4} s sqrt(1 + 1/5), exact if outcomes are norma
 of the single-process runs' mean improvement.
 """
 
-import os
-import shutil
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -21,20 +17,13 @@ from scipy import stats
 
 from ebm_samplers.training import fit, grid_nll, load_checkpoint, toy_dataset
 from energies.neural import MLPEnergy
+from tests.helpers import run_torchrun
 
-TORCHRUN = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
-REPO = Path(__file__).resolve().parents[3]
 SETTINGS = dict(method="pcd", n_iterations=200, batch_size=128, n_steps=10, buffer_size=2000)
 
 
-def _torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    if TORCHRUN is None:
-        pytest.skip("torchrun is not installed next to this Python")
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    command = [TORCHRUN, "--standalone", "--nproc_per_node=2", *args]
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result
+def _torchrun(args: list[str], cwd: Path):
+    return run_torchrun(args, cwd, timeout=300)
 
 
 def _toy():
