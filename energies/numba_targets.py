@@ -8,7 +8,9 @@ parameters (`GaussianMixture` with isotropic components, `Gaussian` with a diago
     diagonal Gaussian:  the same with P = diag(1 / v), in O(d) instead of O(d^2)
 
 The parameters are frozen into the compiled functions as constants (numba closures), so these functions are
-compiled per call of the factory (a fraction of a second) and not cached on disk.
+compiled per call of the factory (a fraction of a second) and not cached on disk. The Gaussians' sums over
+coordinates are compiled with fastmath's `reassoc` flag alone (`_SUMS`), so LLVM may reorder and vectorise them
+(about 3x faster at d = 100); only their last bits depend on that order, and NaN and inf propagate as usual.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import numba
 import numpy as np
 
 from energies.numba_energy import NumbaEnergy
+
+_SUMS = dict(fastmath={"reassoc"})
 
 
 def isotropic_mixture(weights, means, variances, *, name: str = "NumbaIsotropicMixture") -> NumbaEnergy:
@@ -99,7 +103,7 @@ def gaussian(mean, covariance, *, name: str = "NumbaGaussian") -> NumbaEnergy:
         raise ValueError("gaussian: covariance must be positive definite") from None
     precision = np.ascontiguousarray(np.linalg.inv(covariance))
 
-    @numba.njit
+    @numba.njit(**_SUMS)
     def energy_fn(x):
         total = 0.0
         for i in range(d):
@@ -109,7 +113,7 @@ def gaussian(mean, covariance, *, name: str = "NumbaGaussian") -> NumbaEnergy:
             total += (x[i] - mean[i]) * row
         return 0.5 * total
 
-    @numba.njit
+    @numba.njit(**_SUMS)
     def grad_fn(x, grad_out):
         total = 0.0
         for i in range(d):
@@ -135,14 +139,14 @@ def diagonal_gaussian(mean, variances, *, name: str = "NumbaDiagonalGaussian") -
     d = mean.shape[0]
     precision = 1.0 / variances
 
-    @numba.njit
+    @numba.njit(**_SUMS)
     def energy_fn(x):
         total = 0.0
         for i in range(d):
             total += (x[i] - mean[i]) ** 2 * precision[i]
         return 0.5 * total
 
-    @numba.njit
+    @numba.njit(**_SUMS)
     def grad_fn(x, grad_out):
         total = 0.0
         for i in range(d):

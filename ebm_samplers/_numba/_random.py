@@ -2,8 +2,15 @@
 
 numba's own `np.random` keeps one state per thread and draws a normal in ~90 ns; here each chain owns four
 uint64 words (so its draws depend only on its seed, whichever thread runs it) and normals come from the
-ziggurat method (Marsaglia & Tsang 2000, 256 layers): one 64-bit word per draw in ~99% of cases (8 bits pick
-the layer, 1 the sign, 53 the abscissa), with the exact tail and wedge tests for the rest.
+ziggurat method (Marsaglia & Tsang 2000, 256 layers). One 64-bit word makes one draw in ~99% of cases: its low
+8 bits pick the layer and its top 53 bits, read as a signed integer, give the abscissa with its sign; the exact
+tail and wedge tests handle the rest.
+
+Speed (about 2 ns per normal instead of 3.5): a fill keeps the four xoshiro words in local variables (registers)
+for the whole vector and writes them back once; words become floats through int64 (uint64 -> float64 has no
+single x86 instruction); the sign is the integer's sign, not a branch; the rare tail, wedge and retry path is
+one out-of-line function, so the common path stays a short loop. No fastmath anywhere here: the tail and wedge
+tests must be exact.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import math
 import numba
 import numpy as np
 
-_MASK_53 = 2.0**-53
+_UNIT = 2.0**-53  # one step of a 53-bit uniform
 
 
 @numba.njit(inline="always", cache=True)
@@ -36,23 +43,30 @@ def seeded_state(seed):
 
 
 @numba.njit(inline="always", cache=True)
-def next_word(state):
-    """The next uint64 of xoshiro256**; advances `state` in place."""
-    result = _rotate_left(state[1] * np.uint64(5), 7) * np.uint64(9)
-    shifted = state[1] << np.uint64(17)
-    state[2] ^= state[0]
-    state[3] ^= state[1]
-    state[1] ^= state[2]
-    state[0] ^= state[3]
-    state[2] ^= shifted
-    state[3] = _rotate_left(state[3], 45)
-    return result
+def _next(s0, s1, s2, s3):
+    """(next uint64 of xoshiro256**, advanced words): the state travels in locals, not memory."""
+    result = _rotate_left(s1 * np.uint64(5), 7) * np.uint64(9)
+    shifted = s1 << np.uint64(17)
+    s2 ^= s0
+    s3 ^= s1
+    s1 ^= s2
+    s0 ^= s3
+    s2 ^= shifted
+    s3 = _rotate_left(s3, 45)
+    return result, s0, s1, s2, s3
+
+
+@numba.njit(inline="always", cache=True)
+def _open_unit(word):
+    """U(0, 1) from the top 53 bits of `word`, never exactly 0 (so log(u) is finite)."""
+    return (float(np.int64(word >> np.uint64(11))) + 0.5) * _UNIT
 
 
 @numba.njit(inline="always", cache=True)
 def uniform(state):
-    """U(0, 1) with 53 random bits, never exactly 0 (so log(u) is finite)."""
-    return (float(next_word(state) >> np.uint64(11)) + 0.5) * _MASK_53
+    """U(0, 1) with 53 random bits, never exactly 0; advances `state` (a chain's four words) in place."""
+    word, state[0], state[1], state[2], state[3] = _next(state[0], state[1], state[2], state[3])
+    return _open_unit(word)
 
 
 def _ziggurat_tables(layers: int = 256, r: float = 3.6541528853610088, area: float = 4.92867323399e-3):
@@ -67,34 +81,51 @@ def _ziggurat_tables(layers: int = 256, r: float = 3.6541528853610088, area: flo
 
 _EDGES, _HEIGHTS = _ziggurat_tables()
 _TAIL = _EDGES[1]
+#: layer width per unit of the signed 53-bit abscissa integer, which lies in [-2^52, 2^52)
+_WIDTHS = _EDGES[:-1] * 2.0**-52
 
 
 @numba.njit(inline="always", cache=True)
-def standard_normal(state):
-    """N(0, 1) by the ziggurat method."""
+def _candidate(word):
+    """(layer, z) of one ziggurat draw: z uniform on (-x[layer], x[layer]), its sign from the word's top bit."""
+    layer = word & np.uint64(255)
+    return layer, float(np.int64(word) >> np.int64(11)) * _WIDTHS[layer]
+
+
+@numba.njit(cache=True)
+def _rare_draw(layer, z, s0, s1, s2, s3):
+    """Finish a draw whose candidate `z` fell outside its layer's inner rectangle (about 1% of draws).
+
+    Layer 0: the tail beyond r by Marsaglia's exponential rejection. Other layers: the wedge test (accept z if a
+    uniform height in the layer lies below the density), else a fresh candidate, as often as it takes.
+    Returns (z, advanced words).
+    """
     while True:
-        word = next_word(state)
-        layer = int(word & np.uint64(255))
-        sign = -1.0 if word & np.uint64(256) else 1.0
-        z = float(word >> np.uint64(11)) * _MASK_53 * _EDGES[layer]
-        if z < _EDGES[layer + 1]:  # inside the part of the layer that lies wholly under the density
-            return sign * z
-        if layer == 0:  # the tail beyond r, by Marsaglia's exponential rejection
+        if layer == 0:
             while True:
-                a = -math.log(uniform(state)) / _TAIL
-                b = -math.log(uniform(state))
-                if 2.0 * b > a * a:
-                    return sign * (_TAIL + a)
-        height = _HEIGHTS[layer] + uniform(state) * (_HEIGHTS[layer + 1] - _HEIGHTS[layer])
-        if height < math.exp(-0.5 * z * z):  # the wedge: accept below the density
-            return sign * z
+                word, s0, s1, s2, s3 = _next(s0, s1, s2, s3)
+                a = -math.log(_open_unit(word)) / _TAIL
+                word, s0, s1, s2, s3 = _next(s0, s1, s2, s3)
+                if -2.0 * math.log(_open_unit(word)) > a * a:
+                    return (-(_TAIL + a) if z < 0.0 else _TAIL + a), s0, s1, s2, s3
+        word, s0, s1, s2, s3 = _next(s0, s1, s2, s3)
+        height = _HEIGHTS[layer] + _open_unit(word) * (_HEIGHTS[layer + 1] - _HEIGHTS[layer])
+        if height < math.exp(-0.5 * z * z):
+            return z, s0, s1, s2, s3
+        word, s0, s1, s2, s3 = _next(s0, s1, s2, s3)
+        layer, z = _candidate(word)
+        if abs(z) < _EDGES[layer + 1]:
+            return z, s0, s1, s2, s3
 
 
 @numba.njit(inline="always", cache=True)
 def fill_standard_normal(out, state):
-    """Fill `out` with independent N(0, 1) draws; return their squared norm."""
-    squared = 0.0
+    """Fill `out` with independent N(0, 1) draws (ziggurat). Advances `state`."""
+    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
     for i in range(out.shape[0]):
-        out[i] = standard_normal(state)
-        squared += out[i] * out[i]
-    return squared
+        word, s0, s1, s2, s3 = _next(s0, s1, s2, s3)
+        layer, z = _candidate(word)
+        if not abs(z) < _EDGES[layer + 1]:  # outside the part of the layer that lies wholly under the density
+            z, s0, s1, s2, s3 = _rare_draw(layer, z, s0, s1, s2, s3)
+        out[i] = z
+    state[0], state[1], state[2], state[3] = s0, s1, s2, s3

@@ -16,13 +16,17 @@ Recorded as in the torch kernel: `energy` = H of the kept point, `potential_ener
 
 from __future__ import annotations
 
-import math
-
 import numba
 import numpy as np
 from numba import types
 
-from ebm_samplers._numba._moves import LOOP_ARGUMENTS, all_finite, kept_index, metropolis_accept
+from ebm_samplers._numba._moves import (
+    LOOP_ARGUMENTS,
+    all_finite,
+    kept_index,
+    metropolis_accept,
+    weighted_squared_norm,
+)
 from ebm_samplers._numba._random import fill_standard_normal, seeded_state, uniform
 
 _HMC_ARGUMENTS = (
@@ -63,6 +67,7 @@ def run_hmc(
     for chain in numba.prange(n):
         rng = seeded_state(seeds[chain])
         m = inverse_mass[chain]
+        momentum_scale = 1.0 / np.sqrt(m)  # p = xi / sqrt(m) ~ N(0, M), M = diag(1 / m)
         x = init[chain].copy()
         grad = np.empty(d)
         value = grad_fn(x, grad)
@@ -70,30 +75,27 @@ def run_hmc(
         proposal_grad = np.empty(d)
         momentum = np.empty(d)
         eps = step_size[chain]
+        drift = eps * m  # x <- x + eps m p
         failure[chain] = -1
         for step in range(warmup + n_steps):
             n_leapfrog = low + int(uniform(rng) * (high - low + 1))
             fill_standard_normal(momentum, rng)
-            kinetic = 0.0
             for i in range(d):
-                momentum[i] /= math.sqrt(m[i])  # p ~ N(0, M), M = diag(1 / m)
-                kinetic += m[i] * momentum[i] * momentum[i]
-                proposal[i] = x[i]
-                proposal_grad[i] = grad[i]
-            start_hamiltonian = value + 0.5 * kinetic
-            for i in range(d):
-                momentum[i] -= 0.5 * eps * proposal_grad[i]
-            for leap in range(n_leapfrog):
-                for i in range(d):
-                    proposal[i] += eps * m[i] * momentum[i]
+                momentum[i] *= momentum_scale[i]
+            start_hamiltonian = value + 0.5 * weighted_squared_norm(m, momentum)
+            for i in range(d):  # the first half kick and drift
+                momentum[i] -= 0.5 * eps * grad[i]
+                proposal[i] = x[i] + drift[i] * momentum[i]
+            for leap in range(1, n_leapfrog + 1):
                 proposal_value = grad_fn(proposal, proposal_grad)
-                kick = eps if leap < n_leapfrog - 1 else 0.5 * eps
-                for i in range(d):
-                    momentum[i] -= kick * proposal_grad[i]
-            kinetic = 0.0
-            for i in range(d):
-                kinetic += m[i] * momentum[i] * momentum[i]
-            end_hamiltonian = proposal_value + 0.5 * kinetic
+                if leap < n_leapfrog:  # a full kick and the next drift in one pass over the coordinates
+                    for i in range(d):
+                        momentum[i] -= eps * proposal_grad[i]
+                        proposal[i] += drift[i] * momentum[i]
+                else:
+                    for i in range(d):
+                        momentum[i] -= 0.5 * eps * proposal_grad[i]
+            end_hamiltonian = proposal_value + 0.5 * weighted_squared_norm(m, momentum)
             energy_error = end_hamiltonian - start_hamiltonian
             accept, probability = metropolis_accept(-energy_error, rng)
             if accept:  # copy rather than swap the buffers: swapping array references costs refcounting
