@@ -95,12 +95,3 @@ def all_finite(energy, grad):
     for i in range(grad.shape[0]):  # no early exit: a branch-free loop vectorises, and failures are rare
         finite &= abs(grad[i]) < math.inf
     return finite
-
-
-@numba.njit(inline="always", cache=True)
-def kept_index(step, warmup, thin):
-    """Index of the kept draw that `step` (counting warm-up) produces, or -1 when it is not kept."""
-    after = step - warmup + 1
-    if after <= 0 or after % thin:
-        return -1
-    return after // thin - 1

@@ -23,7 +23,6 @@ from numba import types
 from ebm_samplers._numba._moves import (
     LOOP_ARGUMENTS,
     all_finite,
-    kept_index,
     metropolis_accept,
     weighted_squared_norm,
 )
@@ -77,6 +76,7 @@ def run_hmc(
         eps = step_size[chain]
         drift = eps * m  # x <- x + eps m p
         failure[chain] = -1
+        next_kept = warmup + thin - 1  # the next step whose draw is kept (no division per step)
         for step in range(warmup + n_steps):
             n_leapfrog = low + int(uniform(rng) * (high - low + 1))
             fill_standard_normal(momentum, rng)
@@ -102,8 +102,9 @@ def run_hmc(
                 x[:] = proposal
                 grad[:] = proposal_grad
                 value = proposal_value
-            index = kept_index(step, warmup, thin)
-            if index >= 0:
+            if step == next_kept:
+                index = (step - warmup) // thin
+                next_kept += thin
                 draws[chain, index] = x
                 hamiltonian_out[chain, index] = end_hamiltonian if accept else start_hamiltonian
                 potential_out[chain, index] = value

@@ -16,7 +16,6 @@ import numpy as np
 from ebm_samplers._numba._moves import (
     LOOP_ARGUMENTS,
     all_finite,
-    kept_index,
     langevin_log_density,
     langevin_proposal,
     metropolis_accept,
@@ -38,6 +37,7 @@ def run_mala(
         proposal_grad = np.empty(d)
         h = step_size[chain]
         failure[chain] = -1
+        next_kept = warmup + thin - 1  # the next step whose draw is kept (no division per step)
         for step in range(warmup + n_steps):
             forward_squared = langevin_proposal(x, grad, h, proposal, rng)
             proposal_value = grad_fn(proposal, proposal_grad)
@@ -50,8 +50,9 @@ def run_mala(
                 x[:] = proposal
                 grad[:] = proposal_grad
                 value = proposal_value
-            index = kept_index(step, warmup, thin)
-            if index >= 0:
+            if step == next_kept:
+                index = (step - warmup) // thin
+                next_kept += thin
                 draws[chain, index] = x
                 energy[chain, index] = value
                 acceptance[chain, index] = probability

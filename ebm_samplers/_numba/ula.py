@@ -9,7 +9,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ebm_samplers._numba._moves import LOOP_ARGUMENTS, all_finite, kept_index, langevin_proposal
+from ebm_samplers._numba._moves import LOOP_ARGUMENTS, all_finite, langevin_proposal
 from ebm_samplers._numba._random import seeded_state
 
 
@@ -26,13 +26,15 @@ def run_ula(
         proposal = np.empty(d)
         h = step_size[chain]
         failure[chain] = -1
+        next_kept = warmup + thin - 1  # the next step whose draw is kept (no division per step)
         for step in range(warmup + n_steps):
             langevin_proposal(x, grad, h, proposal, rng)
             x[:] = proposal  # copy rather than swap the buffers: swapping array references costs refcounting
             value = grad_fn(x, grad)
             finite = all_finite(value, grad)
-            index = kept_index(step, warmup, thin)
-            if index >= 0:
+            if step == next_kept:
+                index = (step - warmup) // thin
+                next_kept += thin
                 draws[chain, index] = x
                 energy[chain, index] = value
                 acceptance[chain, index] = 1.0
