@@ -82,10 +82,10 @@ def _step_call(kernel: str, energy, points: np.ndarray, step_size: float):
     n, dim = points.shape
     steps = STEPS // HMC_LEAPFROG * 2 if kernel == "hmc" else STEPS
     keep = steps // THIN
-    outputs = [np.empty((n, keep, dim)), np.empty((n, keep)), np.empty((n, keep))]
+    outputs = [np.empty((n, keep, dim), dtype=np.float32), np.empty((n, keep)), np.empty((n, keep))]
     outputs += [np.zeros((n, keep), dtype=bool), np.zeros((n, keep), dtype=bool), np.empty(n, dtype=np.int64)]
     shared = (energy.grad_fn, points, np.full(n, step_size), np.arange(n, dtype=np.int64), 0, steps, THIN, *outputs)
-    loop = load_loop(kernel)
+    loop = load_loop(kernel, np.float32)  # float32 draws, as for the default float32 chains
     if kernel == "hmc":
         extra = (np.ones((n, dim)), HMC_LEAPFROG, HMC_LEAPFROG, 1000.0)
         extra += (np.empty((n, keep), dtype=np.int64), np.empty((n, keep)), np.empty((n, keep)))

@@ -3,7 +3,8 @@
 Each kernel's loop lives in its own module (ula.py, mala.py, hmc.py) and is compiled for numba's first-class
 function type of `grad_fn`, so one cached machine-code loop (`cache=True`, in `__pycache__`) serves every
 energy. A loop module is imported (compiled, or loaded from the cache) only when first needed;
-`LOAD_SECONDS[name]` records how long that took in this process. numba's cache is keyed on the loop's own file
+`LOAD_SECONDS[name]` records how long that took in this process (`_loop.py`: a float64 version is made
+on first use). numba's cache is keyed on the loop's own file
 only, not on the helpers compiled into it (`_random.py`, `_moves.py`): a change to those must come with a
 change to each loop file (or a cleared `__pycache__`), or an old loop keeps being loaded.
 
@@ -37,13 +38,15 @@ def supports(kernel) -> bool:
     return name in _MODULES and type(kernel) is _REGISTRY.get(name)
 
 
-def load_loop(name: str):
-    """The compiled loop of sampler `name`, compiling it (or loading it from the disk cache) on first use."""
-    if name not in LOAD_SECONDS:
-        start = time.perf_counter()
-        importlib.import_module(f"ebm_samplers._numba.{name}")
-        LOAD_SECONDS[name] = time.perf_counter() - start
-    return getattr(importlib.import_module(f"ebm_samplers._numba.{name}"), _MODULES[name])
+def load_loop(name: str, draws_dtype=np.float32):
+    """The compiled loop of sampler `name` that writes draws of `draws_dtype` (float32 or float64), compiled (or
+    loaded from the disk cache) on first use; `LOAD_SECONDS` keeps the first use's time, keyed `name` for
+    float32 and `name.float64`."""
+    dtype = np.dtype(draws_dtype)
+    start = time.perf_counter()
+    loop = getattr(importlib.import_module(f"ebm_samplers._numba.{name}"), _MODULES[name])[dtype]
+    LOAD_SECONDS.setdefault(name if dtype == np.float32 else f"{name}.{dtype}", time.perf_counter() - start)
+    return loop
 
 
 def _numpy(values: Tensor, n: int) -> np.ndarray:
@@ -60,14 +63,15 @@ def run_compiled(
     finite, or -1.
     """
     name = kernel.name
-    loop = load_loop(name)
     position = state.position
+    draws_dtype = np.float64 if position.dtype == torch.float64 else np.float32  # written as such, not converted
+    loop = load_loop(name, draws_dtype)
     n, keep = position.shape[0], n_steps // thin
     points = _numpy(position, n)
     step_size = _numpy(state.step_size, n)[:, 0].copy()
     seeds = torch.randint(0, 2**62, (n,), generator=generator, device=generator.device).cpu().numpy()
     out = {
-        "draws": np.empty((n, keep, points.shape[1])),
+        "draws": np.empty((n, keep, points.shape[1]), dtype=draws_dtype),
         "energy": np.empty((n, keep)),
         "acceptance_rate": np.empty((n, keep)),
         "accepted": np.zeros((n, keep), dtype=bool),

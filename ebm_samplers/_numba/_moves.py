@@ -14,30 +14,8 @@ from __future__ import annotations
 import math
 
 import numba
-from numba import types
 
 from ebm_samplers._numba._random import fill_standard_normal, uniform
-from energies.numba_energy import function_types
-
-#: The signature shared by every compiled loop, before the kernel's own parameters:
-#: (grad_fn, init (n, d), step_size (n,), seeds (n,) of the chains' random streams, warmup, n_steps, thin,
-#:  draws (n, keep, d), energy, acceptance_rate (n, keep), accepted, nonfinite (n, keep), first_failure (n,))
-LOOP_ARGUMENTS = (
-    function_types()[1],
-    types.float64[:, ::1],
-    types.float64[::1],
-    types.int64[::1],
-    types.int64,
-    types.int64,
-    types.int64,
-    types.float64[:, :, ::1],
-    types.float64[:, ::1],
-    types.float64[:, ::1],
-    types.boolean[:, ::1],
-    types.boolean[:, ::1],
-    types.int64[::1],
-)
-
 
 _SUMS = dict(fastmath={"reassoc"}, cache=True)
 
@@ -95,3 +73,10 @@ def all_finite(energy, grad):
     for i in range(grad.shape[0]):  # no early exit: a branch-free loop vectorises, and failures are rare
         finite &= abs(grad[i]) < math.inf
     return finite
+
+
+@numba.njit(inline="always", cache=True)
+def store_draw(draws, chain, index, x):
+    """draws[chain, index] = x, rounded to the draws' dtype (float32 or float64)."""
+    for i in range(x.shape[0]):
+        draws[chain, index, i] = x[i]

@@ -20,10 +20,11 @@ import numba
 import numpy as np
 from numba import types
 
+from ebm_samplers._numba._loop import CompiledLoop
 from ebm_samplers._numba._moves import (
-    LOOP_ARGUMENTS,
     all_finite,
     metropolis_accept,
+    store_draw,
     weighted_squared_norm,
 )
 from ebm_samplers._numba._random import fill_standard_normal, seeded_state, uniform
@@ -39,8 +40,7 @@ _HMC_ARGUMENTS = (
 )
 
 
-@numba.njit(numba.void(*LOOP_ARGUMENTS, *_HMC_ARGUMENTS), parallel=True, cache=True)
-def run_hmc(
+def _hmc_loop(
     grad_fn,
     init,
     step_size,
@@ -105,7 +105,7 @@ def run_hmc(
             if step == next_kept:
                 index = (step - warmup) // thin
                 next_kept += thin
-                draws[chain, index] = x
+                store_draw(draws, chain, index, x)
                 hamiltonian_out[chain, index] = end_hamiltonian if accept else start_hamiltonian
                 potential_out[chain, index] = value
                 energy_error_out[chain, index] = energy_error
@@ -115,3 +115,7 @@ def run_hmc(
                 diverging[chain, index] = not energy_error <= divergence_threshold  # NaN errors diverge too
             if accept and not all_finite(value, grad) and failure[chain] < 0:
                 failure[chain] = step  # an accepted point at -inf energy: the energy is broken there
+
+
+run_hmc = CompiledLoop(_hmc_loop, _HMC_ARGUMENTS)
+run_hmc[np.float32]  # the default dtype's version is compiled (or loaded from the cache) on import

@@ -13,18 +13,18 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ebm_samplers._numba._loop import CompiledLoop
 from ebm_samplers._numba._moves import (
-    LOOP_ARGUMENTS,
     all_finite,
     langevin_log_density,
     langevin_proposal,
     metropolis_accept,
+    store_draw,
 )
 from ebm_samplers._numba._random import seeded_state
 
 
-@numba.njit(numba.void(*LOOP_ARGUMENTS), parallel=True, cache=True)
-def run_mala(
+def _mala_loop(
     grad_fn, init, step_size, seeds, warmup, n_steps, thin, draws, energy, acceptance, accepted, nonfinite, failure
 ):
     n, d = init.shape
@@ -53,10 +53,14 @@ def run_mala(
             if step == next_kept:
                 index = (step - warmup) // thin
                 next_kept += thin
-                draws[chain, index] = x
+                store_draw(draws, chain, index, x)
                 energy[chain, index] = value
                 acceptance[chain, index] = probability
                 accepted[chain, index] = accept
                 nonfinite[chain, index] = not finite
             if not finite and failure[chain] < 0:
                 failure[chain] = step
+
+
+run_mala = CompiledLoop(_mala_loop)
+run_mala[np.float32]  # the default dtype's version is compiled (or loaded from the cache) on import

@@ -9,12 +9,12 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ebm_samplers._numba._moves import LOOP_ARGUMENTS, all_finite, langevin_proposal
+from ebm_samplers._numba._loop import CompiledLoop
+from ebm_samplers._numba._moves import all_finite, langevin_proposal, store_draw
 from ebm_samplers._numba._random import seeded_state
 
 
-@numba.njit(numba.void(*LOOP_ARGUMENTS), parallel=True, cache=True)
-def run_ula(
+def _ula_loop(
     grad_fn, init, step_size, seeds, warmup, n_steps, thin, draws, energy, acceptance, accepted, nonfinite, failure
 ):
     n, d = init.shape
@@ -35,7 +35,7 @@ def run_ula(
             if step == next_kept:
                 index = (step - warmup) // thin
                 next_kept += thin
-                draws[chain, index] = x
+                store_draw(draws, chain, index, x)
                 energy[chain, index] = value
                 acceptance[chain, index] = 1.0
                 accepted[chain, index] = True
@@ -43,3 +43,7 @@ def run_ula(
             if not finite:
                 failure[chain] = step
                 break  # the run will raise; a NaN chain has nothing left to say
+
+
+run_ula = CompiledLoop(_ula_loop)
+run_ula[np.float32]  # the default dtype's version is compiled (or loaded from the cache) on import

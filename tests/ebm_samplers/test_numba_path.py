@@ -60,6 +60,18 @@ def test_thinning_keeps_every_thin_th_step(mixture):
     assert torch.equal(thinned.stats["accepted"], full.stats["accepted"][:, 3::4])
 
 
+def test_float64_chains_get_float64_draws_of_the_same_trajectory(mixture):
+    # float32 chains have their draws written in float32 by the loop; float64 chains by a float64 version of it.
+    # Same seed, same start and a step size exact in both dtypes: the same trajectory, rounded or not.
+    init = torch.randn(5, 2, generator=torch.Generator().manual_seed(0))
+    run = dict(n_steps=12, thin=3, seed=4, step_size=0.125)
+    single = ebm_samplers.sample(mixture, "hmc", init=init, **run)
+    double = ebm_samplers.sample(mixture, "hmc", init=init.double(), **run)
+    assert single.draws.dtype == torch.float32 and double.draws.dtype == torch.float64
+    assert torch.equal(double.draws.float(), single.draws)
+    assert not torch.equal(double.draws, double.draws.float().double())  # float64 draws are not rounded ones
+
+
 def test_warmup_without_adaptation_runs_compiled_and_continues_the_same_chains(mixture):
     run = dict(n_chains=4, seed=3, step_size=0.1, adapt_step_size=False)
     long = ebm_samplers.sample(mixture, "mala", n_steps=30, **run)
