@@ -3,10 +3,10 @@
 Each kernel's loop lives in its own module (ula.py, mala.py, hmc.py) and is compiled for numba's first-class
 function type of `grad_fn`, so one cached machine-code loop (`cache=True`, in `__pycache__`) serves every
 energy. A loop module is imported (compiled, or loaded from the cache) only when first needed;
-`LOAD_SECONDS[name]` records how long that took in this process (`_loop.py`: a float64 version is made
-on first use). numba's cache is keyed on the loop's own file
-only, not on the helpers compiled into it (`_random.py`, `_moves.py`): a change to those must come with a
-change to each loop file (or a cleared `__pycache__`), or an old loop keeps being loaded.
+`LOAD_SECONDS[name]` records how long that took in this process. Each loop has a version per dtype of the
+draws it writes (`_loop.py`): float32 is made on import, float64 on first use. numba's cache is keyed on the
+loop's own file only, not on the helpers compiled into it (`_random.py`, `_moves.py`): a change to those must
+come with a change to each loop file (or a cleared `__pycache__`), or an old loop keeps being loaded.
 
 The loops start from a kernel `State` (after any adapting warm-up, which runs on the torch kernel) and use its
 per-chain step sizes (and HMC's diagonal inverse mass) unchanged.
