@@ -356,8 +356,9 @@ def _initial_points(
 class _Recorder:
     """Preallocated storage for kept draws and stats.
 
-    Stats are stored draw-major, `(n_keep, n_chains)`, so recording a step writes one contiguous row per
-    stat (a `(chain, draw)` column write is strided, and runs every step); `result` transposes them once.
+    Draws and stats are stored draw-major, `(n_keep, n_chains, ...)`, so recording a step writes one
+    contiguous block per field (a `(chain, draw)` write is strided, and runs every step); `result`
+    transposes them once, one field at a time.
     """
 
     n_chains: int
@@ -366,7 +367,7 @@ class _Recorder:
     warmup: int
 
     def __post_init__(self) -> None:
-        self.draws: Tensor | None = None
+        self._draws_by_draw: Tensor | None = None
         self._stats_by_draw: dict[str, Tensor] = {}
         self.n_recorded = 0
 
@@ -374,18 +375,23 @@ class _Recorder:
         if (step + 1) % self.thin:
             return
         index = (step + 1) // self.thin - 1
-        if self.draws is None:
+        if self._draws_by_draw is None:
             position = state.position
-            self.draws = position.new_empty((self.n_chains, self.n_keep, *position.shape[1:]))
+            self._draws_by_draw = position.new_empty((self.n_keep, *position.shape))
             values = {"energy": state.energy, "step_size": state.step_size, **info}
             self._stats_by_draw = {k: v.new_empty((self.n_keep, self.n_chains)) for k, v in values.items()}
-        self.draws[:, index] = state.position
+        self._draws_by_draw[index] = state.position
         stats = self._stats_by_draw
         stats["energy"][index] = state.energy
         stats["step_size"][index] = state.step_size
         for name, value in info.items():
             stats[name][index] = value
         self.n_recorded = index + 1
+
+    @property
+    def draws(self) -> Tensor | None:
+        """Recorded draws as a `(chain, draw, *event)` view."""
+        return None if self._draws_by_draw is None else self._draws_by_draw.transpose(0, 1)
 
     @property
     def stats(self) -> dict[str, Tensor]:
@@ -399,11 +405,12 @@ class _Recorder:
         stats = {}
         for name in list(self._stats_by_draw):  # one transposed copy at a time
             stats[name] = self._stats_by_draw.pop(name).T.contiguous().cpu()
-        return Trace(draws=self.draws.cpu(), stats=stats, attrs=attrs)
+        draws, self._draws_by_draw = self.draws.contiguous().cpu(), None
+        return Trace(draws=draws, stats=stats, attrs=attrs)
 
     def state_dict(self) -> dict[str, Any]:
         k = self.n_recorded
-        draws = None if self.draws is None else self.draws[:, :k]
+        draws = None if self._draws_by_draw is None else self.draws[:, :k]
         return {"n_recorded": k, "draws": draws, "stats": {name: values[:, :k] for name, values in self.stats.items()}}
 
     def load_state_dict(self, saved: dict[str, Any]) -> None:
@@ -411,8 +418,8 @@ class _Recorder:
         if saved["draws"] is None:
             return
         draws = saved["draws"]
-        self.draws = draws.new_empty((self.n_chains, self.n_keep, *draws.shape[2:]))
-        self.draws[:, :k] = draws
+        self._draws_by_draw = draws.new_empty((self.n_keep, draws.shape[0], *draws.shape[2:]))
+        self._draws_by_draw[:k] = draws.transpose(0, 1)
         self._stats_by_draw = {}
         for name, values in saved["stats"].items():
             self._stats_by_draw[name] = values.new_empty((self.n_keep, self.n_chains))
