@@ -32,7 +32,7 @@ chains, steps, thin, path, keep = int(sys.argv[1]), int(sys.argv[2]), int(sys.ar
 torch.set_num_threads(1)
 energy = default_mixture() if path == "numba" else GaussianMixture()
 options = {} if keep == "draws" else {"keep": keep}
-ebm_samplers.sample(energy, "mala", n_chains=8, n_steps=thin, thin=thin, seed=0, step_size=0.3, progress=False,
+ebm_samplers.sample(energy, "mala", n_chains=8, n_steps=2 * thin, thin=thin, seed=0, step_size=0.3, progress=False,
                     backend=path, **options)  # imports, compiled loops and allocator warm-up
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 start = time.perf_counter()
@@ -59,10 +59,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--thin", type=int, default=100)
     parser.add_argument("--paths", default="torch,numba")
+    parser.add_argument("--keeps", default="draws,moments", help="what to keep: draws, moments or both")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "memory.json"))
     args = parser.parse_args(argv)
-    keeps = ["draws"] + (["moments"] if _supports_moments() else [])
-    if "moments" not in keeps:
+    keeps = args.keeps.split(",")
+    if "moments" in keeps and not _supports_moments():
+        keeps.remove("moments")
         print("moments: not measured (this version of sample() has no keep='moments')")
     results: dict = {"chains": args.chains, "steps": args.steps, "thin": args.thin}
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}

@@ -4,13 +4,17 @@
 
 For each target (default 2-D mixture, 100-d Gaussian with variances log-spaced 0.01..1, MLP energy
 2 -> 256 -> 256 -> 1), kernel (ula, mala, hmc with 10 leapfrog steps), chain count (1, 100, 1,000, 10,000) and
-path (torch; numba where the target has a numba version) it prints `name: value` lines:
+path (torch eager; "compiled": torch with `sample(..., compile_step=True)`, from 1,000 chains; numba where the
+target has a numba version) it prints `name: value` lines:
 
     step_ms          wall time per transition, excluding set-up (the faster of two runs of S steps, minus a run
                      of 1 step; S is sized for about a second of sampling)
     grads_per_step   gradient evaluations per transition (1 for ULA/MALA, L for HMC)
-    bare_ms          one batched energy+gradient evaluation of all chains on the same path
+    bare_ms          one batched energy+gradient evaluation of all chains on the same path (for "compiled": the
+                     eager torch one, what a user's energy costs without compiling; `compiled_bare_ms` is the
+                     same evaluation through torch.compile)
     ratio            step_ms / (grads_per_step * bare_ms): what a transition costs beyond its gradients
+    compile_s        "compiled" only: the first run's compile time (attrs["compile_seconds"])
     ess_per_s        bulk ESS (the smallest over two coordinates, from <= 64 chains, scaled to all chains)
                      per second of sampling; rough on short runs, and only printed with >= 100 draws
 
@@ -44,6 +48,8 @@ from energies.numba_targets import default_mixture, log_spaced_gaussian
 ROOT = Path(__file__).resolve().parents[1]
 CHAINS = (1, 100, 1_000, 10_000)
 HMC_LEAPFROG = 10
+#: the torch.compile'd step is measured from this many chains (each chain count compiles anew: tens of seconds)
+COMPILED_MIN_CHAINS = 1_000
 #: seconds of sampling aimed at per configuration (steps are chosen from the bare cost to fit)
 TARGET_SECONDS = 0.7
 
@@ -109,6 +115,12 @@ def bare_seconds(energy, x: torch.Tensor, path: str, batch) -> float:
     return _best_time(lambda: energy.energy_and_grad(x), 20 if x.shape[0] < 10_000 else 5)
 
 
+def compiled_bare_seconds(energy, x: torch.Tensor) -> float:
+    """One batched energy+gradient through `torch.compile` (what the compiled step's gradient part can cost)."""
+    fused = torch.compile(energy.energy_and_grad)
+    return _best_time(lambda: fused(x), 20 if x.shape[0] < 10_000 else 5)
+
+
 def _ess_per_second(trace, seconds: float) -> float | None:
     import arviz as az
 
@@ -126,7 +138,8 @@ def _ess_per_second(trace, seconds: float) -> float | None:
 
 
 def run_one(target, kernel: str, n: int, path: str, bare: float, seed: int = 0):
-    energy = target[path]
+    """One configuration; `path` is "torch" (eager), "compiled" (torch, `compile_step=True`) or "numba"."""
+    energy = target["torch"] if path == "compiled" else target[path]
     grads = HMC_LEAPFROG if kernel == "hmc" else 1
     dim = target["torch"].event_shape[0]
     if path == "numba":  # a compiled step costs its gradients plus ~30 ns per normal draw and no launch overhead
@@ -141,7 +154,9 @@ def run_one(target, kernel: str, n: int, path: str, bare: float, seed: int = 0):
     params = dict(step_size=target["step"].get(kernel, 0.1))
     if kernel == "hmc":
         params["n_leapfrog"] = HMC_LEAPFROG
-    run = dict(seed=seed, backend=path, progress=False, **params)
+    run = dict(seed=seed, backend="torch" if path == "compiled" else path, progress=False, **params)
+    if path == "compiled":
+        run["compile_step"] = True
     if init is None:
         run["n_chains"] = n
     else:
@@ -152,7 +167,8 @@ def run_one(target, kernel: str, n: int, path: str, bare: float, seed: int = 0):
         trace = ebm_samplers.sample(energy, kernel, n_steps=n_steps, thin=n_thin, **run)
         return trace, time.perf_counter() - start
 
-    timed(1, 1)  # the first run compiles the energy's numba functions (not cached: closures) and warms caches
+    # the first run compiles (the energy's numba functions, not cached: closures; or the torch.compile'd step)
+    first, _ = timed(1, 1)
     _, setup = timed(1, 1)
     (trace, total), (_, again) = timed(steps, thin), timed(steps, thin)
     total = min(total, again)  # the less disturbed of two runs: the machine is shared
@@ -166,6 +182,7 @@ def run_one(target, kernel: str, n: int, path: str, bare: float, seed: int = 0):
         "ess_per_s": _ess_per_second(trace, sampling),
         "steps": steps,
         "acceptance": float(trace.stats["acceptance_rate"].mean()),
+        **({"compile_s": first.attrs["compile_seconds"]} if path == "compiled" else {}),
     }
 
 
@@ -216,13 +233,21 @@ def main(argv=None) -> dict:
     with torch.inference_mode(False):
         for target_name in args.targets.split(","):
             target = targets[target_name]
-            for path in ("torch", "numba"):
-                if target[path] is None:
+            for path in ("torch", "compiled", "numba"):
+                if target["torch" if path == "compiled" else path] is None:
                     continue
                 for n in chains:
+                    if path == "compiled" and n < COMPILED_MIN_CHAINS:
+                        continue
                     generator = torch.Generator().manual_seed(1)
                     x = torch.randn(n, *target["torch"].event_shape, generator=generator)
-                    bare = bare_seconds(target[path], x, path, batch)
+                    if path == "compiled":  # compared with the eager gradient, and with a compiled one for scale
+                        bare = results[f"{target_name}.torch.bare_ms.{n}"] / 1e3
+                        fused = compiled_bare_seconds(target["torch"], x)
+                        results[f"{target_name}.compiled.compiled_bare_ms.{n}"] = 1e3 * fused
+                        print(f"{target_name}.compiled.compiled_bare_ms.{n}: {1e3 * fused:.4g}")
+                    else:
+                        bare = bare_seconds(target[path], x, path, batch)
                     results[f"{target_name}.{path}.bare_ms.{n}"] = 1e3 * bare
                     for kernel in args.kernels.split(","):
                         row = run_one(target, kernel, n, path, bare)
@@ -230,7 +255,9 @@ def main(argv=None) -> dict:
                         for key, value in row.items():
                             results[f"{prefix}.{key}"] = value
                         shown = {
-                            k: v for k, v in row.items() if k in ("step_ms", "grads_per_step", "ratio", "ess_per_s")
+                            k: v
+                            for k, v in row.items()
+                            if k in ("step_ms", "grads_per_step", "ratio", "ess_per_s", "compile_s")
                         }
                         for key, value in shown.items():
                             print(f"{prefix}.{key}: {'n/a' if value is None else f'{value:.4g}'}")

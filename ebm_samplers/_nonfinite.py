@@ -2,7 +2,9 @@
 
 A chain *fails* at a step when its new state has a non-finite energy or gradient, or when the kernel
 flags its proposal in `Info["nonfinite"]` (an adjusted kernel has already rejected such a proposal:
-a proposal where the density is NaN or zero has acceptance probability 0, which is exact MH).
+a proposal where the density is NaN or zero has acceptance probability 0, which is exact MH). A kernel
+that knows which new states are non-finite passes them as `Info["_state_nonfinite"]` (ULA: its failed
+proposals; MALA: failed proposals it accepted) and saves the check of the new state.
 
 * "raise" (default): the run stops with a `FloatingPointError` naming the first failing chain, the
   step and the value. Each step's failure flags (and the tensors that name the value) are kept on the
@@ -86,8 +88,10 @@ class NonfiniteGuard:
     ) -> tuple[State, Info]:
         """The state after the policy and the info to record (with `nonfinite`, without transient keys)."""
         proposal_energy = info.get(TRANSIENT_PREFIX + "proposal_energy")
+        state_bad = info.get(TRANSIENT_PREFIX + "state_nonfinite")
         info = {name: value for name, value in info.items() if not name.startswith(TRANSIENT_PREFIX)}
-        state_bad = nonfinite(state.energy, state.grad)
+        if state_bad is None:  # a kernel that already knows which new states failed says so; others get checked
+            state_bad = nonfinite(state.energy, state.grad)
         bad = state_bad | info["nonfinite"] if "nonfinite" in info else state_bad
 
         if self.policy == "raise":  # no count: a run that returns has had no failure

@@ -21,6 +21,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ebm_samplers import distributed
+from ebm_samplers._compiled_step import CompiledStep
 from ebm_samplers._nonfinite import NonfiniteGuard, ResetPoints, check_policy, default_reset
 from ebm_samplers.adaptation import WarmupAdaptation
 from ebm_samplers.checkpoint import Checkpointer, fingerprint, stored_seed
@@ -60,6 +61,7 @@ def sample(
     stream: str | os.PathLike | None = None,
     stream_every: int = 1000,
     keep: str = "draws",
+    compile_step: bool = False,
     **sampler_params,
 ) -> Trace | Moments:
     """Draw `n_steps // thin` kept states from each of many chains targeting exp(-energy).
@@ -97,6 +99,10 @@ def sample(
             trace is read back from it (see `ebm_samplers.streaming`).
         keep: "draws" returns a `Trace`; "moments" keeps only per-chain running means and variances and
             returns `Moments` (memory independent of the run length).
+        compile_step: run the kernel's step (energy included) through `torch.compile`: several times faster
+            per step on small targets once compiled, but the first step compiles (tens of seconds; the time
+            is in `attrs["compile_seconds"]`), and draws match the eager path's statistically, not bit for
+            bit. Worth it for long runs; see `ebm_samplers._compiled_step`. Torch kernels only.
         **sampler_params: parameters for a sampler given by name (e.g. `step_size=0.1`).
 
     Under `torchrun` (or any initialised process group of several ranks) the chains are split across
@@ -114,6 +120,8 @@ def sample(
     on_nonfinite = check_policy(on_nonfinite)
     if keep not in ("draws", "moments"):
         raise ValueError(f"keep must be 'draws' or 'moments'; got {keep!r}")
+    if not isinstance(compile_step, bool):
+        raise TypeError(f"compile_step must be True or False; got {compile_step!r}")
     if keep == "moments" and n_steps // thin < 2:
         raise ValueError(f"keep='moments' needs at least 2 kept draws for a variance; got {n_steps // thin}")
     checkpoint_every = _check_count(checkpoint_every, "checkpoint_every", minimum=1)
@@ -146,6 +154,12 @@ def sample(
     )
     plain_run = on_nonfinite == "raise" and checkpoint is None and stream is None and keep == "draws"
     compiled = _compiled_backend(backend, kernel, energy, plain_run)
+    if compiled and compile_step:
+        raise ValueError(
+            "compile_step=True compiles the torch kernel's step, but this run uses the numba loops "
+            "(a NumbaEnergy with backend='auto' or 'numba'); pass backend='torch' or compile_step=False"
+        )
+    step_function = CompiledStep(kernel) if compile_step else kernel.step
     total = warmup + n_steps
     # the compiled loops do not adapt: an adapting warm-up runs here on the torch kernel, the rest compiled
     torch_steps = (warmup if adaptation.active else 0) if compiled else total
@@ -181,6 +195,7 @@ def sample(
         run |= {"stream": None if stream is None else os.fspath(stream), "stream_every": stream_every}
         run |= {"adapt_step_size": adapt_step_size, "target_acceptance": target_acceptance}
         run |= {"step_size_per_chain": step_size_per_chain, "adapt_mass_matrix": adapt_mass_matrix}
+        run |= {"compile_step": compile_step}  # compiled arithmetic rounds differently: no bit-identical resume
         checkpointer = Checkpointer(checkpoint, checkpoint_every, run)
         saved = checkpointer.load()
         if saved is not None:
@@ -189,7 +204,7 @@ def sample(
         bar.update(start)
         for step in range(start, torch_steps):
             previous = state
-            state, info = kernel.step(state, energy, generator)
+            state, info = step_function(state, energy, generator)
             state, info = guard.apply(step, previous, state, info, kernel, energy, generator)
             if step < warmup and adaptation.active:
                 state = adaptation.update(step, state, info)
@@ -223,6 +238,8 @@ def sample(
             attrs |= {**adaptation.attrs(state), **guard.attrs(), "backend": "numba"}
             return Trace(draws=draws, stats=stats, attrs=attrs)
 
+    if compile_step and step_function.compile_seconds is not None:
+        attrs["compile_seconds"] = step_function.compile_seconds
     return recorder.result({**attrs, **adaptation.attrs(state), **guard.attrs()})
 
 
@@ -356,8 +373,9 @@ def _initial_points(
 class _Recorder:
     """Preallocated storage for kept draws and stats.
 
-    Stats are stored draw-major, `(n_keep, n_chains)`, so recording a step writes one contiguous row per
-    stat (a `(chain, draw)` column write is strided, and runs every step); `result` transposes them once.
+    Draws and stats are stored draw-major, `(n_keep, n_chains, ...)`, so recording a step writes one
+    contiguous block per field (a `(chain, draw)` write is strided, and runs every step); `result`
+    transposes them once, one field at a time.
     """
 
     n_chains: int
@@ -366,7 +384,7 @@ class _Recorder:
     warmup: int
 
     def __post_init__(self) -> None:
-        self.draws: Tensor | None = None
+        self._draws_by_draw: Tensor | None = None
         self._stats_by_draw: dict[str, Tensor] = {}
         self.n_recorded = 0
 
@@ -374,18 +392,23 @@ class _Recorder:
         if (step + 1) % self.thin:
             return
         index = (step + 1) // self.thin - 1
-        if self.draws is None:
+        if self._draws_by_draw is None:
             position = state.position
-            self.draws = position.new_empty((self.n_chains, self.n_keep, *position.shape[1:]))
+            self._draws_by_draw = position.new_empty((self.n_keep, *position.shape))
             values = {"energy": state.energy, "step_size": state.step_size, **info}
             self._stats_by_draw = {k: v.new_empty((self.n_keep, self.n_chains)) for k, v in values.items()}
-        self.draws[:, index] = state.position
+        self._draws_by_draw[index] = state.position
         stats = self._stats_by_draw
         stats["energy"][index] = state.energy
         stats["step_size"][index] = state.step_size
         for name, value in info.items():
             stats[name][index] = value
         self.n_recorded = index + 1
+
+    @property
+    def draws(self) -> Tensor | None:
+        """Recorded draws as a `(chain, draw, *event)` view."""
+        return None if self._draws_by_draw is None else self._draws_by_draw.transpose(0, 1)
 
     @property
     def stats(self) -> dict[str, Tensor]:
@@ -399,11 +422,12 @@ class _Recorder:
         stats = {}
         for name in list(self._stats_by_draw):  # one transposed copy at a time
             stats[name] = self._stats_by_draw.pop(name).T.contiguous().cpu()
-        return Trace(draws=self.draws.cpu(), stats=stats, attrs=attrs)
+        draws, self._draws_by_draw = self.draws.contiguous().cpu(), None
+        return Trace(draws=draws, stats=stats, attrs=attrs)
 
     def state_dict(self) -> dict[str, Any]:
         k = self.n_recorded
-        draws = None if self.draws is None else self.draws[:, :k]
+        draws = None if self._draws_by_draw is None else self.draws[:, :k]
         return {"n_recorded": k, "draws": draws, "stats": {name: values[:, :k] for name, values in self.stats.items()}}
 
     def load_state_dict(self, saved: dict[str, Any]) -> None:
@@ -411,8 +435,8 @@ class _Recorder:
         if saved["draws"] is None:
             return
         draws = saved["draws"]
-        self.draws = draws.new_empty((self.n_chains, self.n_keep, *draws.shape[2:]))
-        self.draws[:, :k] = draws
+        self._draws_by_draw = draws.new_empty((self.n_keep, draws.shape[0], *draws.shape[2:]))
+        self._draws_by_draw[:k] = draws.transpose(0, 1)
         self._stats_by_draw = {}
         for name, values in saved["stats"].items():
             self._stats_by_draw[name] = values.new_empty((self.n_keep, self.n_chains))

@@ -12,6 +12,7 @@ Ornstein-Uhlenbeck step on the momentum.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from ebm_samplers.kernels.base import per_chain
@@ -20,12 +21,12 @@ from energies import energy_and_grad
 
 def kick(momentum: Tensor, grad: Tensor, duration: Tensor) -> Tensor:
     """B: p - t grad E(x), with a per-chain duration t of shape (n,)."""
-    return momentum - per_chain(duration, momentum) * grad
+    return torch.addcmul(momentum, per_chain(duration, momentum), grad, value=-1.0)
 
 
 def drift(position: Tensor, momentum: Tensor, inverse_mass: Tensor, duration: Tensor) -> Tensor:
     """A: x + t M^{-1} p, with a per-chain duration t of shape (n,)."""
-    return position + per_chain(duration, position) * inverse_mass * momentum
+    return torch.addcmul(position, per_chain(duration, position) * inverse_mass, momentum)
 
 
 def leapfrog(
@@ -44,14 +45,20 @@ def leapfrog(
     a chain whose count is reached stops moving (it is still evaluated with the batch, but its values
     are kept). `n_steps=None`: every chain runs `max_steps` (no per-chain selection). Returns the end
     point's position, momentum, energy and gradient.
+
+    The loop carries the momentum half a step ahead: one half kick first, then per step a drift and a
+    full kick (the end of this step's B(h/2) merged with the start of the next one's), and at the end the
+    surplus half kick is taken back. Two fused operations per step besides the gradient.
     """
-    half = 0.5 * step_size
+    half = per_chain(0.5 * step_size, momentum)
+    full = per_chain(step_size, momentum)
+    velocity = full * inverse_mass  # x moves by velocity * p in a drift of one step
+    momentum = torch.addcmul(momentum, half, grad, value=-1.0)
     value = None
     for index in range(max_steps):  # n_steps >= 1, so every chain moves in the first step
-        new_momentum = kick(momentum, grad, half)
-        new_position = drift(position, new_momentum, inverse_mass, step_size)
+        new_position = torch.addcmul(position, velocity, momentum)
         new_value, new_grad = energy_and_grad(energy, new_position)
-        new_momentum = kick(new_momentum, new_grad, half)
+        new_momentum = torch.addcmul(momentum, full, new_grad, value=-1.0)
         if n_steps is None or index == 0:
             position, momentum, value, grad = new_position, new_momentum, new_value, new_grad
             continue
@@ -60,4 +67,4 @@ def leapfrog(
         momentum = new_momentum.where(moving, momentum)
         grad = new_grad.where(moving, grad)
         value = new_value.where(moving.reshape(-1), value)
-    return position, momentum, value, grad
+    return position, torch.addcmul(momentum, half, grad), value, grad

@@ -19,6 +19,6 @@ def metropolis_accept(log_ratio: Tensor, generator: torch.Generator) -> tuple[Te
     can apply the user's policy instead of hiding them.
     """
     uniform = torch.rand(log_ratio.shape, generator=generator, dtype=log_ratio.dtype, device=log_ratio.device)
-    accepted = torch.log(uniform) < log_ratio
-    probability = torch.exp(torch.clamp(log_ratio, max=0.0).nan_to_num(nan=-torch.inf))
+    accepted = uniform.log_() < log_ratio
+    probability = log_ratio.clamp(max=0.0).exp_().nan_to_num_(nan=0.0)
     return accepted, probability

@@ -97,3 +97,8 @@ def nonfinite(energy: Tensor, grad: Tensor) -> Tensor:
     reduction is slow on CPU); this runs every step.
     """
     return (energy * 0.0 + (grad.reshape(grad.shape[0], -1) * 0.0).sum(-1)) != 0.0
+
+
+def not_finite(values: Tensor) -> Tensor:
+    """Elementwise True where `values` is NaN or infinite (0 * v is 0 exactly for finite v)."""
+    return (values * 0.0) != 0.0

@@ -5,10 +5,14 @@ Propose with the Langevin step, then correct with Metropolis-Hastings:
     x' = x - h grad E(x) + sqrt(2h) xi
     log a = E(x) - E(x') + log q(x | x') - log q(x' | x),   accept with probability min(1, exp(log a)).
 
-The proposal is asymmetric, so both q terms are needed; the forward one is -||xi||^2 / 2 (x' - x + h grad E(x)
-= sqrt(2h) xi), read off the drawn noise. The state caches E and grad E at the current
+The proposal is asymmetric, so both q terms are needed; their difference is one inner product,
+1/2 (g + g') . (x' - x - h/2 (g' - g)) (see `_langevin`). The state caches E and grad E at the current
 point, so each step costs one energy+gradient evaluation (at the proposal). The optimal acceptance rate
 in high dimension is 0.574 (Roberts & Rosenthal 1998).
+
+Given a finite current state, the ratio is NaN or infinite exactly when the proposal's energy or gradient
+is (or, harmlessly, when it overflows), so the ratio alone flags failed proposals: one check on (n,) values
+instead of a pass over the gradient.
 """
 
 from __future__ import annotations
@@ -17,14 +21,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ebm_samplers.kernels._langevin import (
-    langevin_log_density,
-    langevin_move,
-    langevin_noise,
-    langevin_noise_log_density,
-)
+from ebm_samplers.kernels._langevin import langevin_log_ratio, langevin_proposal
 from ebm_samplers.kernels._metropolis import metropolis_accept
-from ebm_samplers.kernels.base import Info, Kernel, State, check_positive, nonfinite, where_state
+from ebm_samplers.kernels.base import Info, Kernel, State, check_positive, not_finite, where_state
 from ebm_samplers.registry import register_sampler
 from energies import energy_and_grad
 
@@ -42,22 +41,20 @@ class MALA(Kernel):
 
     def step(self, state: State, energy, generator: torch.Generator) -> tuple[State, Info]:
         h = state.step_size
-        noise = langevin_noise(state.position, generator)
-        position = langevin_move(state.position, state.grad, h, noise)
+        position = langevin_proposal(state.position, state.grad, h, generator)
         value, grad = energy_and_grad(energy, position)
         proposal = State(position=position, energy=value, grad=grad, step_size=h)
 
-        log_ratio = (
-            state.energy
-            - value
-            + langevin_log_density(state.position, position, grad, h)
-            - langevin_noise_log_density(noise)
-        )
+        log_ratio = (state.energy - value) + langevin_log_ratio(state.position, position, state.grad, grad, h)
         accepted, probability = metropolis_accept(log_ratio, generator)
+        failed = not_finite(log_ratio)
         info = {
             "acceptance_rate": probability,
             "accepted": accepted,
-            "nonfinite": nonfinite(value, grad),
-            "_proposal_energy": value,  # not recorded; names the value if the run stops on a non-finite one
+            "nonfinite": failed,
+            # not recorded: the new state fails only where a failed proposal was accepted (an energy of -inf),
+            # and the value to name if the run stops on a non-finite one
+            "_state_nonfinite": failed & accepted,
+            "_proposal_energy": value,
         }
         return where_state(accepted, proposal, state), info

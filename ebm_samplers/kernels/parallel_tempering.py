@@ -107,9 +107,10 @@ class ParallelTempering(Kernel):
         swapped = proposed & (torch.log(uniform) < log_ratio)
         replicas = _swap_rows(replicas, swapped, beta)
 
-        info = {
+        info = {  # the inner kernel's transient "_" entries describe its own states, not the swapped ones
             name: (value.reshape(n_replicas, n).any(0) if name == "nonfinite" else value[:n])
             for name, value in inner_info.items()
+            if not name.startswith("_")
         }
         failed = nonfinite(replicas.energy, replicas.grad).reshape(n_replicas, n).any(0)
         info["nonfinite"] = info["nonfinite"] | failed if "nonfinite" in info else failed

@@ -109,20 +109,18 @@ def test_mala_spends_one_energy_evaluation_per_step():
     assert calls["n"] == 4 + 1 + 30
 
 
-def test_forward_proposal_density_from_noise_matches_the_general_formula():
-    """log q(x' | x) = -||xi||^2 / 2 for x' = x - h grad + sqrt(2h) xi (what MALA uses), up to rounding."""
-    from ebm_samplers.kernels._langevin import (
-        langevin_log_density,
-        langevin_move,
-        langevin_noise,
-        langevin_noise_log_density,
-    )
+def test_langevin_log_ratio_equals_the_difference_of_the_two_proposal_densities():
+    """MALA's one-inner-product ratio equals log q(x | x') - log q(x' | x) from the two squared norms (float64,
+    per-chain steps, 3-D events), including the constants' cancellation."""
+    from ebm_samplers.kernels._langevin import langevin_log_density, langevin_log_ratio, langevin_proposal
 
     generator = torch.Generator().manual_seed(0)
-    x = torch.randn(200, 3, dtype=torch.float64, generator=generator)
-    grad = torch.randn(200, 3, dtype=torch.float64, generator=generator)
+    x = torch.randn(200, 3, 2, dtype=torch.float64, generator=generator)
+    grad = torch.randn(200, 3, 2, dtype=torch.float64, generator=generator)
     h = torch.rand(200, dtype=torch.float64, generator=generator) + 0.01
-    noise = langevin_noise(x, generator)
-    proposal = langevin_move(x, grad, h, noise)
-    general = langevin_log_density(proposal, x, grad, h)
-    torch.testing.assert_close(langevin_noise_log_density(noise), general, rtol=1e-12, atol=1e-12)
+    proposal = langevin_proposal(x, grad, h, generator)
+    grad_at_proposal = torch.randn(200, 3, 2, dtype=torch.float64, generator=generator)
+    expected = langevin_log_density(x, proposal, grad_at_proposal, h) - langevin_log_density(proposal, x, grad, h)
+    ratio = langevin_log_ratio(x, proposal, grad, grad_at_proposal, h)
+    torch.testing.assert_close(ratio, expected, rtol=1e-10, atol=1e-10)
+    assert float(expected.abs().mean()) > 0.1  # a non-trivial ratio, not 0 = 0

@@ -1,0 +1,49 @@
+"""`sample(..., compile_step=True)`: the kernel's step, energy included, fused by `torch.compile`.
+
+Eager PyTorch pays a few microseconds of dispatch for every tensor operation, whatever its size; a step of a
+2-D target at 1,000 chains is a few dozen such operations, so the sampler can cost as much as the energy.
+`torch.compile` (TorchInductor) traces one step — the kernel's arithmetic and the energy's, through an
+`Energy`'s analytic gradient or autograd — and fuses it into a few generated loops. Random draws come from
+the run's `torch.Generator` as before (dynamo runs them eagerly at a graph break), so runs stay reproducible
+for a seed, but fused arithmetic rounds differently: draws match the eager path's statistically, not bit for
+bit.
+
+The first call compiles (tens of seconds on a small CPU; TorchInductor caches on disk, so a new process
+compiling the same step is faster) and its time is reported; anything dynamo cannot trace runs eagerly
+(correct, just not faster). On CPU, TorchInductor needs a working C++ compiler.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from ebm_samplers.kernels.base import Info, Kernel, State
+
+
+class CompiledStep:
+    """`kernel.step` through `torch.compile`; `compile_seconds` is the wall time of setting up `torch.compile`
+    (its first use in a process imports the compiler stack, seconds) plus the first, compiling, call."""
+
+    def __init__(self, kernel: Kernel):
+        self.kernel = kernel
+        start = time.perf_counter()
+        self._step = torch.compile(kernel.step)
+        self._setup_seconds = time.perf_counter() - start
+        self.compile_seconds: float | None = None
+
+    def __call__(self, state: State, energy, generator: torch.Generator) -> tuple[State, Info]:
+        if self.compile_seconds is not None:
+            return self._step(state, energy, generator)
+        start = time.perf_counter()
+        try:
+            result = self._step(state, energy, generator)
+        except torch._dynamo.exc.BackendCompilerFailed as error:
+            name = self.kernel.name or type(self.kernel).__name__
+            raise RuntimeError(
+                f"compile_step=True: torch.compile could not compile the {name} step ({error}). On CPU, "
+                "TorchInductor needs a working C++ compiler; run with compile_step=False"
+            ) from error
+        self.compile_seconds = self._setup_seconds + time.perf_counter() - start
+        return result
