@@ -142,8 +142,8 @@ def run_one(target, kernel: str, n: int, path: str, bare: float, seed: int = 0):
     energy = target["torch"] if path == "compiled" else target[path]
     grads = HMC_LEAPFROG if kernel == "hmc" else 1
     dim = target["torch"].event_shape[0]
-    if path == "numba":  # a compiled step costs its gradients plus ~30 ns per normal draw and no launch overhead
-        estimate = n * grads * (1e-7 + 3e-8 * dim)
+    if path == "numba":  # a compiled step: ~25 ns per gradient and ~2-5 ns per coordinate, no launch overhead
+        estimate = n * grads * (5e-8 + 5e-9 * dim)
     else:
         estimate = 4.0 * bare * grads + 2e-4
     steps = int(min(2_000_000, max(20, TARGET_SECONDS / estimate)))
