@@ -16,7 +16,8 @@ thread, one numba thread, and the process pinned to CPU `--cpu` as `taskset -c` 
               precision of our compiled path); the scan carries the states and the summed acceptance rate only
     torchebm  `LangevinDynamics(model, step_size, noise_scale=1)`, i.e. x' = x - h grad E(x) + sqrt(2h) xi, on a
               `BaseModel` whose `forward` is the energy (its gradient by autograd, TorchEBM's default), float32
-    ours      `ebm_samplers.sample(..., "mala" | "ula")` on the torch path (float32) and the compiled path
+    ours      `ebm_samplers.sample(..., "mala" | "ula")` on the torch path (float32), the torch path with
+              `compile_step=True` (torch.compile'd step; its compile falls in the warm-up run) and the numba path
               (`energies.numba_targets`, float64 inside), keeping only the final state (`thin = n_steps`)
 
 Time per step is CPU time (`time.process_time`, robust to other jobs on a shared machine): (t(S) - t(s)) / (S - s)
@@ -215,7 +216,8 @@ def ours(target: str, kernel: str, path: str, init, step_size: float, seconds: f
             thin=n_steps,
             step_size=step_size,
             seed=0,
-            backend=path,
+            backend="torch" if path == "compiled" else path,
+            compile_step=path == "compiled",
             progress=False,
         )
         result["acceptance"] = float(trace.stats["acceptance_rate"].mean())
@@ -279,7 +281,7 @@ def main(argv=None) -> dict:
             record(f"{target}.torchebm_langevin", torchebm_langevin(target, init, sizes["ula"], args.seconds))
         if have_ours:
             for kernel in ("mala", "ula"):
-                for path in ("numba", "torch"):
+                for path in ("numba", "torch", "compiled"):
                     record(
                         f"{target}.ours_{kernel}_{path}", ours(target, kernel, path, init, sizes[kernel], args.seconds)
                     )
@@ -301,7 +303,7 @@ def _ratios(results: dict, target: str) -> None:
     """Peer's step time over ours, same target and run: above 1 means ours is faster."""
     pairs = (("blackjax_mala", "mala"), ("blackjax_mala_float64", "mala"), ("torchebm_langevin", "ula"))
     for peer, kernel in pairs:
-        for path in ("numba", "torch"):
+        for path in ("numba", "torch", "compiled"):
             theirs, mine = (
                 results.get(f"{target}.{peer}.step_ms"),
                 results.get(f"{target}.ours_{kernel}_{path}.step_ms"),
