@@ -57,8 +57,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=None, help="default: fit's (the high-dimension setting)")
     parser.add_argument("--ais-chains", type=int, default=100, help="AIS chains for the test NLL (0: skip)")
-    parser.add_argument("--ais-temperatures", type=int, default=300)
-    parser.add_argument("--ais-steps", type=int, default=10, help="MALA transitions per AIS temperature")
+    parser.add_argument("--ais-temperatures", type=int, default=500)
+    parser.add_argument("--ais-sampler", default="hmc", help="AIS transition kernel (HMC reached higher log Z)")
+    parser.add_argument("--ais-steps", type=int, default=1, help="transitions per AIS temperature")
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()
     out = Path(args.out)
@@ -74,11 +75,13 @@ def main() -> None:
     ais = None
     if args.ais_chains:
         ais = {"n_chains": args.ais_chains, "n_temperatures": args.ais_temperatures, "n_steps": args.ais_steps}
+        ais |= {"sampler": args.ais_sampler, "step_size": 0.01}
     evaluation_began = time.perf_counter()
     metrics = {
         "dataset": "digits",
         "method": "pcd",
         "options": {k: v for k, v in result.options.items() if isinstance(v, (int, float, str))},
+        "energy": f"{type(energy).__name__}, {sum(p.numel() for p in energy.parameters())} parameters",
         "iterations": result.n_iterations,
         "seed": 0,
         "torch_threads": torch.get_num_threads(),
