@@ -7,11 +7,13 @@ Each run: 20,000 training and 5,000 held-out samples (data seed 1), `fit(train, 
 method's defaults (seed 0; exact_sm gets the data set's exact energy as target and is skipped where the
 density is not smooth or unknown), then the test NLL by midpoint quadrature on [-4.5, 4.5]^2 with 400^2
 cells (the discretisation check with 800^2 cells is recorded), and MMD^2 between 1,000 exact draws of
-the grid-discretised model and 1,000 held-out points. Runs are single-threaded (torch.set_num_threads(1))
-so that timings on a shared machine mean something; `cost` is the run's wall time divided by the time of
-one energy+gradient evaluation of the default MLP on a batch of 256 measured in the same process.
+the grid-discretised model and 1,000 held-out points, and the KSD of 1,000 held-out points under the learned
+score (goodness of fit without a normaliser; `training.data_ksd`, wild-bootstrap p-value from 200 draws).
+Runs are single-threaded (torch.set_num_threads(1)) so that timings on a shared machine mean something; `cost`
+is the run's wall time divided by the time of one energy+gradient evaluation of the default MLP on a batch of
+256 measured in the same process.
 Results go to benchmarks/results/training.json (updated after every run; --skip-done resumes) and a
-markdown table to benchmarks/results/training.md.
+markdown table to benchmarks/results/training.md (test NLL, then held-out KSD where recorded).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from ebm_samplers.training import available_methods, fit, grid_nll, mmd, toy_dataset
+from ebm_samplers.training import available_methods, data_ksd, fit, grid_nll, mmd, toy_dataset
 from ebm_samplers.training.datasets import available_datasets
 from ebm_samplers.training.evaluation import grid_samples
 from energies import MLPEnergy, energy_and_grad
@@ -55,6 +57,7 @@ def run_one(dataset_name: str, method: str, iterations: int | None) -> dict:
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     nll = grid_nll(result.energy, test)
     samples = grid_samples(result.energy, 1000, torch.Generator().manual_seed(2))
+    ksd = data_ksd(result.energy, test[:1000], n_bootstrap=200, generator=torch.Generator().manual_seed(3))
     return {
         "dataset": dataset_name,
         "method": method,
@@ -63,6 +66,8 @@ def run_one(dataset_name: str, method: str, iterations: int | None) -> dict:
         "discretisation_error": nll.discretisation_error,
         "data_entropy": float(dataset.energy()(test).double().mean()) if dataset.has_density else None,
         "mmd2": mmd(samples, test[:1000]),
+        "ksd_test": ksd.ksd,
+        "ksd_test_p_value": ksd.p_value,
         "train_cpu_s": cpu,
         "train_wall_s": wall,
     }
@@ -98,6 +103,20 @@ def table(results: list[dict], methods: list[str], datasets: list[str]) -> str:
     return "\n".join(lines)
 
 
+def ksd_table(results: list[dict], methods: list[str], datasets: list[str]) -> str:
+    """KSD of 1,000 held-out points under each learned score, with its bootstrap p-value in brackets."""
+    cell = {(r["dataset"], r["method"]): r for r in results if "ksd_test" in r}
+    lines = ["| data set | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
+    for name in datasets:
+        cells = []
+        for method in methods:
+            r = cell.get((name, method))
+            cells.append("—" if r is None else f"{r['ksd_test']:.3f} ({r['ksd_test_p_value']:.2g})")
+        if any(c != "—" for c in cells):
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=[d for d in available_datasets() if d != "digits"])
@@ -127,6 +146,7 @@ def main() -> None:
             gap = "" if record["data_entropy"] is None else f" (entropy {record['data_entropy']:.3f})"
             print(
                 f"{dataset_name:13s} {method:15s} NLL {record['test_nll']:.3f}{gap} MMD^2 {record['mmd2']:.4f} "
+                f"KSD {record['ksd_test']:.3f} (p {record['ksd_test_p_value']:.2g}) "
                 f"cpu {record['train_cpu_s']:.0f}s quadrature error {record['discretisation_error']:.1e}",
                 flush=True,
             )
@@ -149,6 +169,9 @@ def summarise(results: list[dict], out: Path) -> None:
     methods = [m for m in available_methods() if any(r["method"] == m for r in results)]
     datasets = [d for d in available_datasets() if any(r["dataset"] == d for r in results)]
     markdown = table(results, methods, datasets)
+    if any("ksd_test" in r for r in results):
+        markdown += "\n\nKSD of held-out data under the learned score (lower is better; 0 for the true density):\n\n"
+        markdown += ksd_table(results, methods, datasets)
     write_atomic(out / "training.md", markdown + "\n")
     print(markdown)
     for name in TARGETS:

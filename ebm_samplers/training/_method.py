@@ -25,8 +25,14 @@ class TrainingMethod:
     default_iterations: ClassVar[int] = 2000
     #: Adam step size `fit` uses when the user gives none.
     default_learning_rate: ClassVar[float] = 1e-3
+    #: Data samples per step `fit` uses when the user gives none.
+    default_batch_size: ClassVar[int] = 256
     #: Whether the method draws model samples with a registered sampler (accepts `sampler=`).
     uses_sampler: ClassVar[bool] = False
+
+    def resolve_defaults(self, data: Tensor) -> None:
+        """Fill the options left at None, and the default iterations, learning rate and batch size, from the
+        training data (e.g. by dimension); called by `fit` before anything else."""
 
     def setup(self, energy: nn.Module, data: Tensor, generator: torch.Generator) -> None:
         """Prepare for training on `data` (called once, also before a resume)."""
@@ -53,6 +59,10 @@ class TrainingMethod:
     def samples(self) -> Tensor | None:
         """The latest model samples the method drew (None for sampler-free methods)."""
         return None
+
+    def extras(self) -> dict[str, object]:
+        """Method-specific results `fit` adds to `FitResult.extras` (e.g. PCD's replay buffer contents)."""
+        return {}
 
     def options(self) -> dict[str, object]:
         if not dataclasses.is_dataclass(self):

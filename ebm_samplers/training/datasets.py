@@ -188,16 +188,24 @@ def toy_dataset(name: str) -> ToyDataset:
     return _TOYS[name]
 
 
-def load_digits(test_fraction: float = 0.2, *, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+def load_digits(
+    test_fraction: float = 0.2, *, generator: torch.Generator | None = None, with_labels: bool = False
+) -> tuple[Tensor, ...]:
     """scikit-learn's bundled 8x8 digits (1,797 images, no download) as (train, test), shape (n, 1, 8, 8).
 
-    Pixels 0..16 are mapped to [-1, 1]. The split is a random permutation from `generator`.
+    Pixels 0..16 are mapped to [-1, 1] (17 levels 1/8 apart). The split is a random permutation from
+    `generator`. `with_labels=True` returns (train, test, train_labels, test_labels), labels 0..9 (int64).
     """
     from sklearn.datasets import load_digits as _sklearn_digits
 
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must lie in (0, 1); got {test_fraction!r}")
-    images = torch.as_tensor(_sklearn_digits().images, dtype=torch.float32)[:, None] / 8 - 1
+    bunch = _sklearn_digits()
+    images = torch.as_tensor(bunch.images, dtype=torch.float32)[:, None] / 8 - 1
     order = torch.randperm(images.shape[0], generator=generator)
     n_test = round(test_fraction * images.shape[0])
-    return images[order[n_test:]], images[order[:n_test]]
+    train, test = images[order[n_test:]], images[order[:n_test]]
+    if not with_labels:
+        return train, test
+    labels = torch.as_tensor(bunch.target, dtype=torch.int64)
+    return train, test, labels[order[n_test:]], labels[order[:n_test]]

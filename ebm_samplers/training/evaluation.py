@@ -1,4 +1,4 @@
-"""Quality of a trained 2-D energy: exact test NLL by grid quadrature, model samples, MMD to held-out data.
+"""Quality of a trained energy: exact 2-D test NLL by grid quadrature, model samples, MMD and KSD to held-out data.
 
 Normalisation by quadrature (midpoint rule on a square grid over [low, high]^2 with `resolution`^2 cells
 of area h^2):
@@ -12,6 +12,17 @@ restricted to the window; test points outside it are an error, not silently drop
 MMD^2 is the unbiased estimate with a Gaussian kernel whose bandwidth is the median pairwise distance of
 the pooled samples (Gretton et al. 2012). (diagnostics.mmd did not exist yet when this was written; this
 private version only serves training evaluation.)
+
+Kernel Stein discrepancy (`diagnostics.ksd`, IMQ kernel) needs only the model's score -grad E, not its
+normaliser, so it works in any dimension:
+
+* `data_ksd(energy, test)`: KSD of HELD-OUT DATA under the model's score: goodness of fit of the model to
+  the data (0 in expectation iff the data law is exp(-E)/Z; its wild-bootstrap p-value tests exactly that);
+* `sample_ksd(energy, samples)`: KSD of MODEL SAMPLES under the same score: whether the sampler reached the
+  model (small when the samples follow exp(-E)/Z, whatever the data).
+
+A model can fit its own samples (small sample KSD) and still miss the data (large data KSD), and the other way
+round. Both tests assume independent points (held-out data; one draw per independent chain).
 """
 
 from __future__ import annotations
@@ -110,3 +121,16 @@ def mmd(x: Tensor, y: Tensor, bandwidth: float | None = None) -> float:
     """Unbiased MMD^2 between samples x (n, ...) and y (m, ...): `diagnostics.mmd`'s RBF kernel with the
     median-heuristic width (median pairwise distance of the pooled sample), as a plain number."""
     return diagnostics.mmd(x, y, bandwidth=bandwidth).mmd2
+
+
+def data_ksd(energy, test: Tensor, *, n_bootstrap: int = 0, generator: torch.Generator | None = None):
+    """Goodness of fit: `diagnostics.ksd` of held-out data `test` under the score -grad E of `energy`.
+
+    Its `p_value` (with `n_bootstrap` > 0) tests H0: the data follow exp(-E)/Z; a small one says the model is wrong.
+    """
+    return diagnostics.ksd(test, energy, n_bootstrap=n_bootstrap, generator=generator)
+
+
+def sample_ksd(energy, samples: Tensor, *, n_bootstrap: int = 0, generator: torch.Generator | None = None):
+    """Sampler check: `diagnostics.ksd` of model samples (independent chains' draws) under their own model's score."""
+    return diagnostics.ksd(samples, energy, n_bootstrap=n_bootstrap, generator=generator)

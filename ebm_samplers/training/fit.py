@@ -30,7 +30,7 @@ def fit(
     method: str = "pcd",
     energy: nn.Module | None = None,
     n_iterations: int | None = None,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     seed: int = 0,
     sampler: str | Kernel | None = None,
     *,
@@ -51,11 +51,14 @@ def fit(
         energy: any nn.Module mapping (n, *event) -> (n,); default an `energies.MLPEnergy` (vectors),
             `energies.ConvEnergy` (8x8 images) or `energies.NoiseConditionalMLP` (dsm_multiscale),
             initialised from `seed`.
-        n_iterations: total optimiser steps (a resumed run continues up to it); default per method.
-        batch_size: data samples per step (drawn with replacement).
+        n_iterations: total optimiser steps (a resumed run continues up to it); default per method (and, for
+            pcd, per data dimension: see `training.pcd`).
+        batch_size: data samples per step (drawn with replacement); default per method (256; pcd on samples
+            of more than 16 numbers 128).
         seed: seeds the run's only random generator.
         sampler: for short_run, cd and pcd: a registered sampler name or a Kernel (default "ula").
-        learning_rate: Adam's step size; default per method (1e-3; pcd 3e-3).
+        learning_rate: Adam's step size; default per method (1e-3; pcd 3e-3, on samples of more than 16
+            numbers 1e-3).
         checkpoint: a file to save the full training state to, every `checkpoint_every` steps and at the end.
         resume: a checkpoint file to continue from (same data, method and options).
         progress: show a progress bar; None shows it when stderr is a terminal.
@@ -67,12 +70,14 @@ def fit(
     data = _check_data(data)
     n_iterations_given = n_iterations
     trainer = build_method(method, options)
+    trainer.resolve_defaults(data)
     if sampler is not None:
         if not trainer.uses_sampler:
             raise ValueError(f"method {method!r} draws no model samples, so sampler= does not apply to it")
         trainer.sampler = sampler
     n_iterations = trainer.default_iterations if n_iterations_given is None else n_iterations
     learning_rate = trainer.default_learning_rate if learning_rate is None else learning_rate
+    batch_size = trainer.default_batch_size if batch_size is None else batch_size
     if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
         raise ValueError(f"learning_rate must be a number > 0; got {learning_rate!r}")
     _check_int(n_iterations, "n_iterations", 1)
@@ -162,7 +167,7 @@ def fit(
     if checkpoint is not None:
         save(n_iterations)
 
-    extras = {}
+    extras = trainer.extras()
     if hasattr(energy, "sigmas"):
         extras["sigmas"] = list(energy.sigmas)
     if method == "nce":

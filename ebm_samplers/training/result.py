@@ -13,7 +13,9 @@ class FitResult:
 
     `history` maps "iteration", "loss" and each method's figures (e.g. "energy_data", "gap",
     "log_normaliser") to per-iteration lists of floats. `samples` holds the method's latest model
-    samples (contrastive methods), `wall_time` the seconds spent training in this call.
+    samples (contrastive methods), `wall_time` the seconds spent training in this call; `extras` holds
+    method-specific results (pcd: "replay_buffer", the stored chain states; dsm_multiscale: "sigmas"; nce:
+    "log_normaliser").
     """
 
     energy: nn.Module

@@ -48,6 +48,9 @@ def test_digits_are_bundled_8x8_images_in_minus_one_one():
     train, test = load_digits(generator=torch.Generator().manual_seed(0))
     assert train.shape[1:] == (1, 8, 8) and train.shape[0] + test.shape[0] == 1797
     assert train.min() == -1 and train.max() == 1
+    again = load_digits(generator=torch.Generator().manual_seed(0), with_labels=True)
+    assert torch.equal(again[0], train) and torch.equal(again[1], test)
+    assert again[2].shape == (train.shape[0],) and set(again[3].tolist()) == set(range(10))
 
 
 def test_unknown_names_are_clear_errors():
