@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -50,6 +51,8 @@ from ebm_samplers.kernels import Kernel
 from ebm_samplers.registry import get_sampler
 from energies import energy_and_grad
 
+#: Below this fraction of the chains, the weights' ESS makes `ais_log_normaliser` warn that its estimate is unreliable.
+UNRELIABLE_ESS_FRACTION = 0.1
 #: Floor on the fitted base scale, as a fraction of the mean per-dimension sd (constant pixels get a proper base).
 SCALE_FLOOR = 0.1
 
@@ -253,6 +256,14 @@ def _summarise(log_w: Tensor, log_base: float, n_temperatures: int, acceptance: 
     log_z = log_base + shift + math.log(mean_w)
     standard_error = float(w.std(unbiased=True)) / (math.sqrt(n) * mean_w)
     ess = float(w.sum()) ** 2 / float(w.square().sum())
+    if ess < UNRELIABLE_ESS_FRACTION * n:
+        warnings.warn(
+            f"AIS: the importance weights' effective sample size is {ess:.1f} of {n} chains, so log Z "
+            f"({log_z:.4g}) and its standard error are unreliable (typically too low); add temperatures or "
+            "transitions per temperature",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return AISResult(log_z, standard_error, ess, n, n_temperatures, acceptance, log_w, log_base)
 
 

@@ -28,7 +28,7 @@ import math
 import torch
 from torch import Tensor
 
-from ebm_samplers.training.ais import ais_nll
+from ebm_samplers.training.ais import UNRELIABLE_ESS_FRACTION, ais_nll
 from ebm_samplers.training.evaluation import data_ksd, mmd, sample_ksd
 
 #: Grey levels of the bundled digits (0..16) and their spacing once mapped to [-1, 1].
@@ -85,6 +85,8 @@ def dequantised_ais_bits_per_dim(energy, train: Tensor, test: Tensor, generator:
         "bits_per_dim_bound": round(result.nll / scale + math.log(1 / BIN_WIDTH) / math.log(2), 4),
         "bits_per_dim_standard_error": round(result.standard_error / scale, 4),
         "ais_effective_sample_size": round(result.ais.effective_sample_size, 1),
+        # the same rule as the AIS warning: below it the NLL and its standard error mean nothing
+        "ais_reliable": result.ais.effective_sample_size >= UNRELIABLE_ESS_FRACTION * result.ais.n_chains,
         "ais_chains": result.ais.n_chains,
         "ais_temperatures": result.ais.n_temperatures,
         "ais_acceptance_rate": round(result.ais.acceptance_rate, 3),

@@ -74,3 +74,20 @@ def test_schedule_and_bad_input():
         ais_nll(lambda x: x.square().sum(1), torch.tensor([[5.0, 0.0], [0.0, 0.0]]), bounds=(-1.0, 1.0))
     with pytest.raises(ValueError, match="scale finite and > 0"):
         ais_log_normaliser(lambda x: x.square().sum(1), mean=torch.zeros(2), scale=torch.tensor([1.0, 0.0]))
+
+
+def test_too_few_temperatures_for_a_sharp_target_warn_that_the_estimate_is_unreliable():
+    """A narrow 10-d Gaussian far from the base with 2 temperatures: the weights collapse onto a few chains
+    (ESS far below 10% of them), and the result says its log Z cannot be trusted instead of passing silently."""
+    d = 10
+    narrow = Gaussian(torch.full((d,), 2.0, dtype=torch.float64), 0.01 * torch.eye(d, dtype=torch.float64))
+    with pytest.warns(RuntimeWarning, match="effective sample size .* unreliable"):
+        result = ais_log_normaliser(
+            narrow,
+            mean=torch.zeros(d, dtype=torch.float64),
+            scale=torch.ones(d, dtype=torch.float64),
+            n_chains=200,
+            n_temperatures=2,
+            generator=torch.Generator().manual_seed(0),
+        )
+    assert result.effective_sample_size < 20
