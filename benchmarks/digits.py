@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from ebm_samplers._atomic import atomic_write
 from ebm_samplers.training import fit, load_digits
 from ebm_samplers.training.image_quality import image_quality
 from ebm_samplers.training.pcd import HIGH_DIMENSION_SETTINGS
@@ -45,12 +44,7 @@ def baseline_seconds(batch_size: int) -> float:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(handle, "w") as file:
-        file.write(text)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
+    atomic_write(path, lambda temporary: temporary.write_text(text))
 
 
 def main() -> None:

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from ebm_samplers._atomic import atomic_write
 from ebm_samplers.training import available_methods, data_ksd, fit, grid_nll, mmd, toy_dataset
 from ebm_samplers.training.datasets import available_datasets
 from ebm_samplers.training.evaluation import grid_samples
@@ -74,12 +73,7 @@ def run_one(dataset_name: str, method: str, iterations: int | None) -> dict:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(handle, "w") as file:
-        file.write(text)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
+    atomic_write(path, lambda temporary: temporary.write_text(text))
 
 
 def table(results: list[dict], methods: list[str], datasets: list[str]) -> str:
