@@ -16,6 +16,7 @@ CPU runs, NCCL when the chains live on CUDA, one GPU per rank chosen by LOCAL_RA
 
 from __future__ import annotations
 
+import atexit
 import contextvars
 import dataclasses
 import hashlib
@@ -62,6 +63,14 @@ def init_process_group(device: torch.device | str | None = None) -> None:
     if on_cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group(backend="nccl" if on_cuda else "gloo")
+    # A process group left for interpreter teardown can abort a rank that exits early ("terminate called
+    # without an active exception", seen on the CLI under torchrun): the group we made, we also take down.
+    atexit.register(_destroy_process_group)
+
+
+def _destroy_process_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def shard_bounds(n_chains: int, n_shards: int, shard: int) -> tuple[int, int]:
