@@ -25,9 +25,9 @@ from ebm_samplers._compiled_step import CompiledStep
 from ebm_samplers._nonfinite import NonfiniteGuard, ResetPoints, check_policy, default_reset
 from ebm_samplers.adaptation import WarmupAdaptation
 from ebm_samplers.checkpoint import Checkpointer, fingerprint, stored_seed
+from ebm_samplers.kernels._resolve import resolve_kernel
 from ebm_samplers.kernels.base import Info, Kernel, State, check_positive
 from ebm_samplers.moments import Moments, MomentsRecorder
-from ebm_samplers.registry import get_sampler
 from ebm_samplers.streaming import StreamingRecorder
 from ebm_samplers.trace import Trace
 from energies import Energy, as_energy, check_energy
@@ -111,7 +111,7 @@ def sample(
     if distributed.should_shard():
         arguments = {name: value for name, value in locals().items() if name != "sampler_params"}
         return distributed.sample_distributed(sample, {**arguments, **sampler_params})
-    kernel = _resolve_kernel(sampler, sampler_params)
+    kernel = resolve_kernel(sampler, sampler_params)
     n_steps = _check_count(n_steps, "n_steps", minimum=1)
     warmup = _check_count(warmup, "warmup", minimum=0)
     thin = _check_count(thin, "thin", minimum=1)
@@ -292,19 +292,6 @@ class _Tee:
     def load_state_dict(self, saved: dict[str, Any]) -> None:
         self.moments.load_state_dict(saved["moments"])
         self.streaming.load_state_dict(saved["streaming"])
-
-
-def _resolve_kernel(sampler: str | Kernel, params: dict) -> Kernel:
-    if isinstance(sampler, str):
-        return get_sampler(sampler, **params)
-    if isinstance(sampler, Kernel):
-        if params:
-            raise TypeError(
-                f"sampler parameters {sorted(params)} were given with a kernel object; set them on the kernel "
-                "or pass the sampler by name"
-            )
-        return sampler
-    raise TypeError(f"sampler must be a registered name or a Kernel object; got {type(sampler).__name__}")
 
 
 def _compiled_backend(backend: str, kernel: Kernel, energy: Energy, plain_run: bool) -> bool:

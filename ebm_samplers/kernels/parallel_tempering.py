@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ebm_samplers.kernels._inner import resolve_inner
+from ebm_samplers.kernels._resolve import resolve_kernel
 from ebm_samplers.kernels.base import Info, Kernel, State, nonfinite, per_chain
 from ebm_samplers.registry import register_sampler
 from energies import Energy, energy_and_grad
@@ -72,7 +72,7 @@ class ParallelTempering(Kernel):
         scale_step_with_temperature: bool = True,
         **inner_params,
     ) -> None:
-        self.inner = resolve_inner("parallel_tempering", inner, inner_params)
+        self.inner = resolve_kernel(inner, inner_params, owner="parallel_tempering")
         self.temperatures = _ladder(n_temperatures, max_temperature, temperatures)
         if not isinstance(scale_step_with_temperature, bool):
             raise TypeError(f"scale_step_with_temperature must be True or False; got {scale_step_with_temperature!r}")

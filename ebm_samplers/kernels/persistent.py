@@ -25,7 +25,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ebm_samplers.kernels._inner import resolve_inner
+from ebm_samplers.kernels._resolve import resolve_kernel
 from ebm_samplers.kernels.base import Info, Kernel, State, nonfinite
 from ebm_samplers.registry import register_sampler
 from ebm_samplers.replay_buffer import ReplayBuffer
@@ -56,7 +56,7 @@ class Persistent(Kernel):
     ) -> None:
         if isinstance(n_inner_steps, bool) or not isinstance(n_inner_steps, int) or n_inner_steps < 1:
             raise ValueError(f"persistent n_inner_steps must be an integer >= 1; got {n_inner_steps!r}")
-        self.inner = resolve_inner("persistent", inner, inner_params)
+        self.inner = resolve_kernel(inner, inner_params, owner="persistent")
         if buffer is not None and not isinstance(buffer, ReplayBuffer):
             raise TypeError(f"persistent buffer must be a ReplayBuffer or None; got {type(buffer).__name__}")
         if buffer is None:  # validate the settings now rather than at the first init

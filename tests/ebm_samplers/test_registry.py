@@ -96,3 +96,17 @@ def test_a_blow_up_during_sampling_names_chain_and_step():
     # E = x^4 with a huge step: Langevin overshoots geometrically and overflows float32 within a few steps
     with pytest.raises(FloatingPointError, match="chain 0 at step"):
         ebm_samplers.sample(lambda x: (x**4).sum(-1), "ula", init=torch.full((1, 1), 3.0), n_steps=50, step_size=1.0)
+
+
+def test_a_sampler_is_a_registered_name_or_a_kernel_object_and_parameters_need_a_name():
+    """One resolver serves sample()'s sampler and a composite sampler's inner kernel."""
+    kernel = ebm_samplers.get_sampler("mala", step_size=0.2)
+    x = torch.zeros(4, 2)
+    with pytest.raises(TypeError, match=r"sampler parameters \['step_size'\] were given with a kernel object"):
+        ebm_samplers.sample(lambda y: (y**2).sum(-1), kernel, init=x, n_steps=2, step_size=0.1)
+    with pytest.raises(TypeError, match="sampler must be a registered sampler name or a Kernel object; got int"):
+        ebm_samplers.sample(lambda y: (y**2).sum(-1), 3, init=x, n_steps=2)
+    with pytest.raises(TypeError, match=r"inner parameters \['step_size'\] were given with an inner kernel object"):
+        ebm_samplers.get_sampler("parallel_tempering", inner=kernel, step_size=0.1)
+    with pytest.raises(ValueError, match="persistent cannot use itself as the inner kernel"):
+        ebm_samplers.get_sampler("persistent", inner="persistent")
