@@ -20,6 +20,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ebm_samplers._atomic import atomic_write
+
 ROOT = Path(__file__).resolve().parents[1]
 
 _CHILD = r"""
@@ -80,11 +82,8 @@ def main(argv=None) -> dict:
                 results[f"{path}.{keep}.{key}"] = value
                 print(f"{path}.{keep}.{key}: {value:.1f}")
             sys.stdout.flush()
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(results, indent=1, sort_keys=True))
-    os.replace(temporary, out)
+    text = json.dumps(results, indent=1, sort_keys=True)
+    out = atomic_write(args.out, lambda temporary: temporary.write_text(text))
     print(f"json: {out}")
     return results
 

@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 import ebm_samplers
+from ebm_samplers._atomic import atomic_write
 from energies import Energy, Gaussian, GaussianMixture
 from energies.numba_energy import function_types
 from energies.numba_targets import default_mixture, log_spaced_gaussian
@@ -265,11 +266,8 @@ def main(argv=None) -> dict:
     _speedups(results, chains, args.targets.split(","))
     results["wall_s"] = time.perf_counter() - start
     print(f"wall_s: {results['wall_s']:.1f}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(results, indent=1, sort_keys=True))
-    os.replace(temporary, out)
+    text = json.dumps(results, indent=1, sort_keys=True)
+    out = atomic_write(args.out, lambda temporary: temporary.write_text(text))
     print(f"json: {out}")
     return results
 
