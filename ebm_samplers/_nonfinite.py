@@ -3,8 +3,8 @@
 A chain *fails* at a step when its new state has a non-finite energy or gradient, or when the kernel
 flags its proposal in `Info["nonfinite"]` (an adjusted kernel has already rejected such a proposal:
 a proposal where the density is NaN or zero has acceptance probability 0, which is exact MH). A kernel
-that knows which new states are non-finite passes them as `Info["_state_nonfinite"]` (ULA: its failed
-proposals; MALA: failed proposals it accepted) and saves the check of the new state.
+that knows which new states are non-finite passes them as `Info["_state_nonfinite"]` (MALA: the failed
+proposals it accepted, read off its acceptance ratio) and saves the check of the new state.
 
 * "raise" (default): the run stops with a `FloatingPointError` naming the first failing chain, the
   step and the value. Each step's failure flags (and the tensors that name the value) are kept on the
