@@ -3,10 +3,12 @@
 Eager PyTorch pays a few microseconds of dispatch for every tensor operation, whatever its size; a step of a
 2-D target at 1,000 chains is a few dozen such operations, so the sampler can cost as much as the energy.
 `torch.compile` (TorchInductor) traces one step — the kernel's arithmetic and the energy's, through an
-`Energy`'s analytic gradient or autograd — and fuses it into a few generated loops. Random draws come from
-the run's `torch.Generator` as before (dynamo runs them eagerly at a graph break), so runs stay reproducible
-for a seed, but fused arithmetic rounds differently: draws match the eager path's statistically, not bit for
-bit.
+`Energy`'s analytic gradient or autograd — and fuses it into a few generated loops. Random numbers come from
+the run's `torch.Generator` as in eager runs: dynamo cannot trace such a draw, so for a kernel that separates
+its draws from the rest of the step (`DrawThenAdvance`: ULA, MALA, HMC) the draws run eagerly first and only
+`advance` is compiled, one graph per step; any other kernel's step is compiled whole and split by dynamo at
+every draw. The random numbers are the eager run's, but fused arithmetic rounds differently, so trajectories
+agree with the eager ones to rounding over a few steps and statistically over a run, not bit for bit.
 
 The first call compiles (tens of seconds on a small CPU; TorchInductor caches on disk, so a new process
 compiling the same step is faster) and its time is reported; anything dynamo cannot trace runs eagerly
@@ -19,7 +21,7 @@ import time
 
 import torch
 
-from ebm_samplers.kernels.base import Info, Kernel, State
+from ebm_samplers.kernels.base import DrawThenAdvance, Info, Kernel, State
 
 
 class CompiledStep:
@@ -29,9 +31,16 @@ class CompiledStep:
     def __init__(self, kernel: Kernel):
         self.kernel = kernel
         start = time.perf_counter()
-        self._step = torch.compile(kernel.step)
+        if isinstance(kernel, DrawThenAdvance):
+            self._advance = torch.compile(kernel.advance)
+            self._step = self._draw_then_advance
+        else:
+            self._step = torch.compile(kernel.step)
         self._setup_seconds = time.perf_counter() - start
         self.compile_seconds: float | None = None
+
+    def _draw_then_advance(self, state: State, energy, generator: torch.Generator) -> tuple[State, Info]:
+        return self._advance(state, energy, self.kernel.draw(state, generator))
 
     def __call__(self, state: State, energy, generator: torch.Generator) -> tuple[State, Info]:
         if self.compile_seconds is not None:

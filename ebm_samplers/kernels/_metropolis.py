@@ -18,7 +18,16 @@ def metropolis_accept(log_ratio: Tensor, generator: torch.Generator) -> tuple[Te
     probability is reported as 0. Kernels flag such proposals in `Info["nonfinite"]` so the run loop
     can apply the user's policy instead of hiding them.
     """
-    uniform = torch.rand(log_ratio.shape, generator=generator, dtype=log_ratio.dtype, device=log_ratio.device)
-    accepted = uniform.log_() < log_ratio
+    return metropolis_decision(log_ratio, acceptance_uniform(log_ratio, generator))
+
+
+def acceptance_uniform(like: Tensor, generator: torch.Generator) -> Tensor:
+    """The uniform draw u ~ U[0, 1) per chain that decides acceptance, for per-chain values `like` (n,)."""
+    return torch.rand(like.shape, generator=generator, dtype=like.dtype, device=like.device)
+
+
+def metropolis_decision(log_ratio: Tensor, uniform: Tensor) -> tuple[Tensor, Tensor]:
+    """`metropolis_accept` given its uniform draw: accept where log u < log_ratio."""
+    accepted = torch.log(uniform) < log_ratio
     probability = log_ratio.clamp(max=0.0).exp_().nan_to_num_(nan=0.0)
     return accepted, probability

@@ -24,6 +24,8 @@ from energies import energy_and_grad
 
 #: Per-chain figures from one step, each of shape (n_chains,).
 Info = dict[str, Tensor]
+#: The random numbers one transition consumes, by name (see `DrawThenAdvance`).
+Draws = dict[str, Tensor]
 
 
 @dataclass
@@ -60,6 +62,28 @@ class Kernel(ABC):
         if dataclasses.is_dataclass(self):
             return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         return {}
+
+
+class DrawThenAdvance(Kernel):
+    """A kernel whose transition is a deterministic function of the state and random numbers drawn first,
+
+        draws = draw(state, generator),   (state', info) = advance(state, energy, draws),
+
+    as BlackJAX hands its kernels a key; `step` is the composition. Keeping the draws out of `advance` lets
+    `sample(..., compile_step=True)` compile a whole transition as one graph: torch.compile cannot trace a draw
+    from a `torch.Generator`, and would split the step at every draw.
+    """
+
+    def step(self, state: State, energy, generator: torch.Generator) -> tuple[State, Info]:
+        return self.advance(state, energy, self.draw(state, generator))
+
+    @abstractmethod
+    def draw(self, state: State, generator: torch.Generator) -> Draws:
+        """Every random number of one transition of every chain."""
+
+    @abstractmethod
+    def advance(self, state: State, energy, draws: Draws) -> tuple[State, Info]:
+        """The transition given its draws; no randomness of its own."""
 
 
 def check_positive(value: float, what: str) -> None:

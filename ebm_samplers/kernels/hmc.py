@@ -29,14 +29,14 @@ import torch
 
 from ebm_samplers.kernels._integrators import leapfrog
 from ebm_samplers.kernels._kinetic import KineticState, initial_inverse_mass, kinetic_energy, sample_momentum
-from ebm_samplers.kernels._metropolis import metropolis_accept
-from ebm_samplers.kernels.base import Info, Kernel, State, check_positive, where_state
+from ebm_samplers.kernels._metropolis import acceptance_uniform, metropolis_decision
+from ebm_samplers.kernels.base import Draws, DrawThenAdvance, Info, State, check_positive, where_state
 from ebm_samplers.registry import register_sampler
 
 
 @register_sampler("hmc")
 @dataclass
-class HMC(Kernel):
+class HMC(DrawThenAdvance):
     """HMC with step size `step_size` and `n_leapfrog` steps: an int, or (min, max) for uniform jitter.
 
     `inverse_mass` is the starting diagonal metric (a number or a list of event shape; None: identity);
@@ -63,14 +63,18 @@ class HMC(Kernel):
         state = super().init(x, energy)
         return KineticState(**vars(state), inverse_mass=initial_inverse_mass(self.inverse_mass, state.position, "hmc"))
 
-    def step(self, state: State, energy, generator: torch.Generator) -> tuple[State, Info]:
+    def draw(self, state: State, generator: torch.Generator) -> Draws:
         if not isinstance(state, KineticState):
             raise TypeError(f"hmc needs the state from HMC.init (a KineticState); got {type(state).__name__}")
         low, high = self._leapfrog_range
         n = state.position.shape[0]
         n_leapfrog = torch.randint(low, high + 1, (n,), generator=generator, device=state.position.device)
-
         momentum = sample_momentum(state.inverse_mass, generator)
+        return {"n_leapfrog": n_leapfrog, "momentum": momentum, "uniform": acceptance_uniform(state.energy, generator)}
+
+    def advance(self, state: State, energy, draws: Draws) -> tuple[State, Info]:
+        low, high = self._leapfrog_range
+        n_leapfrog, momentum = draws["n_leapfrog"], draws["momentum"]
         start_hamiltonian = state.energy + kinetic_energy(momentum, state.inverse_mass)
         position, momentum, value, grad = leapfrog(
             energy,
@@ -85,7 +89,7 @@ class HMC(Kernel):
         end_hamiltonian = value + kinetic_energy(momentum, state.inverse_mass)
         energy_error = end_hamiltonian - start_hamiltonian
 
-        accepted, probability = metropolis_accept(-energy_error, generator)
+        accepted, probability = metropolis_decision(-energy_error, draws["uniform"])
         proposal = KineticState(
             position=position, energy=value, grad=grad, step_size=state.step_size, inverse_mass=state.inverse_mass
         )

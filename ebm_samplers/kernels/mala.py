@@ -21,16 +21,16 @@ from dataclasses import dataclass
 
 import torch
 
-from ebm_samplers.kernels._langevin import langevin_log_ratio, langevin_proposal
-from ebm_samplers.kernels._metropolis import metropolis_accept
-from ebm_samplers.kernels.base import Info, Kernel, State, check_positive, not_finite, where_state
+from ebm_samplers.kernels._langevin import langevin_log_ratio, langevin_move, langevin_noise
+from ebm_samplers.kernels._metropolis import acceptance_uniform, metropolis_decision
+from ebm_samplers.kernels.base import Draws, DrawThenAdvance, Info, State, check_positive, not_finite, where_state
 from ebm_samplers.registry import register_sampler
 from energies import energy_and_grad
 
 
 @register_sampler("mala")
 @dataclass
-class MALA(Kernel):
+class MALA(DrawThenAdvance):
     """Metropolis-adjusted Langevin with step size `step_size` (h)."""
 
     target_acceptance = 0.574
@@ -39,14 +39,18 @@ class MALA(Kernel):
     def __post_init__(self) -> None:
         check_positive(self.step_size, "mala step_size")
 
-    def step(self, state: State, energy, generator: torch.Generator) -> tuple[State, Info]:
+    def draw(self, state: State, generator: torch.Generator) -> Draws:
+        noise = langevin_noise(state.position, generator)
+        return {"noise": noise, "uniform": acceptance_uniform(state.energy, generator)}
+
+    def advance(self, state: State, energy, draws: Draws) -> tuple[State, Info]:
         h = state.step_size
-        position = langevin_proposal(state.position, state.grad, h, generator)
+        position = langevin_move(state.position, state.grad, h, draws["noise"])
         value, grad = energy_and_grad(energy, position)
         proposal = State(position=position, energy=value, grad=grad, step_size=h)
 
         log_ratio = (state.energy - value) + langevin_log_ratio(state.position, position, state.grad, grad, h)
-        accepted, probability = metropolis_accept(log_ratio, generator)
+        accepted, probability = metropolis_decision(log_ratio, draws["uniform"])
         failed = not_finite(log_ratio)
         info = {
             "acceptance_rate": probability,

@@ -1,7 +1,7 @@
 """`sample(..., compile_step=True)`: the torch.compile'd step computes the eager step and samples the target.
 
 One compile per kernel (tens of seconds on a small CPU, cached on disk by TorchInductor), so this file keeps
-to one MALA and one HMC run.
+to one short run per kernel and one MALA run with warm-up.
 """
 
 import pytest
@@ -23,19 +23,29 @@ def test_compiled_mala_samples_a_correlated_gaussian_within_mcse_and_reports_its
     assert_bivariate_gaussian_moments(trace.draws.double(), mean, covariance)
 
 
-def test_compiled_hmc_step_computes_the_eager_step():
-    """Same seed, same random draws: a few transitions agree with eager ones up to rounding (fused arithmetic
-    rounds differently), including the per-chain leapfrog lengths and accept decisions."""
+@pytest.mark.parametrize(
+    "sampler, params",
+    [
+        ("ula", dict(step_size=0.05)),
+        ("mala", dict(step_size=0.3)),
+        ("hmc", dict(step_size=0.3, n_leapfrog=(2, 4))),
+        ("underdamped_langevin", dict(step_size=0.1)),  # no draw/advance split: its whole step is compiled
+    ],
+)
+def test_compiled_step_computes_the_eager_step(sampler, params):
+    """Same seed, same random numbers (drawn eagerly: outside the compiled graph, or at its graph breaks): a few
+    transitions agree with eager ones up to rounding (fused arithmetic rounds differently), including accept decisions and hmc's
+    per-chain leapfrog lengths."""
     energy, init = GaussianMixture(), torch.randn(300, 2, generator=torch.Generator().manual_seed(0))
     runs = [
-        ebm_samplers.sample(
-            energy, "hmc", init=init, n_steps=5, seed=9, step_size=0.3, n_leapfrog=(2, 4), compile_step=compiled
-        )
+        ebm_samplers.sample(energy, sampler, init=init, n_steps=5, seed=9, compile_step=compiled, **params)
         for compiled in (False, True)
     ]
     eager, compiled = runs
-    assert torch.equal(eager.stats["n_leapfrog"], compiled.stats["n_leapfrog"])
-    assert torch.equal(eager.stats["accepted"], compiled.stats["accepted"])
+    assert set(compiled.stats) == set(eager.stats)
+    for name in ("accepted", "n_leapfrog"):
+        if name in eager.stats:
+            assert torch.equal(eager.stats[name], compiled.stats[name]), name
     assert float(eager.stats["accepted"].float().mean()) > 0.5  # the comparison covers moves, not only rejections
     torch.testing.assert_close(compiled.draws, eager.draws, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(compiled.stats["energy"], eager.stats["energy"], rtol=1e-5, atol=1e-5)
