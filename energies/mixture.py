@@ -3,6 +3,9 @@
 E(x) = -log sum_k w_k N(x; m_k, S_k)   (normalised: E = -log p exactly)
 grad E(x) = sum_k r_k(x) S_k^{-1} (x - m_k),   r_k(x) = w_k N(x; m_k, S_k) / p(x) (responsibilities).
 
+Computed as E = u* - log sum_k exp(u* - u_k) with u_k = -log(w_k N(x; m_k, S_k)) and u* = min_k u_k, which
+stays finite far from every mode. Diagonal S_k whiten elementwise (O(d) per point); others by a matrix product.
+
 `GaussianMixture()` is the project's default target: equal weights, means (-2, -2) and (2, 2),
 covariance 0.5 I. Its modes are separated by an energy barrier of about 8 nats.
 """
