@@ -6,8 +6,9 @@ Eager PyTorch pays a few microseconds of dispatch for every tensor operation, wh
 `Energy`'s analytic gradient or autograd — and fuses it into a few generated loops. Random numbers come from
 the run's `torch.Generator` as in eager runs: dynamo cannot trace such a draw, so for a kernel that separates
 its draws from the rest of the step (`DrawThenAdvance`: ULA, MALA, HMC) the draws run eagerly first and only
-`advance` is compiled, one graph per step; any other kernel's step is compiled whole and split by dynamo at
-every draw. The random numbers are the eager run's, but fused arithmetic rounds differently, so trajectories
+`advance` is compiled, together with the check of the new states for non-finite values that the run loop
+would otherwise run eagerly: one graph per step. Any other kernel's step is compiled whole and split by
+dynamo at every draw. The random numbers are the eager run's, but fused arithmetic rounds differently, so trajectories
 agree with the eager ones to rounding over a few steps and statistically over a run, not bit for bit.
 
 The first call compiles (tens of seconds on a small CPU; TorchInductor caches on disk, so a new process
@@ -21,7 +22,8 @@ import time
 
 import torch
 
-from ebm_samplers.kernels.base import DrawThenAdvance, Info, Kernel, State
+from ebm_samplers._nonfinite import STATE_NONFINITE
+from ebm_samplers.kernels.base import DrawThenAdvance, Info, Kernel, State, nonfinite
 
 
 class CompiledStep:
@@ -32,12 +34,19 @@ class CompiledStep:
         self.kernel = kernel
         start = time.perf_counter()
         if isinstance(kernel, DrawThenAdvance):
-            self._advance = torch.compile(kernel.advance)
+            self._advance = torch.compile(self._advance_and_check)
             self._step = self._draw_then_advance
         else:
             self._step = torch.compile(kernel.step)
         self._setup_seconds = time.perf_counter() - start
         self.compile_seconds: float | None = None
+
+    def _advance_and_check(self, state: State, energy, draws) -> tuple[State, Info]:
+        """`advance`, and which new states are not finite (what the run loop would check eagerly next)."""
+        new_state, info = self.kernel.advance(state, energy, draws)
+        if STATE_NONFINITE not in info:
+            info = {**info, STATE_NONFINITE: nonfinite(new_state.energy, new_state.grad)}
+        return new_state, info
 
     def _draw_then_advance(self, state: State, energy, generator: torch.Generator) -> tuple[State, Info]:
         return self._advance(state, energy, self.kernel.draw(state, generator))

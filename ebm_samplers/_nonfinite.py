@@ -39,6 +39,8 @@ POLICIES = ("raise", "reject", "reset")
 
 #: Info keys with this prefix are for the run loop (e.g. MALA's `_proposal_energy`) and are not recorded.
 TRANSIENT_PREFIX = "_"
+#: Info key of a kernel that knows which of its new states are not finite, so the run loop need not check.
+STATE_NONFINITE = TRANSIENT_PREFIX + "state_nonfinite"
 
 ResetPoints = Callable[[int, torch.Generator], Tensor]
 
@@ -88,7 +90,7 @@ class NonfiniteGuard:
     ) -> tuple[State, Info]:
         """The state after the policy and the info to record (with `nonfinite`, without transient keys)."""
         proposal_energy = info.get(TRANSIENT_PREFIX + "proposal_energy")
-        state_bad = info.get(TRANSIENT_PREFIX + "state_nonfinite")
+        state_bad = info.get(STATE_NONFINITE)
         info = {name: value for name, value in info.items() if not name.startswith(TRANSIENT_PREFIX)}
         if state_bad is None:  # a kernel that already knows which new states failed says so; others get checked
             state_bad = nonfinite(state.energy, state.grad)

@@ -4,11 +4,14 @@ One compile per kernel (tens of seconds on a small CPU, cached on disk by TorchI
 to one short run per kernel and one MALA run with warm-up.
 """
 
+from dataclasses import dataclass
+
 import pytest
 import torch
 
 import ebm_samplers
-from energies import Gaussian, GaussianMixture
+from ebm_samplers.kernels import DrawThenAdvance, State
+from energies import Gaussian, GaussianMixture, energy_and_grad
 from energies.numba_targets import default_mixture
 from tests.helpers import assert_bivariate_gaussian_moments
 
@@ -33,9 +36,9 @@ def test_compiled_mala_samples_a_correlated_gaussian_within_mcse_and_reports_its
     ],
 )
 def test_compiled_step_computes_the_eager_step(sampler, params):
-    """Same seed, same random numbers (drawn eagerly: outside the compiled graph, or at its graph breaks): a few
-    transitions agree with eager ones up to rounding (fused arithmetic rounds differently), including accept decisions and hmc's
-    per-chain leapfrog lengths."""
+    """Same seed, same random numbers (drawn eagerly: outside the compiled graph, or at its graph breaks): a
+    few transitions agree with eager ones up to rounding (fused arithmetic rounds differently), including
+    accept decisions and hmc's per-chain leapfrog lengths."""
     energy, init = GaussianMixture(), torch.randn(300, 2, generator=torch.Generator().manual_seed(0))
     runs = [
         ebm_samplers.sample(energy, sampler, init=init, n_steps=5, seed=9, compile_step=compiled, **params)
@@ -56,3 +59,31 @@ def test_compile_step_is_checked_and_is_for_the_torch_path():
         ebm_samplers.sample(GaussianMixture(), "mala", n_chains=4, n_steps=2, compile_step="yes")
     with pytest.raises(ValueError, match="numba loops"):
         ebm_samplers.sample(default_mixture(), "mala", n_chains=4, n_steps=2, compile_step=True)
+
+
+@dataclass
+class _DriftThenCheck(DrawThenAdvance):
+    """Deterministic: every chain moves by +1 per step (no draws), so failure steps are known exactly."""
+
+    step_size: float = 1.0
+
+    def draw(self, state, generator):
+        return {}
+
+    def advance(self, state, energy, draws):
+        position = state.position + 1.0
+        value, grad = energy_and_grad(energy, position)
+        ones = torch.ones_like(value)
+        return State(position, value, grad, state.step_size), {"acceptance_rate": ones, "accepted": ones.bool()}
+
+
+def test_the_compiled_step_checks_new_states_for_the_run_loop():
+    """The finiteness check of new states moves into the compiled graph; a finite energy with a non-finite
+    gradient (sqrt|x - 301| at 301) must still stop the run at the exact chain and step."""
+
+    def cusp_at_301(x):
+        return (x[:, 0] - 301.0).abs().sqrt()
+
+    init = torch.tensor([[0.0], [5.0], [2.0]])  # chain 1 reaches the cusp first, at step 295
+    with pytest.raises(FloatingPointError, match=r"chain 1 at step 295 \(the new state: energy 0 with a non-finite"):
+        ebm_samplers.sample(cusp_at_301, _DriftThenCheck(), init=init, n_steps=400, seed=0, compile_step=True)
