@@ -14,6 +14,11 @@ target has a numba version) it prints `name: value` lines:
                      eager torch one, what a user's energy costs without compiling; `compiled_bare_ms` is the
                      same evaluation through torch.compile)
     ratio            step_ms / (grads_per_step * bare_ms): what a transition costs beyond its gradients
+    draws_ms         torch paths: the transition's random numbers alone (`kernel.draw`: the normals of a
+                     Langevin move or a momentum, the acceptance uniform), a cost every implementation of the
+                     algorithm pays; `ratio_beyond_draws` is (step_ms - draws_ms) / (grads_per_step * bare_ms)
+    faults_per_step  torch paths: minor page faults per transition (getrusage), memory the allocator handed
+                     back to the system and touches again
     compile_s        "compiled" only: the first run's compile time (attrs["compile_seconds"])
     ess_per_s        bulk ESS (the smallest over two coordinates, from <= 64 chains, scaled to all chains)
                      per second of sampling; rough on short runs, and only printed with >= 100 draws
@@ -29,6 +34,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -51,6 +57,17 @@ CHAINS = (1, 100, 1_000, 10_000)
 HMC_LEAPFROG = 10
 #: the torch.compile'd step is measured from this many chains (each chain count compiles anew: tens of seconds)
 COMPILED_MIN_CHAINS = 1_000
+#: the figures printed per configuration (the JSON has every figure)
+_PRINTED = (
+    "step_ms",
+    "grads_per_step",
+    "ratio",
+    "draws_ms",
+    "ratio_beyond_draws",
+    "faults_per_step",
+    "ess_per_s",
+    "compile_s",
+)
 #: seconds of sampling aimed at per configuration (steps are chosen from the bare cost to fit)
 TARGET_SECONDS = 0.7
 
@@ -171,20 +188,32 @@ def run_one(target, kernel: str, n: int, path: str, bare: float, seed: int = 0):
     # the first run compiles (the energy's numba functions, not cached: closures; or the torch.compile'd step)
     first, _ = timed(1, 1)
     _, setup = timed(1, 1)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     (trace, total), (_, again) = timed(steps, thin), timed(steps, thin)
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / (2 * steps)
     total = min(total, again)  # the less disturbed of two runs: the machine is shared
     sampling = max(total - setup, 1e-9)
     step = sampling / (steps - 1)
+    row = {"step_ms": 1e3 * step, "grads_per_step": grads, "bare_ms": 1e3 * bare, "ratio": step / (grads * bare)}
+    if path != "numba":
+        draws = draw_seconds(ebm_samplers.get_sampler(kernel, **params), energy, init, n, dim)
+        row |= {"draws_ms": 1e3 * draws, "ratio_beyond_draws": (step - draws) / (grads * bare)}
+        row["faults_per_step"] = faults
     return {
-        "step_ms": 1e3 * step,
-        "grads_per_step": grads,
-        "bare_ms": 1e3 * bare,
-        "ratio": step / (grads * bare),
+        **row,
         "ess_per_s": _ess_per_second(trace, sampling),
         "steps": steps,
         "acceptance": float(trace.stats["acceptance_rate"].mean()),
         **({"compile_s": first.attrs["compile_seconds"]} if path == "compiled" else {}),
     }
+
+
+def draw_seconds(kernel, energy, init, n: int, dim: int) -> float:
+    """One transition's random numbers for every chain (`kernel.draw`), timed alone: median of 20 loops of 20."""
+    x = init if init is not None else torch.randn(n, dim, generator=torch.Generator().manual_seed(2))
+    state = kernel.init(x, energy)
+    generator = torch.Generator().manual_seed(3)
+    return _best_time(lambda: [kernel.draw(state, generator) for _ in range(20)], 20) / 20
 
 
 def compile_seconds() -> dict[str, float]:
@@ -255,11 +284,7 @@ def main(argv=None) -> dict:
                         prefix = f"{target_name}.{kernel}.{path}.{n}"
                         for key, value in row.items():
                             results[f"{prefix}.{key}"] = value
-                        shown = {
-                            k: v
-                            for k, v in row.items()
-                            if k in ("step_ms", "grads_per_step", "ratio", "ess_per_s", "compile_s")
-                        }
+                        shown = {k: v for k, v in row.items() if k in _PRINTED}
                         for key, value in shown.items():
                             print(f"{prefix}.{key}: {'n/a' if value is None else f'{value:.4g}'}")
                         sys.stdout.flush()
