@@ -61,11 +61,14 @@ def langevin_log_density(to, start, grad_at_start, h):
 
 @numba.njit(inline="always", cache=True)
 def metropolis_accept(log_ratio, rng):
-    """(accepted, probability) for one proposal; a NaN ratio is rejected with probability 0."""
-    accepted = math.log(uniform(rng)) < log_ratio  # one uniform per step, NaN or not; NaN compares False
+    """(accepted, probability) for one proposal, accepted where u < min(1, exp(log_ratio)) (the event log u <
+    log_ratio, with the probability's exponential instead of a logarithm more); a NaN ratio is rejected with
+    probability 0."""
+    u = uniform(rng)  # one uniform per step, NaN or not
     if math.isnan(log_ratio):
         return False, 0.0
-    return accepted, math.exp(min(log_ratio, 0.0))
+    probability = math.exp(min(log_ratio, 0.0))
+    return u < probability, probability
 
 
 @numba.njit(inline="always", cache=True)

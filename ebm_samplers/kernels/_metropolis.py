@@ -27,7 +27,10 @@ def acceptance_uniform(like: Tensor, generator: torch.Generator) -> Tensor:
 
 
 def metropolis_decision(log_ratio: Tensor, uniform: Tensor) -> tuple[Tensor, Tensor]:
-    """`metropolis_accept` given its uniform draw: accept where log u < log_ratio."""
-    accepted = torch.log(uniform) < log_ratio
+    """`metropolis_accept` given its uniform draw: accept where u < min(1, exp(log_ratio)).
+
+    The same event as log u < log_ratio, with the one exponential that the reported probability needs anyway
+    instead of a logarithm more; a NaN ratio has probability 0, and u < 0 never holds.
+    """
     probability = log_ratio.clamp(max=0.0).exp_().nan_to_num_(nan=0.0)
-    return accepted, probability
+    return uniform < probability, probability
