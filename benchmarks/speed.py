@@ -18,7 +18,9 @@ target has a numba version) it prints `name: value` lines:
                      Langevin move or a momentum, the acceptance uniform), a cost every implementation of the
                      algorithm pays; `ratio_beyond_draws` is (step_ms - draws_ms) / (grads_per_step * bare_ms)
     faults_per_step  torch paths: minor page faults per transition (getrusage), memory the allocator handed
-                     back to the system and touches again
+                     back to the system and touches again; `bare_faults` the same per bare evaluation (glibc's
+                     malloc returns freed blocks of large batches to the system, and on a virtual machine the
+                     faults of touching them again can cost more than the arithmetic: see the README)
     compile_s        "compiled" only: the first run's compile time (attrs["compile_seconds"])
     ess_per_s        bulk ESS (the smallest over two coordinates, from <= 64 chains, scaled to all chains)
                      per second of sampling; rough on short runs, and only printed with >= 100 draws
@@ -131,6 +133,15 @@ def bare_seconds(energy, x: torch.Tensor, path: str, batch) -> float:
         value, grad = np.empty(points.shape[0]), np.empty_like(points)
         return _best_time(lambda: batch(energy.grad_fn, points, value, grad), 20)
     return _best_time(lambda: energy.energy_and_grad(x), 20 if x.shape[0] < 10_000 else 5)
+
+
+def bare_faults(energy, x: torch.Tensor, calls: int = 10) -> float:
+    """Minor page faults per batched energy+gradient evaluation (after one warm-up call)."""
+    energy.energy_and_grad(x)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(calls):
+        energy.energy_and_grad(x)
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / calls
 
 
 def compiled_bare_seconds(energy, x: torch.Tensor) -> float:
@@ -279,6 +290,10 @@ def main(argv=None) -> dict:
                     else:
                         bare = bare_seconds(target[path], x, path, batch)
                     results[f"{target_name}.{path}.bare_ms.{n}"] = 1e3 * bare
+                    if path == "torch":
+                        faults = bare_faults(target["torch"], x)
+                        results[f"{target_name}.torch.bare_faults.{n}"] = faults
+                        print(f"{target_name}.torch.bare_faults.{n}: {faults:.4g}")
                     for kernel in args.kernels.split(","):
                         row = run_one(target, kernel, n, path, bare)
                         prefix = f"{target_name}.{kernel}.{path}.{n}"
