@@ -419,11 +419,14 @@ class _Recorder:
         """Recorded draws as a `(chain, draw, *event)` view."""
         return None if self._draws_by_draw is None else self._draws_by_draw.transpose(0, 1)
 
-    @property
-    def stats(self) -> dict[str, Tensor]:
-        """Recorded stats as `(chain, draw)` views."""
+    def _fill_all_repeats(self) -> None:
         for name in self._last_copied:
             self._fill_repeats(name, self.n_recorded)
+
+    @property
+    def stats(self) -> dict[str, Tensor]:
+        """Recorded stats as `(chain, draw)` views (the rows not copied are filled first)."""
+        self._fill_all_repeats()
         return {name: values.T for name, values in self._stats_by_draw.items()}
 
     def flush(self) -> None:
@@ -431,8 +434,7 @@ class _Recorder:
 
     def result(self, attrs: dict[str, Any]) -> Trace:
         stats = {}
-        for name in self._last_copied:
-            self._fill_repeats(name, self.n_recorded)
+        self._fill_all_repeats()
         self._last_copied = {}
         for name in list(self._stats_by_draw):  # one transposed copy at a time
             stats[name] = self._stats_by_draw.pop(name).T.contiguous().cpu()

@@ -61,3 +61,10 @@ def test_ula_records_acceptance_one_and_adapted_step_sizes_are_kept_per_draw():
     step_sizes = adapted.stats["step_size"]
     assert torch.equal(step_sizes, step_sizes[:, :1].expand(-1, 9))
     assert len(set(step_sizes[:, 0].tolist())) == 4
+
+
+def test_inference_mode_tensors_without_a_version_counter_are_copied_every_time():
+    with torch.inference_mode():
+        trace = ebm_samplers.sample(Gaussian(torch.zeros(2)), _CountingKernel(), n_chains=3, n_steps=6, seed=0)
+    assert torch.equal(trace.stats["counter"], torch.arange(1.0, 7.0).expand(3, -1))
+    assert torch.equal(trace.stats["acceptance_rate"], torch.full((3, 6), 7.0))
