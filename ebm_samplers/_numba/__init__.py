@@ -5,8 +5,8 @@ function type of `grad_fn`, so one cached machine-code loop (`cache=True`, in `_
 energy. A loop module is imported (compiled, or loaded from the cache) only when first needed;
 `LOAD_SECONDS[name]` records how long that took in this process. Each loop has a version per dtype of the
 draws it writes (`_loop.py`): float32 is made on import, float64 on first use. numba's cache is keyed on the
-loop's own file only, not on the helpers compiled into it (`_random.py`, `_moves.py`): a change to those must
-come with a change to each loop file (or a cleared `__pycache__`), or an old loop keeps being loaded.
+loop's own file only, so the cache entries are named with a digest of the helpers compiled into the loops
+(`_random.py`, `_moves.py`): changing a helper makes the loops compile afresh.
 
 The loops start from a kernel `State` (after any adapting warm-up, which runs on the torch kernel) and use its
 per-chain step sizes (and HMC's diagonal inverse mass) unchanged.

@@ -117,3 +117,14 @@ def test_a_nan_energy_fails_the_run_with_the_chain_and_step():
     energy = NumbaEnergy(energy_fn, grad_fn, 1, name="broken")
     with pytest.raises(FloatingPointError, match=r"broken .* chain"):
         ebm_samplers.sample(energy, "ula", init=torch.zeros(50, 1), n_steps=2000, seed=0, step_size=0.5)
+
+
+def test_compiled_loops_are_cached_under_a_digest_of_the_helpers_compiled_into_them(monkeypatch):
+    """numba's cache sees only a loop's own file; a loop compiled with older helpers must never be loaded."""
+    from ebm_samplers._numba import _loop, load_loop
+
+    digest = _loop.helpers_digest()
+    for name in ("ula", "mala", "hmc"):
+        assert load_loop(name).py_func.__qualname__.endswith(f"_{digest}")
+    monkeypatch.setattr(_loop, "HELPER_FILES", ("_moves.py",))
+    assert _loop.helpers_digest() != digest
