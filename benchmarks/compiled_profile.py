@@ -19,15 +19,14 @@ It runs in well under a minute and needs no other package than the project's.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from functools import partial
 from pathlib import Path
 
 import numba
 import numpy as np
+from _report import median_seconds, write_json
 
-from ebm_samplers._atomic import atomic_write
 from ebm_samplers._numba import load_loop
 from ebm_samplers._numba._random import fill_standard_normal, seeded_state
 from energies.numba_energy import function_types
@@ -67,16 +66,6 @@ def _gradients(grad_fn, points, steps):
     return checksum
 
 
-def _median_cpu_seconds(function, repeats: int) -> float:
-    function()
-    times = []
-    for _ in range(repeats):
-        start = time.process_time()
-        function()
-        times.append(time.process_time() - start)
-    return float(np.median(times))
-
-
 def _step_call(kernel: str, energy, points: np.ndarray, step_size: float):
     """A call of the kernel's compiled loop: STEPS transitions (STEPS / 10 for HMC) of every chain."""
     n, dim = points.shape
@@ -105,19 +94,20 @@ def main(argv=None) -> dict:
     for name, energy in (("mixture", default_mixture()), ("gaussian100", log_spaced_gaussian(100))):
         dim = energy.dim
         points = np.ascontiguousarray(np.random.default_rng(0).normal(size=(n, dim)) * 0.3)
-        seconds = _median_cpu_seconds(partial(_fill_normals, n, dim, STEPS), args.repeats)
+        seconds = median_seconds(partial(_fill_normals, n, dim, STEPS), args.repeats, time.process_time)
         results[f"{name}.normal_ns"] = 1e9 * seconds / (n * dim * STEPS)
-        grad = _median_cpu_seconds(partial(_gradients, energy.grad_fn, points, STEPS), args.repeats) / STEPS
+        grad = (
+            median_seconds(partial(_gradients, energy.grad_fn, points, STEPS), args.repeats, time.process_time) / STEPS
+        )
         results[f"{name}.grad_ms"] = 1e3 * grad
         for kernel, step_size in STEP_SIZES[name].items():
             steps, call = _step_call(kernel, energy, points.copy(), step_size)
-            step = _median_cpu_seconds(call, args.repeats) / steps
+            step = median_seconds(call, args.repeats, time.process_time) / steps
             results[f"{name}.{kernel}.step_ms"] = 1e3 * step
             results[f"{name}.{kernel}.ratio"] = step / ((HMC_LEAPFROG if kernel == "hmc" else 1) * grad)
         for key in [k for k in results if k.startswith(name)]:
             print(f"{key}: {results[key]:.4g}")
-    text = json.dumps(results, indent=1, sort_keys=True)
-    out = atomic_write(args.out, lambda temporary: temporary.write_text(text))
+    out = write_json(args.out, results, indent=1, sort_keys=True)
     print(f"json: {out}")
     return results
 

@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 
 import torch
+from _report import mean_seconds, write_json
 
-from ebm_samplers._atomic import atomic_write
 from ebm_samplers.training import fit, load_digits
 from ebm_samplers.training.image_quality import image_quality
 from ebm_samplers.training.pcd import HIGH_DIMENSION_SETTINGS
@@ -35,16 +35,7 @@ from energies import ConvEnergy, energy_and_grad
 def baseline_seconds(batch_size: int) -> float:
     energy = ConvEnergy(generator=torch.Generator().manual_seed(0))
     x = torch.rand(batch_size, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    for _ in range(10):
-        energy_and_grad(energy, x)
-    began = time.perf_counter()
-    for _ in range(100):
-        energy_and_grad(energy, x)
-    return (time.perf_counter() - began) / 100
-
-
-def write_atomic(path: Path, text: str) -> None:
-    atomic_write(path, lambda temporary: temporary.write_text(text))
+    return mean_seconds(lambda: energy_and_grad(energy, x), warmup=10, calls=100)
 
 
 def main() -> None:
@@ -90,7 +81,7 @@ def main() -> None:
     metrics["evaluation_wall_s"] = round(time.perf_counter() - evaluation_began, 1)
     shown = samples[torch.randperm(len(samples), generator=torch.Generator().manual_seed(2))[:100]]
     image_grid_figure(shown, out / "pcd_digits_samples.png", "pcd with fit's defaults: 100 replay-buffer samples")
-    write_atomic(out / "pcd_digits_metrics.json", json.dumps(metrics, indent=1) + "\n")
+    write_json(out / "pcd_digits_metrics.json", metrics, indent=1)
     print(json.dumps(metrics, indent=1))
 
 

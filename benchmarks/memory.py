@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ebm_samplers._atomic import atomic_write
+from _report import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,8 +82,7 @@ def main(argv=None) -> dict:
                 results[f"{path}.{keep}.{key}"] = value
                 print(f"{path}.{keep}.{key}: {value:.1f}")
             sys.stdout.flush()
-    text = json.dumps(results, indent=1, sort_keys=True)
-    out = atomic_write(args.out, lambda temporary: temporary.write_text(text))
+    out = write_json(args.out, results, indent=1, sort_keys=True)
     print(f"json: {out}")
     return results
 

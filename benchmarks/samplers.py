@@ -26,13 +26,12 @@ energy of a special kind.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import time
 from pathlib import Path
 
 import torch
+from _report import mean_seconds, write_json
 
 import ebm_samplers
 from diagnostics import summary
@@ -82,12 +81,7 @@ class CountingEnergy(Energy):
 
 def bare_gradient_seconds(target: Energy, init: torch.Tensor, repeats: int = 200) -> float:
     """Median-free but warm: the mean time of one batched energy+gradient call at the initial points."""
-    for _ in range(10):
-        target.energy_and_grad(init)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        target.energy_and_grad(init)
-    return (time.perf_counter() - start) / repeats
+    return mean_seconds(lambda: target.energy_and_grad(init), warmup=10, calls=repeats)
 
 
 def run_one(name: str, target: Energy, init: torch.Tensor, args, params: dict) -> dict:
@@ -181,14 +175,8 @@ def main(argv: list[str] | None = None) -> dict:
                 if field != "inverse_mass":
                     print(f"{key}/{field}: {value:.4g}")
 
-    out = Path(args.out)
     payload = {"settings": vars(args), "results": results}
-    temporary = out.with_name(f".{out.name}.tmp")
-    with open(temporary, "w") as handle:  # temp file + fsync + rename: never a half-written result
-        handle.write(json.dumps(payload, indent=2))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, out)
+    out = write_json(args.out, payload, indent=2)
     print(f"written: {out}")
     print(markdown_table(results))
     return payload

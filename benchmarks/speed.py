@@ -33,7 +33,6 @@ on a shared machine drift; the ratios to the bare cost measured in the same run 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import resource
@@ -46,10 +45,10 @@ from pathlib import Path
 import numba
 import numpy as np
 import torch
+from _report import median_seconds, write_json
 from torch import nn
 
 import ebm_samplers
-from ebm_samplers._atomic import atomic_write
 from energies import Energy, Gaussian, GaussianMixture
 from energies.numba_energy import function_types
 from energies.numba_targets import default_mixture, log_spaced_gaussian
@@ -116,23 +115,12 @@ def _bare_numba_loop(parallel: bool):
     return batch
 
 
-def _best_time(function, repeats: int) -> float:
-    """Median seconds of `function()` over `repeats` calls after one warm-up call."""
-    function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
 def bare_seconds(energy, x: torch.Tensor, path: str, batch) -> float:
     if path == "numba":
         points = np.ascontiguousarray(x.double().numpy())
         value, grad = np.empty(points.shape[0]), np.empty_like(points)
-        return _best_time(lambda: batch(energy.grad_fn, points, value, grad), 20)
-    return _best_time(lambda: energy.energy_and_grad(x), 20 if x.shape[0] < 10_000 else 5)
+        return median_seconds(lambda: batch(energy.grad_fn, points, value, grad), 20)
+    return median_seconds(lambda: energy.energy_and_grad(x), 20 if x.shape[0] < 10_000 else 5)
 
 
 def bare_faults(energy, x: torch.Tensor, calls: int = 10) -> float:
@@ -147,7 +135,7 @@ def bare_faults(energy, x: torch.Tensor, calls: int = 10) -> float:
 def compiled_bare_seconds(energy, x: torch.Tensor) -> float:
     """One batched energy+gradient through `torch.compile` (what the compiled step's gradient part can cost)."""
     fused = torch.compile(energy.energy_and_grad)
-    return _best_time(lambda: fused(x), 20 if x.shape[0] < 10_000 else 5)
+    return median_seconds(lambda: fused(x), 20 if x.shape[0] < 10_000 else 5)
 
 
 def _ess_per_second(trace, seconds: float) -> float | None:
@@ -224,7 +212,7 @@ def draw_seconds(kernel, energy, init, n: int, dim: int) -> float:
     x = init if init is not None else torch.randn(n, dim, generator=torch.Generator().manual_seed(2))
     state = kernel.init(x, energy)
     generator = torch.Generator().manual_seed(3)
-    return _best_time(lambda: [kernel.draw(state, generator) for _ in range(20)], 20) / 20
+    return median_seconds(lambda: [kernel.draw(state, generator) for _ in range(20)], 20) / 20
 
 
 def compile_seconds() -> dict[str, float]:
@@ -306,8 +294,7 @@ def main(argv=None) -> dict:
     _speedups(results, chains, args.targets.split(","))
     results["wall_s"] = time.perf_counter() - start
     print(f"wall_s: {results['wall_s']:.1f}")
-    text = json.dumps(results, indent=1, sort_keys=True)
-    out = atomic_write(args.out, lambda temporary: temporary.write_text(text))
+    out = write_json(args.out, results, indent=1, sort_keys=True)
     print(f"json: {out}")
     return results
 

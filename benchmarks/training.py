@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import torch
+from _report import mean_seconds, write_json
 
 from ebm_samplers._atomic import atomic_write
 from ebm_samplers.training import available_methods, data_ksd, fit, grid_nll, mmd, toy_dataset
@@ -38,12 +39,7 @@ TARGETS = ("8gaussians", "checkerboard", "rings", "circles")  # the issue's 0.15
 def baseline_seconds() -> float:
     energy = MLPEnergy(2, generator=torch.Generator().manual_seed(0))
     x = torch.randn(256, 2, generator=torch.Generator().manual_seed(0))
-    for _ in range(20):
-        energy_and_grad(energy, x)
-    began = time.perf_counter()
-    for _ in range(200):
-        energy_and_grad(energy, x)
-    return (time.perf_counter() - began) / 200
+    return mean_seconds(lambda: energy_and_grad(energy, x), warmup=20, calls=200)
 
 
 def run_one(dataset_name: str, method: str, iterations: int | None) -> dict:
@@ -70,10 +66,6 @@ def run_one(dataset_name: str, method: str, iterations: int | None) -> dict:
         "train_cpu_s": cpu,
         "train_wall_s": wall,
     }
-
-
-def write_atomic(path: Path, text: str) -> None:
-    atomic_write(path, lambda temporary: temporary.write_text(text))
 
 
 def table(results: list[dict], methods: list[str], datasets: list[str]) -> str:
@@ -145,7 +137,7 @@ def main() -> None:
                 flush=True,
             )
             payload = {"baseline_seconds": base, "runs": results}
-            write_atomic(json_path, json.dumps(payload, indent=1))
+            write_json(json_path, payload, indent=1)
     summarise(results, out)
 
 
@@ -155,7 +147,7 @@ def combine(paths: list[Path], out: Path) -> None:
     loaded = [json.loads(path.read_text()) for path in paths]
     results = [run for payload in loaded for run in payload["runs"]]
     payload = {"baseline_seconds": [payload["baseline_seconds"] for payload in loaded], "runs": results}
-    write_atomic(out / "training.json", json.dumps(payload, indent=1))
+    write_json(out / "training.json", payload, indent=1)
     summarise(results, out)
 
 
@@ -166,7 +158,7 @@ def summarise(results: list[dict], out: Path) -> None:
     if any("ksd_test" in r for r in results):
         markdown += "\n\nKSD of held-out data under the learned score (lower is better; 0 for the true density):\n\n"
         markdown += ksd_table(results, methods, datasets)
-    write_atomic(out / "training.md", markdown + "\n")
+    atomic_write(out / "training.md", lambda temporary: temporary.write_text(markdown + "\n"))
     print(markdown)
     for name in TARGETS:
         row = [r for r in results if r["dataset"] == name]
