@@ -8,12 +8,14 @@ the run's `torch.Generator` as in eager runs: dynamo cannot trace such a draw, s
 its draws from the rest of the step (`DrawThenAdvance`: ULA, MALA, HMC) the draws run eagerly first and only
 `advance` is compiled, together with the check of the new states for non-finite values that the run loop
 would otherwise run eagerly: one graph per step. Any other kernel's step is compiled whole and split by
-dynamo at every draw. The random numbers are the eager run's, but fused arithmetic rounds differently, so trajectories
-agree with the eager ones to rounding over a few steps and statistically over a run, not bit for bit.
+dynamo at every draw. The random numbers are the eager run's, but fused arithmetic rounds differently, so
+trajectories agree with the eager ones to rounding over a few steps and statistically over a run, not bit for
+bit.
 
-The first call compiles (tens of seconds on a small CPU; TorchInductor caches on disk, so a new process
-compiling the same step is faster) and its time is reported; anything dynamo cannot trace runs eagerly
-(correct, just not faster). On CPU, TorchInductor needs a working C++ compiler.
+The first call compiles (2-5 s per kernel measured on a 2-core CPU with an empty cache, more on a loaded
+machine; TorchInductor caches on disk, so a new process compiling the same step is faster) and its time is
+reported; anything dynamo cannot trace runs eagerly (correct, just not faster). On CPU, TorchInductor needs a
+working C++ compiler.
 """
 
 from __future__ import annotations

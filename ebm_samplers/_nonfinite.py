@@ -33,12 +33,10 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ebm_samplers.kernels.base import Info, Kernel, State, nonfinite, where_state
+from ebm_samplers.kernels.base import TRANSIENT_PREFIX, Info, Kernel, State, nonfinite, where_state
 
 POLICIES = ("raise", "reject", "reset")
 
-#: Info keys with this prefix are for the run loop (e.g. MALA's `_proposal_energy`) and are not recorded.
-TRANSIENT_PREFIX = "_"
 #: Info key of a kernel that knows which of its new states are not finite, so the run loop need not check.
 STATE_NONFINITE = TRANSIENT_PREFIX + "state_nonfinite"
 

@@ -99,10 +99,11 @@ def sample(
             trace is read back from it (see `ebm_samplers.streaming`).
         keep: "draws" returns a `Trace`; "moments" keeps only per-chain running means and variances and
             returns `Moments` (memory independent of the run length).
-        compile_step: run the kernel's step (energy included) through `torch.compile`: several times faster
-            per step on small targets once compiled, but the first step compiles (tens of seconds; the time
-            is in `attrs["compile_seconds"]`), and draws match the eager path's statistically, not bit for
-            bit. Worth it for long runs; see `ebm_samplers._compiled_step`. Torch kernels only.
+        compile_step: run the kernel's step (energy included) through `torch.compile`: 1.7-3.3x faster per
+            step on small targets once compiled (slower on neural energies), but the first step compiles
+            (seconds; the time is in `attrs["compile_seconds"]`), and trajectories agree with the eager
+            path's to rounding, not bit for bit. Worth it for long runs; see `ebm_samplers._compiled_step`.
+            Torch kernels only.
         **sampler_params: parameters for a sampler given by name (e.g. `step_size=0.1`).
 
     Under `torchrun` (or any initialised process group of several ranks) the chains are split across

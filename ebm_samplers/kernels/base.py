@@ -24,6 +24,8 @@ from energies import energy_and_grad
 
 #: Per-chain figures from one step, each of shape (n_chains,).
 Info = dict[str, Tensor]
+#: Info keys with this prefix are for the run loop (e.g. MALA's `_proposal_energy`) and are not recorded.
+TRANSIENT_PREFIX = "_"
 #: The random numbers one transition consumes, by name (see `DrawThenAdvance`).
 Draws = dict[str, Tensor]
 

@@ -1,6 +1,6 @@
 """`sample(..., compile_step=True)`: the torch.compile'd step computes the eager step and samples the target.
 
-One compile per kernel (tens of seconds on a small CPU, cached on disk by TorchInductor), so this file keeps
+One compile per kernel (seconds on a small CPU, cached on disk by TorchInductor), so this file keeps
 to one short run per kernel and one MALA run with warm-up.
 """
 
