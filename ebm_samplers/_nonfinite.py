@@ -80,8 +80,10 @@ class NonfiniteGuard:
         self.first_value = torch.zeros(n_chains, dtype=like.dtype, device=like.device)
         self.first_in_proposal = torch.zeros(n_chains, dtype=torch.bool, device=like.device)
         self.count = torch.zeros(n_chains, dtype=torch.long, device=like.device)
-        # under "raise": (step, bad, state_bad, state energy, proposal energy) of the steps not yet checked
+        # under "raise": (step, bad, state_bad, state energy, proposal energy) of the steps not yet checked, and
+        # (first step, bad, state_bad, value to name) of blocks of steps run as one compiled call, each (steps, n)
         self._unchecked: list[tuple[int, Tensor, Tensor, Tensor, Tensor | None]] = []
+        self._unchecked_blocks: list[tuple[int, Tensor, Tensor, Tensor]] = []
 
     def apply(
         self, step: int, previous: State, state: State, info: Info, kernel: Kernel, energy, generator
@@ -110,6 +112,14 @@ class NonfiniteGuard:
         info["nonfinite"] = bad
         return state, info
 
+    def note_block(self, first_step: int, bad: Tensor, state_bad: Tensor, value: Tensor) -> None:
+        """Under "raise", the failure flags of consecutive steps run as one compiled call (see
+        `_compiled_step`), each `(steps, n_chains)`: row i is step `first_step + i`; `value` is the energy to
+        name (the new state's where it failed, else the proposal's)."""
+        if self.policy != "raise":
+            raise ValueError(f"blocks of steps are only run under on_nonfinite='raise', not {self.policy!r}")
+        self._unchecked_blocks.append((first_step, bad, state_bad, value))
+
     def _fresh_state(self, state: State, kernel: Kernel, energy, generator, bad: Tensor) -> State:
         n = state.position.shape[0]
         points = self.reset(n, generator)
@@ -131,10 +141,18 @@ class NonfiniteGuard:
         """Fold the unchecked steps into each chain's first failure (step, value, where): one host sync, and
         the per-step search only when some step failed."""
         unchecked, self._unchecked = self._unchecked, []
-        if not unchecked or not bool(torch.stack([bad for _, bad, *_ in unchecked]).any()):
+        blocks, self._unchecked_blocks = self._unchecked_blocks, []
+        flags = [torch.stack([bad for _, bad, *_ in unchecked])] if unchecked else []
+        flags += [bad for _, bad, *_ in blocks]
+        if not flags or not bool(torch.cat([f.reshape(-1) for f in flags]).any()):
             return
-        for step, bad, state_bad, state_energy, proposal_energy in unchecked:
-            value = state_energy if proposal_energy is None else torch.where(state_bad, state_energy, proposal_energy)
+        rows = [
+            (step, bad, state_bad, state_energy if proposal is None else torch.where(state_bad, state_energy, proposal))
+            for step, bad, state_bad, state_energy, proposal in unchecked
+        ]
+        for first, bad, state_bad, value in blocks:
+            rows += [(first + i, bad[i], state_bad[i], value[i]) for i in range(bad.shape[0])]
+        for step, bad, state_bad, value in sorted(rows, key=lambda row: row[0]):  # the first failure per chain
             new = bad & (self.first_step < 0)
             self.first_step = torch.where(new, step, self.first_step)
             self.first_value = torch.where(new, value.to(self.first_value.dtype), self.first_value)

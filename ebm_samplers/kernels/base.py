@@ -74,7 +74,14 @@ class DrawThenAdvance(Kernel):
     as BlackJAX hands its kernels a key; `step` is the composition. Keeping the draws out of `advance` lets
     `sample(..., compile_step=True)` compile a whole transition as one graph: torch.compile cannot trace a draw
     from a `torch.Generator`, and would split the step at every draw.
+
+    `draw` may read the state's shapes, dtype and device and the fields that warm-up settles (step size,
+    metric), never its position, energy or gradient: after warm-up, the compiled run draws the numbers of
+    several transitions before running them (see `ebm_samplers._compiled_step`).
     """
+
+    #: Gradient evaluations of one transition at most (HMC: its longest trajectory); sizes compiled blocks.
+    gradients_per_transition: ClassVar[int] = 1
 
     def step(self, state: State, energy, generator: torch.Generator) -> tuple[State, Info]:
         return self.advance(state, energy, self.draw(state, generator))

@@ -59,6 +59,10 @@ class HMC(DrawThenAdvance):
             raise ValueError(f"hmc n_leapfrog needs 1 <= min <= max; got {self.n_leapfrog!r}")
         self._leapfrog_range = (int(bounds[0]), int(bounds[1]))
 
+    @property
+    def gradients_per_transition(self) -> int:
+        return self._leapfrog_range[1]
+
     def init(self, x, energy) -> KineticState:
         state = super().init(x, energy)
         return KineticState(**vars(state), inverse_mass=initial_inverse_mass(self.inverse_mass, state.position, "hmc"))

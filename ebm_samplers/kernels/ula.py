@@ -41,7 +41,10 @@ class ULA(DrawThenAdvance):
 
     def _every_proposal_kept(self, like: Tensor) -> Info:
         """Acceptance 1 for every chain. The same tensors every step (never modified in place), so the run
-        loop's recorder sees them unchanged and does not copy them again."""
+        loop's recorder sees them unchanged and does not copy them again. Inside a compiled graph they are
+        made afresh: there they cost nothing, and caching them would be a side effect that recompiles the graph."""
+        if torch.compiler.is_compiling():
+            return {"acceptance_rate": torch.ones_like(like), "accepted": torch.ones_like(like, dtype=torch.bool)}
         rate = self._all_accepted.get("acceptance_rate")
         if rate is None or (rate.shape, rate.dtype, rate.device) != (like.shape, like.dtype, like.device):
             self._all_accepted = {

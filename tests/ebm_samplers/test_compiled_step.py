@@ -54,6 +54,50 @@ def test_compiled_step_computes_the_eager_step(sampler, params):
     torch.testing.assert_close(compiled.stats["energy"], eager.stats["energy"], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    "sampler, params, thin, checkpoint_every",
+    [
+        ("ula", dict(step_size=0.05), 1, 20),  # blocks of 16, all kept, except around the checkpoint at step 20
+        ("mala", dict(step_size=0.3), 3, None),  # blocks of 15 returning every third state
+        ("mala", dict(step_size=0.3), 20, None),  # blocks of 16 and 4 ending at kept steps
+    ],
+)
+def test_compiled_blocks_of_transitions_compute_the_eager_chain(sampler, params, thin, checkpoint_every, tmp_path):
+    """After warm-up, several transitions run in one compiled call, their random numbers drawn first: the kept
+    draws, stats and accept decisions are the eager run's, to rounding."""
+    energy, init = GaussianMixture(), torch.randn(200, 2, generator=torch.Generator().manual_seed(1))
+    run = dict(init=init, n_steps=60, warmup=2, thin=thin, seed=4, adapt_step_size=False, **params)
+    eager = ebm_samplers.sample(energy, sampler, **run)
+    if checkpoint_every is not None:
+        run |= dict(checkpoint=tmp_path / "run.pt", checkpoint_every=checkpoint_every)
+    compiled = ebm_samplers.sample(energy, sampler, compile_step=True, **run)
+    assert compiled.draws.shape == eager.draws.shape == (200, 60 // thin, 2)
+    assert list(compiled.stats) == list(eager.stats)
+    assert torch.equal(compiled.stats["accepted"], eager.stats["accepted"])
+    if sampler == "mala":
+        assert 0.2 < float(eager.stats["accepted"].float().mean()) < 0.95  # both moves and rejections compared
+    torch.testing.assert_close(compiled.draws, eager.draws, rtol=1e-5, atol=1e-5)
+    for name in ("energy", "acceptance_rate", "step_size"):
+        torch.testing.assert_close(compiled.stats[name], eager.stats[name], rtol=1e-5, atol=1e-5)
+    assert not bool(compiled.stats["nonfinite"].any())
+
+
+def test_blocks_are_planned_around_thinning():
+    from ebm_samplers._compiled_step import plan_block
+
+    # thin <= 8: the longest multiple of thin, every kept row returned; a start off the thinning grid or too
+    # few transitions left: one step alone
+    assert plan_block(0, 100, 1, 8) == (8, tuple(range(8)))
+    assert plan_block(6, 100, 3, 8) == (6, (2, 5))
+    assert plan_block(7, 100, 3, 8) == (1, ())
+    assert plan_block(96, 4, 3, 8) == (1, ())
+    # thin > 8: blocks end at kept steps (two lengths per run), returning their last row
+    assert [plan_block(j, 100, 12, 8) for j in (0, 8, 12)] == [(8, (7,)), (4, (3,)), (8, (7,))]
+    assert plan_block(10, 100, 12, 8) == (2, (1,))
+    assert plan_block(11, 100, 12, 8) == (1, ())
+    assert plan_block(0, 100, 1, 1) == (1, ())  # HMC's long trajectories: one transition per call
+
+
 def test_compile_step_is_checked_and_is_for_the_torch_path():
     with pytest.raises(TypeError, match="compile_step must be True or False"):
         ebm_samplers.sample(GaussianMixture(), "mala", n_chains=4, n_steps=2, compile_step="yes")
@@ -87,3 +131,10 @@ def test_the_compiled_step_checks_new_states_for_the_run_loop():
     init = torch.tensor([[0.0], [5.0], [2.0]])  # chain 1 reaches the cusp first, at step 295
     with pytest.raises(FloatingPointError, match=r"chain 1 at step 295 \(the new state: energy 0 with a non-finite"):
         ebm_samplers.sample(cusp_at_301, _DriftThenCheck(), init=init, n_steps=400, seed=0, compile_step=True)
+    # compiled blocks start after warm-up, so step 295 falls in them at different rows; with warm-up 300, it
+    # is a single step in warm-up
+    for warmup, named in ((1, "step 294"), (2, "step 293"), (300, "warm-up step 295")):
+        with pytest.raises(FloatingPointError, match=rf"chain 1 at {named} \(the new state"):
+            ebm_samplers.sample(
+                cusp_at_301, _DriftThenCheck(), init=init, n_steps=400, warmup=warmup, seed=0, compile_step=True
+            )
