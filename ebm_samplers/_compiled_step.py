@@ -12,11 +12,17 @@ dynamo at every draw. The random numbers are the eager run's, but fused arithmet
 trajectories agree with the eager ones to rounding over a few steps and statistically over a run, not bit for
 bit.
 
+An energy without an analytic gradient (a neural energy, a plain callable) is differentiated by
+`torch.autograd.grad`, which dynamo traces into the graph too (`trace_autograd_ops`, set around the compiled
+calls only): otherwise the step would break at the gradient, and its pieces run slower than eager ones.
+
 Blocks of transitions. Even as one graph, each call pays dynamo's wrapper and guards and the run loop's
 bookkeeping (recording, the failure flags), tens of microseconds: as much as a 2-D target's whole gradient at
 1,000 chains. After warm-up, when nothing changes between transitions but the state, `block` therefore runs
 several transitions in one compiled call (unrolled; up to `_GRADIENTS_PER_CALL` gradient evaluations in
-all, so HMC's long trajectories stay one transition per call) and returns the kept draws and every step's
+all, so HMC's long trajectories stay one transition per call; only for energies with an analytic gradient:
+an autograd energy is typically a network whose evaluation dwarfs a call's overhead, and unrolling its
+backward pass would multiply the compile time) and returns the kept draws and every step's
 failure flags stacked, which the run loop records with one copy per field. Their random numbers are drawn
 first, transition by transition, in the order of the eager run — `DrawThenAdvance.draw` depends on the state
 only through what stays fixed after warm-up — so blocks compute the same chain as single steps. Blocks are
@@ -32,6 +38,7 @@ faster). On CPU, TorchInductor needs a working C++ compiler.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +48,7 @@ from torch import Tensor
 
 from ebm_samplers._nonfinite import STATE_NONFINITE
 from ebm_samplers.kernels.base import TRANSIENT_PREFIX, DrawThenAdvance, Info, Kernel, State, nonfinite
+from energies.base import has_analytic_gradient
 
 #: Gradient evaluations per compiled block. Measured on the 2-D mixture at 1,000 chains (thin 100, CPU time per
 #: transition, one thread): MALA 0.114 / 0.086 / 0.079 / 0.068 ms at 1 / 4 / 8 / 16 transitions per call, ULA
@@ -90,15 +98,19 @@ class CompiledStep:
     transitions in one compiled call. `compile_seconds` is the wall time of setting up `torch.compile` (its
     first use in a process imports the compiler stack, seconds) plus the first, compiling, call of each."""
 
-    def __init__(self, kernel: Kernel):
+    def __init__(self, kernel: Kernel, energy):
         self.kernel = kernel
         start = time.perf_counter()
-        #: the most transitions `block` runs in one call; 1: no blocks (a kernel without the draw/advance split)
+        analytic = has_analytic_gradient(energy)
+        self._tracing = contextlib.nullcontext() if analytic else torch._dynamo.config.patch(trace_autograd_ops=True)
+        #: the most transitions `block` runs in one call; 1: no blocks (a kernel without the draw/advance split,
+        #: an energy differentiated by autograd)
         self.longest_block = 1
         if isinstance(kernel, DrawThenAdvance):
             self._advance = torch.compile(self._advance_and_check)
             self._step = self._draw_then_advance
-            self.longest_block = max(1, _GRADIENTS_PER_CALL // kernel.gradients_per_transition)
+            if analytic:
+                self.longest_block = max(1, _GRADIENTS_PER_CALL // kernel.gradients_per_transition)
             self._block = torch.compile(self._advance_block)
         else:
             self._step = torch.compile(kernel.step)
@@ -148,10 +160,12 @@ class CompiledStep:
 
     def _timed(self, what: object, function: Callable, *args):
         if what in self._compiled:
-            return function(*args)
+            with self._tracing:
+                return function(*args)
         start = time.perf_counter()
         try:
-            result = function(*args)
+            with self._tracing:
+                result = function(*args)
         except torch._dynamo.exc.BackendCompilerFailed as error:
             name = self.kernel.name or type(self.kernel).__name__
             raise RuntimeError(

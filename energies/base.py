@@ -84,6 +84,11 @@ def energy_and_grad(energy, x: Tensor) -> tuple[Tensor, Tensor]:
     return autograd_energy_and_grad(energy, x)
 
 
+def has_analytic_gradient(energy) -> bool:
+    """Whether `energy_and_grad(energy, x)` uses a gradient the energy's class writes out, not autograd."""
+    return isinstance(energy, Energy) and type(energy).energy_and_grad is not Energy.energy_and_grad
+
+
 def _describe(energy) -> str:
     if isinstance(energy, Energy):
         return energy.name

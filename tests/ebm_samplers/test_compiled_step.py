@@ -11,7 +11,7 @@ import torch
 
 import ebm_samplers
 from ebm_samplers.kernels import DrawThenAdvance, State
-from energies import Gaussian, GaussianMixture, energy_and_grad
+from energies import Energy, Gaussian, GaussianMixture, MLPEnergy, energy_and_grad
 from energies.numba_targets import default_mixture
 from tests.helpers import assert_bivariate_gaussian_moments
 
@@ -98,6 +98,27 @@ def test_blocks_are_planned_around_thinning():
     assert plan_block(0, 100, 1, 1) == (1, ())  # HMC's long trajectories: one transition per call
 
 
+def test_an_autograd_gradient_is_traced_into_the_compiled_step():
+    """A neural energy's gradient comes from torch.autograd.grad, which dynamo traces only with
+    `trace_autograd_ops` (set around the compiled calls alone): the step must still compute the eager one, and
+    the setting must not leak out of the run."""
+    network = MLPEnergy(2, hidden=(16, 16), generator=torch.Generator().manual_seed(0))
+
+    def energy(x):  # the network alone is nearly flat: a quadratic makes it proper and gives rejections
+        return network(x) + 2.0 * x.square().sum(-1)
+
+    init = torch.randn(100, 2, generator=torch.Generator().manual_seed(2))
+    run = dict(init=init, n_steps=6, seed=5, step_size=0.4)
+    eager = ebm_samplers.sample(energy, "mala", **run)
+    torch._dynamo.utils.counters.clear()
+    compiled = ebm_samplers.sample(energy, "mala", compile_step=True, **run)
+    assert not torch._dynamo.utils.counters["graph_break"]  # the whole advance, gradient included, is one graph
+    assert torch.equal(compiled.stats["accepted"], eager.stats["accepted"])
+    assert 0.2 < float(eager.stats["accepted"].float().mean()) < 0.95
+    torch.testing.assert_close(compiled.draws, eager.draws, rtol=1e-5, atol=1e-5)
+    assert torch._dynamo.config.trace_autograd_ops is False
+
+
 def test_compile_step_is_checked_and_is_for_the_torch_path():
     with pytest.raises(TypeError, match="compile_step must be True or False"):
         ebm_samplers.sample(GaussianMixture(), "mala", n_chains=4, n_steps=2, compile_step="yes")
@@ -121,20 +142,35 @@ class _DriftThenCheck(DrawThenAdvance):
         return State(position, value, grad, state.step_size), {"acceptance_rate": ones, "accepted": ones.bool()}
 
 
-def test_the_compiled_step_checks_new_states_for_the_run_loop():
-    """The finiteness check of new states moves into the compiled graph; a finite energy with a non-finite
-    gradient (sqrt|x - 301| at 301) must still stop the run at the exact chain and step."""
+class _CuspAt301(Energy):
+    """sqrt|x - 301| with its gradient written out: NaN at the cusp, where the energy is 0."""
 
-    def cusp_at_301(x):
+    def forward(self, x):
         return (x[:, 0] - 301.0).abs().sqrt()
 
+    def energy_and_grad(self, x):
+        offset = x[:, 0] - 301.0
+        return offset.abs().sqrt(), (offset.sign() * 0.5 / offset.abs().sqrt()).unsqueeze(-1)
+
+
+def _cusp_at_301(x):
+    return (x[:, 0] - 301.0).abs().sqrt()
+
+
+@pytest.mark.parametrize(
+    "energy, warmup, named",
+    [
+        (_cusp_at_301, 0, "step 295"),  # autograd's gradient: one transition per compiled call
+        # an analytic gradient: compiled blocks after warm-up, so step 295 falls in them at different rows
+        (_CuspAt301(), 0, "step 295"),
+        (_CuspAt301(), 1, "step 294"),
+        (_CuspAt301(), 2, "step 293"),
+        (_CuspAt301(), 300, "warm-up step 295"),  # a single step in warm-up
+    ],
+)
+def test_the_compiled_step_checks_new_states_for_the_run_loop(energy, warmup, named):
+    """The finiteness check of new states moves into the compiled graph; a finite energy with a non-finite
+    gradient (sqrt|x - 301| at 301) must still stop the run at the exact chain and step."""
     init = torch.tensor([[0.0], [5.0], [2.0]])  # chain 1 reaches the cusp first, at step 295
-    with pytest.raises(FloatingPointError, match=r"chain 1 at step 295 \(the new state: energy 0 with a non-finite"):
-        ebm_samplers.sample(cusp_at_301, _DriftThenCheck(), init=init, n_steps=400, seed=0, compile_step=True)
-    # compiled blocks start after warm-up, so step 295 falls in them at different rows; with warm-up 300, it
-    # is a single step in warm-up
-    for warmup, named in ((1, "step 294"), (2, "step 293"), (300, "warm-up step 295")):
-        with pytest.raises(FloatingPointError, match=rf"chain 1 at {named} \(the new state"):
-            ebm_samplers.sample(
-                cusp_at_301, _DriftThenCheck(), init=init, n_steps=400, warmup=warmup, seed=0, compile_step=True
-            )
+    with pytest.raises(FloatingPointError, match=rf"chain 1 at {named} \(the new state: energy 0 with a non-finite"):
+        ebm_samplers.sample(energy, _DriftThenCheck(), init=init, n_steps=400, warmup=warmup, seed=0, compile_step=True)
