@@ -1,16 +1,18 @@
 """Blocks of chains: what every compiled loop does around its kernel's transition, written once.
 
-A loop hands each thread blocks of a few neighbouring chains and advances a block step by step, every chain of
-the block in turn (HMC: leapfrog step by leapfrog step). One chain's transition is a chain of dependent
-operations (a gradient waits for the position, which waits for the previous gradient), so a CPU running one
-chain at a time mostly waits on latencies (exp, division, the store and reload of the position); the chains of a
-block are independent, so it overlaps their work. Measured on the 2-D mixture, one thread, 1,000 chains: 4
-chains a block cut HMC from 44 to 33 ns per leapfrog step. Each chain keeps its own random stream and does the
-same arithmetic in the same order as alone, so its draws do not depend on the block it is in, nor on the thread
-count. A block holds fewer chains when there are few chains, so that every thread still gets blocks.
+A loop hands each thread blocks of a few neighbouring chains and advances a block step by step, one phase of the
+step at a time for every chain of the block (ULA and MALA: the proposals, then the gradients, then the accept
+steps; HMC: the momenta, then each leapfrog step, then the accept steps). One chain's transition is a chain of
+dependent operations (a gradient waits for the position, which waits for the previous gradient), so a CPU running
+one chain at a time mostly waits on latencies (exp, division, storing and reloading the position); the chains of
+a block are independent, so it overlaps their work. Each chain keeps its own random stream and does the same
+arithmetic in the same order as alone, so its draws depend neither on its block nor on the thread count.
 
-The helpers here: the block's bounds, its chains' set-up (random stream, start, gradient there), which kept draw
-a step writes, and the writing of the stats every kernel records.
+Measured on the 2-D mixture, one thread, 1,000 chains, ns per transition (HMC: per leapfrog step), with 1 / 2 /
+4 / 8 chains a block: HMC 39 / 27 / 27 / 29, MALA 79 / - / 62 / 62, ULA 42 / - / 36 / 35.
+
+The helpers here: the block's bounds, rows of a block's arrays, its chains' set-up (random stream, start,
+gradient there), which kept draw a step writes, and the writing of the stats every kernel records.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from numba.extending import intrinsic
 
 from ebm_samplers._numba._random import seeded_state
 
-#: chains per block (measured on the 2-D mixture, one thread: 1 -> 44, 2 -> 35, 4 -> 33, 8 -> 36 ns per HMC
-#: leapfrog step; more chains' state no longer fits the CPU's window of operations in flight)
+#: chains per block (see above: 2 to 8 are about as fast; more chains' work no longer fits the CPU's window of
+#: operations in flight)
 CHAINS_PER_BLOCK = 4
 #: blocks are made smaller (down to one chain) rather than fewer than this, so up to this many threads stay busy;
 #: a fixed number, not the thread count, which compiled code could only read through a pointer that keeps the loops
