@@ -73,43 +73,43 @@ def _hmc_loop(
         start_hamiltonian = np.empty(count)
         n_leapfrog = np.empty(count, dtype=np.int64)
         for c in range(count):
-            m, eps = inverse_mass[first + c], step_size[first + c]
+            m, eps = row(inverse_mass, first + c), step_size[first + c]
             for i in range(d):
                 momentum_scale[c, i] = 1.0 / np.sqrt(m[i])  # p = xi / sqrt(m) ~ N(0, M), M = diag(1 / m)
                 drift[c, i] = eps * m[i]  # x <- x + eps m p
         for step in range(warmup + n_steps):
             longest = 0
             for c in range(count):  # draw the momentum, then the first half kick and drift
-                chain = first + c
-                eps = step_size[chain]
-                rng_c, momentum_c = row(rng, c), row(momentum, c)
+                chain, eps = first + c, step_size[first + c]
+                rng_c, momentum_c, proposal_c = row(rng, c), row(momentum, c), row(proposal, c)
+                x_c, grad_c, scale_c, drift_c = row(x, c), row(grad, c), row(momentum_scale, c), row(drift, c)
                 n_leapfrog[c] = low + int(uniform(rng_c) * (high - low + 1))
                 longest = max(longest, n_leapfrog[c])
                 fill_standard_normal(momentum_c, rng_c)
                 for i in range(d):
-                    momentum[c, i] *= momentum_scale[c, i]
-                start_hamiltonian[c] = value[c] + 0.5 * weighted_squared_norm(inverse_mass[chain], momentum_c)
+                    momentum_c[i] *= scale_c[i]
+                start_hamiltonian[c] = value[c] + 0.5 * weighted_squared_norm(row(inverse_mass, chain), momentum_c)
                 for i in range(d):
-                    momentum[c, i] -= 0.5 * eps * grad[c, i]
-                    proposal[c, i] = x[c, i] + drift[c, i] * momentum[c, i]
+                    momentum_c[i] -= 0.5 * eps * grad_c[i]
+                    proposal_c[i] = x_c[i] + drift_c[i] * momentum_c[i]
             for leap in range(1, longest + 1):  # leapfrog step by leapfrog step, each chain of the block in turn
                 for c in range(count):
                     if leap > n_leapfrog[c]:
                         continue
-                    eps = step_size[first + c]
-                    proposal_value[c] = grad_fn(row(proposal, c), row(proposal_grad, c))
+                    eps, proposal_c, gradient_c = step_size[first + c], row(proposal, c), row(proposal_grad, c)
+                    momentum_c, drift_c = row(momentum, c), row(drift, c)
+                    proposal_value[c] = grad_fn(proposal_c, gradient_c)
                     if leap < n_leapfrog[c]:  # a full kick and the next drift in one pass over the coordinates
                         for i in range(d):
-                            momentum[c, i] -= eps * proposal_grad[c, i]
-                            proposal[c, i] += drift[c, i] * momentum[c, i]
+                            momentum_c[i] -= eps * gradient_c[i]
+                            proposal_c[i] += drift_c[i] * momentum_c[i]
                     else:
                         for i in range(d):
-                            momentum[c, i] -= 0.5 * eps * proposal_grad[c, i]
+                            momentum_c[i] -= 0.5 * eps * gradient_c[i]
             index = kept_index(step, warmup, thin)
             for c in range(count):
-                chain = first + c
-                x_c, grad_c = row(x, c), row(grad, c)
-                end_hamiltonian = proposal_value[c] + 0.5 * weighted_squared_norm(inverse_mass[chain], row(momentum, c))
+                chain, x_c, grad_c, momentum_c = first + c, row(x, c), row(grad, c), row(momentum, c)
+                end_hamiltonian = proposal_value[c] + 0.5 * weighted_squared_norm(row(inverse_mass, chain), momentum_c)
                 energy_error = end_hamiltonian - start_hamiltonian[c]
                 accept, probability = metropolis_accept(-energy_error, row(rng, c))
                 if accept:  # copy rather than swap the buffers: swapping array references costs refcounting

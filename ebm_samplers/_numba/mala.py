@@ -42,23 +42,18 @@ def _mala_loop(
             for c in range(count):
                 chain = first + c
                 h = step_size[chain]
-                x_c, grad_c, proposal_c, proposal_grad_c = (
-                    row(x, c),
-                    row(grad, c),
-                    row(proposal, c),
-                    row(proposal_grad, c),
-                )
-                finite = all_finite(proposal_value[c], proposal_grad_c)
+                x_c, grad_c, proposal_c, gradient_c = row(x, c), row(grad, c), row(proposal, c), row(proposal_grad, c)
+                finite = all_finite(proposal_value[c], gradient_c)
                 log_ratio = (
                     value[c]
                     - proposal_value[c]
-                    + langevin_log_density(x_c, proposal_c, proposal_grad_c, h)
+                    + langevin_log_density(x_c, proposal_c, gradient_c, h)
                     + 0.5 * forward_squared[c]
                 )
                 accept, probability = metropolis_accept(log_ratio, row(rng, c))
                 if accept:  # copy rather than swap the buffers: swapping array references costs refcounting
                     x_c[:] = proposal_c
-                    grad_c[:] = proposal_grad_c
+                    grad_c[:] = gradient_c
                     value[c] = proposal_value[c]
                 if index >= 0:
                     record(draws, energy, acceptance, accepted, nonfinite, chain, index, x_c, value[c], probability,
