@@ -40,9 +40,10 @@ def isotropic_mixture(weights, means, variances, *, name: str = "NumbaIsotropicM
     log_norm = np.log(weights) - 0.5 * d * np.log(2.0 * math.pi * variances)
     inverse_variances = 1.0 / variances
 
-    # Two passes over the components (find the largest log term, then sum relative to it) keep the
-    # log-sum-exp stable without allocating per call, which would dominate the cost of a 2-D target. The largest
-    # term's weight is exp(0) = 1 exactly, so it is not computed: one exp fewer per call (28 -> 20 ns at k = 2).
+    # One pass over the components keeps the log-sum-exp stable without allocating per call (which would dominate
+    # the cost of a 2-D target): sums run relative to the largest log term seen so far, and are rescaled by
+    # exp(old largest - new largest) when a larger one appears. Each log term is computed once and each component
+    # after the first costs one exp (k - 1 in all; the largest term's own weight is exp(0) = 1 exactly).
     @numba.njit(inline="always")
     def log_term(x, j):
         squared = 0.0
@@ -50,38 +51,37 @@ def isotropic_mixture(weights, means, variances, *, name: str = "NumbaIsotropicM
             squared += (x[i] - means[j, i]) ** 2
         return log_norm[j] - 0.5 * squared * inverse_variances[j]
 
-    @numba.njit(inline="always")
-    def largest_log_term(x):
-        """(the largest log term, its component); a NaN x gives NaN and component 0."""
-        largest, top = log_term(x, 0), 0
-        for j in range(1, k):
-            term = log_term(x, j)
-            if term > largest:
-                largest, top = term, j
-        return largest, top
-
     @numba.njit
     def energy_fn(x):
-        largest, top = largest_log_term(x)
-        total = 1.0
-        for j in range(k):
-            if j != top:
-                total += math.exp(log_term(x, j) - largest)
+        largest, total = log_term(x, 0), 1.0
+        for j in range(1, k):
+            term = log_term(x, j)
+            if term <= largest:
+                total += math.exp(term - largest)
+            else:  # also for a NaN term, which then makes the energy NaN
+                total = total * math.exp(largest - term) + 1.0
+                largest = term
         return -(largest + math.log(total))
 
     @numba.njit
     def grad_fn(x, grad_out):
-        largest, top = largest_log_term(x)
-        total = 1.0
-        for i in range(d):
-            grad_out[i] = inverse_variances[top] * (x[i] - means[top, i])
-        for j in range(k):
-            if j != top:
-                weight = math.exp(log_term(x, j) - largest)  # proportional to the responsibility r_j
+        largest, total = log_term(x, 0), 1.0  # total = sum_j exp(log term j - largest)
+        for i in range(d):  # grad_out = sum_j exp(log term j - largest) (x - m_j) / v_j
+            grad_out[i] = inverse_variances[0] * (x[i] - means[0, i])
+        for j in range(1, k):
+            term = log_term(x, j)
+            if term <= largest:
+                weight = math.exp(term - largest)
                 total += weight
                 weight *= inverse_variances[j]
                 for i in range(d):
                     grad_out[i] += weight * (x[i] - means[j, i])
+            else:  # a new largest term: rescale what is summed so far (a NaN term makes everything NaN)
+                rescale = math.exp(largest - term)
+                total = total * rescale + 1.0
+                for i in range(d):
+                    grad_out[i] = grad_out[i] * rescale + inverse_variances[j] * (x[i] - means[j, i])
+                largest = term
         for i in range(d):
             grad_out[i] /= total
         return -(largest + math.log(total))

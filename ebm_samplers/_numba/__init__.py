@@ -6,7 +6,8 @@ energy. A loop module is imported (compiled, or loaded from the cache) only when
 `LOAD_SECONDS[name]` records how long that took in this process. Each loop has a version per dtype of the
 draws it writes (`_loop.py`): float32 is made on import, float64 on first use. numba's cache is keyed on the
 loop's own file only, so the cache entries are named with a digest of the helpers compiled into the loops
-(`_random.py`, `_moves.py`): changing a helper makes the loops compile afresh.
+(`_blocks.py`, `_random.py`, `_moves.py`): changing a helper makes the loops compile afresh. Each thread runs
+blocks of a few chains in lock-step, so the CPU overlaps their independent work (`_blocks.py`).
 
 The loops start from a kernel `State` (after any adapting warm-up, which runs on the torch kernel) and use its
 per-chain step sizes (and HMC's diagonal inverse mass) unchanged.

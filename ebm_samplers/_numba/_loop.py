@@ -7,8 +7,9 @@ draws and, when every draw is kept, cuts the time per step by ~40% (0.64 -> 0.37
 
 Each version is compiled for numba's first-class function type of `grad_fn` (one version serves every energy)
 with `cache=True`, so it is compiled once and then loaded from `__pycache__`. numba keys that cache on the
-loop's own source file, not on the helpers compiled into it (`_moves.py`, `_random.py`), so the helpers' source
-digest is part of each loop's cache name: a changed helper compiles the loops afresh instead of loading old ones.
+loop's own source file, not on the helpers compiled into it (`_blocks.py`, `_moves.py`, `_random.py`), so the
+helpers' source digest is part of each loop's cache name: a changed helper compiles the loops afresh instead of
+loading old ones.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from energies.numba_energy import function_types
 #: the dtypes a loop can write its draws in
 DRAW_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 #: the modules whose functions numba compiles into every loop
-HELPER_FILES = ("_moves.py", "_random.py")
+HELPER_FILES = ("_blocks.py", "_moves.py", "_random.py")
 
 
 def helpers_digest() -> str:

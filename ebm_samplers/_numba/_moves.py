@@ -77,10 +77,3 @@ def all_finite(energy, grad):
     for i in range(grad.shape[0]):  # no early exit: a branch-free loop vectorises, and failures are rare
         finite &= abs(grad[i]) < math.inf
     return finite
-
-
-@numba.njit(inline="always", cache=True)
-def store_draw(draws, chain, index, x):
-    """draws[chain, index] = x, rounded to the draws' dtype (float32 or float64)."""
-    for i in range(x.shape[0]):
-        draws[chain, index, i] = x[i]

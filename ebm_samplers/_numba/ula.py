@@ -1,7 +1,8 @@
 """ULA as a compiled loop over chains (numba, parallel): x' = x - h grad E(x) + sqrt(2h) xi.
 
 Same update, stats and trace layout as kernels/ula.py; every proposal is kept, one `grad_fn` call per step.
-Its cost at d = 100 is mostly the d normal draws (`_random.py`, about 2 ns each), then the gradient.
+Chains advance in blocks (`_blocks.py`). Its cost at d = 100 is mostly the d normal draws (`_random.py`, about
+2 ns each), then the gradient.
 """
 
 from __future__ import annotations
@@ -9,40 +10,38 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ebm_samplers._numba._blocks import block_chains, block_count, block_size, kept_index, record, row, start_chains
 from ebm_samplers._numba._loop import CompiledLoop
-from ebm_samplers._numba._moves import all_finite, langevin_proposal, store_draw
-from ebm_samplers._numba._random import seeded_state
+from ebm_samplers._numba._moves import all_finite, langevin_proposal
 
 
 def _ula_loop(
     grad_fn, init, step_size, seeds, warmup, n_steps, thin, draws, energy, acceptance, accepted, nonfinite, failure
 ):
     n, d = init.shape
-    for chain in numba.prange(n):
-        rng = seeded_state(seeds[chain])
-        x = init[chain].copy()
-        grad = np.empty(d)
-        value = grad_fn(x, grad)
-        proposal = np.empty(d)
-        h = step_size[chain]
-        failure[chain] = -1
-        next_kept = warmup + thin - 1  # the next step whose draw is kept (no division per step)
+    size = block_size(n)
+    for block in numba.prange(block_count(n, size)):
+        first, count = block_chains(block, size, n)
+        rng, x, grad, value = start_chains(grad_fn, init, seeds, failure, first, count)
+        proposal = np.empty((count, d))
         for step in range(warmup + n_steps):
-            langevin_proposal(x, grad, h, proposal, rng)
+            for c in range(count):  # each phase in turn for every chain of the block
+                langevin_proposal(row(x, c), row(grad, c), step_size[first + c], row(proposal, c), row(rng, c))
             x[:] = proposal  # copy rather than swap the buffers: swapping array references costs refcounting
-            value = grad_fn(x, grad)
-            finite = all_finite(value, grad)
-            if step == next_kept:
-                index = (step - warmup) // thin
-                next_kept += thin
-                store_draw(draws, chain, index, x)
-                energy[chain, index] = value
-                acceptance[chain, index] = 1.0
-                accepted[chain, index] = True
-                nonfinite[chain, index] = not finite
-            if not finite:
-                failure[chain] = step
-                break  # the run will raise; a NaN chain has nothing left to say
+            for c in range(count):
+                if failure[first + c] < 0:  # a NaN chain has nothing left to say (the run will raise)
+                    value[c] = grad_fn(row(x, c), row(grad, c))
+            index = kept_index(step, warmup, thin)
+            for c in range(count):
+                chain = first + c
+                if failure[chain] >= 0:
+                    continue
+                finite = all_finite(value[c], row(grad, c))
+                if index >= 0:
+                    record(draws, energy, acceptance, accepted, nonfinite, chain, index, row(x, c), value[c], 1.0, True,
+                           not finite)  # fmt: skip
+                if not finite:
+                    failure[chain] = step
 
 
 run_ula = CompiledLoop(_ula_loop)

@@ -128,3 +128,35 @@ def test_compiled_loops_are_cached_under_a_digest_of_the_helpers_compiled_into_t
         assert load_loop(name).py_func.__qualname__.endswith(f"_{digest}")
     monkeypatch.setattr(_loop, "HELPER_FILES", ("_moves.py",))
     assert _loop.helpers_digest() != digest
+
+
+def _run_loop(name, energy, init, step_size, seeds, inverse_mass, n_steps=40, thin=3, warmup=4):
+    """Call the compiled loop directly with explicit per-chain seeds; returns its outputs."""
+    from ebm_samplers._numba import load_loop
+
+    n, keep = init.shape[0], n_steps // thin
+    outputs = [np.empty((n, keep, init.shape[1]), dtype=np.float32), np.empty((n, keep)), np.empty((n, keep))]
+    outputs += [np.zeros((n, keep), dtype=bool), np.zeros((n, keep), dtype=bool), np.empty(n, dtype=np.int64)]
+    arguments = (energy.grad_fn, init, step_size, seeds, warmup, n_steps, thin, *outputs)
+    if name == "hmc":  # a jittered path length, so the chains of a block run different numbers of leapfrog steps
+        outputs += [np.empty((n, keep), dtype=np.int64), np.empty((n, keep)), np.empty((n, keep))]
+        arguments += (inverse_mass, 2, 7, 1000.0, *outputs[6:])
+    load_loop(name)(*arguments)
+    return outputs
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_a_chains_draws_do_not_depend_on_the_block_it_runs_in(mixture, sampler):
+    # 301 chains run in blocks of 4 (the last one short); 6 of them alone run one chain a block
+    rng = np.random.default_rng(0)
+    n = 301
+    init = rng.normal(size=(n, 2)) * 2.0
+    step_size = rng.uniform(0.05, 0.3, size=n)
+    seeds = rng.integers(0, 2**62, size=n)
+    inverse_mass = rng.uniform(0.5, 2.0, size=(n, 2))
+    together = _run_loop(sampler, mixture, init, step_size, seeds, inverse_mass)
+    subset = np.array([0, 1, 2, 3, 4, n - 1])
+    alone = _run_loop(sampler, mixture, init[subset].copy(), step_size[subset].copy(), seeds[subset].copy(),
+                      inverse_mass[subset].copy())  # fmt: skip
+    for all_chains, some_chains in zip(together, alone, strict=True):
+        np.testing.assert_array_equal(all_chains[subset], some_chains)

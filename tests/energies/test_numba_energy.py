@@ -43,13 +43,34 @@ def test_numba_targets_equal_the_torch_targets():
 
 
 def test_far_from_every_mode_the_mixture_stays_finite():
-    # a naive log(sum exp) underflows to log(0) here; the two-pass log-sum-exp does not
+    # a naive log(sum exp) underflows to log(0) here; the log-sum-exp relative to the largest term does not
     x = torch.tensor([[60.0, -60.0]], dtype=torch.float64)
     value, grad = default_mixture().energy_and_grad(x)
     expected_value, expected_grad = GaussianMixture().double().energy_and_grad(x)
     assert math.isfinite(float(value))
     torch.testing.assert_close(value, expected_value)
     torch.testing.assert_close(grad, expected_grad)
+
+
+def test_the_one_pass_log_sum_exp_rescales_when_a_later_component_is_the_largest():
+    # components in an order where the largest log term comes first, last or in between, near and far from every
+    # mode (there, terms differ by thousands: a sum not rescaled to the largest term over- or underflows)
+    weights = [0.1, 0.2, 0.3, 0.15, 0.25]
+    means = [[0.0, 0.0], [5.0, 0.0], [-5.0, 3.0], [0.0, -6.0], [8.0, 8.0]]
+    variances = [0.5, 1.0, 2.0, 0.3, 1.5]
+    f64 = dict(dtype=torch.float64)
+    reference = GaussianMixture(
+        torch.tensor(weights, **f64), torch.tensor(means, **f64), torch.tensor(variances, **f64)
+    )
+    x = torch.tensor(means, **f64) + torch.tensor([0.3, -0.2], **f64)
+    far = torch.tensor([[80.0, 75.0], [-90.0, 10.0], [0.0, -120.0]], **f64)
+    _compare(isotropic_mixture(weights, means, variances), reference, torch.cat([x, far]))
+
+
+def test_a_nan_point_has_a_nan_mixture_energy_and_gradient():
+    value, grad = default_mixture().energy_and_grad(torch.tensor([[math.nan, 0.0], [0.0, 0.0]], dtype=torch.float64))
+    assert math.isnan(value[0]) and torch.isnan(grad[0]).all()
+    assert torch.isfinite(value[1]) and torch.isfinite(grad[1]).all()
 
 
 def test_a_numba_energy_is_a_torch_energy_with_its_own_gradient():
