@@ -20,9 +20,10 @@ Blocks of transitions. Even as one graph, each call pays dynamo's wrapper and gu
 bookkeeping (recording, the failure flags), tens of microseconds: as much as a 2-D target's whole gradient at
 1,000 chains. After warm-up, when nothing changes between transitions but the state, `block` therefore runs
 several transitions in one compiled call (unrolled; up to `_GRADIENTS_PER_CALL` gradient evaluations in
-all, so HMC's long trajectories stay one transition per call; only for energies with an analytic gradient:
-an autograd energy is typically a network whose evaluation dwarfs a call's overhead, and unrolling its
-backward pass would multiply the compile time) and returns the kept draws and every step's
+all, so HMC's long trajectories stay one transition per call, and `_COORDINATES_PER_CALL` coordinates, so
+many chains or dimensions run one transition per call; only for energies with an analytic gradient: an
+autograd energy is typically a network whose evaluation dwarfs a call's overhead, and unrolling its backward
+pass would multiply the compile time) and returns the kept draws and every step's
 failure flags stacked, which the run loop records with one copy per field. Their random numbers are drawn
 first, transition by transition, in the order of the eager run — `DrawThenAdvance.draw` depends on the state
 only through what stays fixed after warm-up — so blocks compute the same chain as single steps. Blocks are
@@ -55,6 +56,14 @@ from energies.base import has_analytic_gradient
 #: 0.066 / 0.053 / 0.050 ms at 1 / 8 / 16; the longer the block, the longer the compile (MALA, empty cache:
 #: 4.6 / 8.4 / 19 s at 4 / 8 / 16), paid once per process and kernel.
 _GRADIENTS_PER_CALL = 16
+#: Coordinates of all chains times transitions per block, at most. A block's intermediates grow with it, and once
+#: they leave the CPU's cache a block is slower than single steps, whose call overhead is by then small against
+#: the arithmetic. Measured, ULA on the 2-D mixture at 10,000 chains (thin 100, CPU time): 0.32 / 0.38 / 0.41 ms
+#: per transition at 1 / 4 / 16 transitions per call; at 1,000 chains 16 per call are the fastest (above).
+_COORDINATES_PER_CALL = 32_768
+#: Compiled graphs dynamo keeps per function (its default, 8, is reached by a notebook that samples a few kernels
+#: and energies; beyond it dynamo silently runs the step eagerly). Set around the compiling calls only.
+_RECOMPILE_LIMIT = 256
 
 
 @dataclass
@@ -98,19 +107,23 @@ class CompiledStep:
     transitions in one compiled call. `compile_seconds` is the wall time of setting up `torch.compile` (its
     first use in a process imports the compiler stack, seconds) plus the first, compiling, call of each."""
 
-    def __init__(self, kernel: Kernel, energy):
+    def __init__(self, kernel: Kernel, energy, coordinates: int):
+        """`coordinates`: of all chains together (the state's position's number of elements)."""
         self.kernel = kernel
         start = time.perf_counter()
         analytic = has_analytic_gradient(energy)
-        self._tracing = contextlib.nullcontext() if analytic else torch._dynamo.config.patch(trace_autograd_ops=True)
+        autograd = {} if analytic else {"trace_autograd_ops": True}
+        self._calling = torch._dynamo.config.patch(**autograd) if autograd else contextlib.nullcontext()
+        self._compiling = torch._dynamo.config.patch(recompile_limit=_RECOMPILE_LIMIT, **autograd)
         #: the most transitions `block` runs in one call; 1: no blocks (a kernel without the draw/advance split,
-        #: an energy differentiated by autograd)
+        #: an energy differentiated by autograd, too many chains)
         self.longest_block = 1
         if isinstance(kernel, DrawThenAdvance):
             self._advance = torch.compile(self._advance_and_check)
             self._step = self._draw_then_advance
             if analytic:
-                self.longest_block = max(1, _GRADIENTS_PER_CALL // kernel.gradients_per_transition)
+                by_gradients = _GRADIENTS_PER_CALL // kernel.gradients_per_transition
+                self.longest_block = max(1, min(by_gradients, _COORDINATES_PER_CALL // coordinates))
             self._block = torch.compile(self._advance_block)
         else:
             self._step = torch.compile(kernel.step)
@@ -160,11 +173,11 @@ class CompiledStep:
 
     def _timed(self, what: object, function: Callable, *args):
         if what in self._compiled:
-            with self._tracing:
+            with self._calling:
                 return function(*args)
         start = time.perf_counter()
         try:
-            with self._tracing:
+            with self._compiling:
                 result = function(*args)
         except torch._dynamo.exc.BackendCompilerFailed as error:
             name = self.kernel.name or type(self.kernel).__name__

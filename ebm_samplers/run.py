@@ -160,7 +160,7 @@ def sample(
             "compile_step=True compiles the torch kernel's step, but this run uses the numba loops "
             "(a NumbaEnergy with backend='auto' or 'numba'); pass backend='torch' or compile_step=False"
         )
-    step_function = CompiledStep(kernel, energy) if compile_step else kernel.step
+    step_function = CompiledStep(kernel, energy, state.position.numel()) if compile_step else kernel.step
     total = warmup + n_steps
     # the compiled loops do not adapt: an adapting warm-up runs here on the torch kernel, the rest compiled
     torch_steps = (warmup if adaptation.active else 0) if compiled else total

@@ -82,6 +82,23 @@ def test_compiled_blocks_of_transitions_compute_the_eager_chain(sampler, params,
     assert not bool(compiled.stats["nonfinite"].any())
 
 
+def test_blocks_hold_up_to_16_gradients_and_32768_coordinates_and_need_an_analytic_gradient():
+    from ebm_samplers import get_sampler
+    from ebm_samplers._compiled_step import CompiledStep
+
+    def longest(sampler, energy, coordinates, **params):
+        return CompiledStep(get_sampler(sampler, **params), energy, coordinates).longest_block
+
+    mixture = GaussianMixture()
+    assert longest("ula", mixture, 1000 * 2) == 16
+    assert longest("mala", mixture, 10_000 * 2) == 1  # too many chains: blocks fall out of cache
+    assert longest("mala", mixture, 4_000 * 2) == 4
+    assert longest("hmc", mixture, 2000, n_leapfrog=4) == 4
+    assert longest("hmc", mixture, 2000) == 1  # up to 15 leapfrog steps
+    assert longest("ula", lambda x: x.square().sum(-1), 2000) == 1  # autograd: one transition per call
+    assert longest("underdamped_langevin", mixture, 2000) == 1  # no draw/advance split
+
+
 def test_blocks_are_planned_around_thinning():
     from ebm_samplers._compiled_step import plan_block
 
@@ -117,6 +134,19 @@ def test_an_autograd_gradient_is_traced_into_the_compiled_step():
     assert 0.2 < float(eager.stats["accepted"].float().mean()) < 0.95
     torch.testing.assert_close(compiled.draws, eager.draws, rtol=1e-5, atol=1e-5)
     assert torch._dynamo.config.trace_autograd_ops is False
+
+
+def test_runs_keep_compiling_past_dynamos_default_recompile_limit():
+    """Dynamo keeps a few graphs per function (8 by default, 1 here) and then silently runs it eagerly: a
+    process that samples several kernels, energies or dtypes would lose compile_step without notice."""
+    energy = Gaussian(torch.zeros(3))
+    torch._dynamo.utils.counters.clear()
+    with torch._dynamo.config.patch(recompile_limit=1):
+        for dtype in (torch.float32, torch.float64):
+            init = torch.randn(20, 3, generator=torch.Generator().manual_seed(0), dtype=dtype)
+            ebm_samplers.sample(energy.to(dtype), "ula", init=init, n_steps=3, seed=0, compile_step=True)
+    frames = torch._dynamo.utils.counters["frames"]
+    assert frames["total"] >= 1 and frames["ok"] == frames["total"]  # every graph asked for was compiled
 
 
 def test_compile_step_is_checked_and_is_for_the_torch_path():
