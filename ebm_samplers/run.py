@@ -101,9 +101,10 @@ def sample(
             returns `Moments` (memory independent of the run length).
         compile_step: run the kernel's step (energy included) through `torch.compile`, after warm-up several
             ULA or MALA transitions per compiled call: 2.5-3.5x faster per step on small targets once compiled
-            (within 10% of eager on neural energies), but the first calls compile (seconds to tens of seconds; the time is
-            in `attrs["compile_seconds"]`), and trajectories agree with the eager path's to rounding, not bit
-            for bit. Worth it for long runs; see `ebm_samplers._compiled_step`. Torch kernels only.
+            (within 10% of eager on neural energies), but the first calls compile (seconds to tens of seconds;
+            the time is in `attrs["compile_seconds"]`), and trajectories agree with the eager path's to
+            rounding, not bit for bit. Worth it for long runs; see `ebm_samplers._compiled_step`. Torch kernels
+            only.
         **sampler_params: parameters for a sampler given by name (e.g. `step_size=0.1`).
 
     Under `torchrun` (or any initialised process group of several ranks) the chains are split across
