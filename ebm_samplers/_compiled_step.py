@@ -68,11 +68,12 @@ _RECOMPILE_LIMIT = 256
 
 @dataclass
 class Block:
-    """What `block_length` transitions run as one call return to the run loop.
+    """What a block of transitions run as one call returns to the run loop.
 
-    `positions` `(kept, n, *event)` and `stats` `(kept, n)` (energy, step size, the kernel's recorded info and
-    `nonfinite`) are the states at `kept_rows`; `bad`, `state_bad` and `value` `(steps, n)` are every step's
-    failure flags, which of them are the new state's, and the energy to name (see `NonfiniteGuard.note_block`).
+    `positions` `(rows, n, *event)` and `stats` `(rows, n)` (energy, step size, the kernel's recorded info and
+    `nonfinite`) are the states at the rows `plan_block` asked for; `bad`, `state_bad` and `value`
+    `(steps, n)` are every step's failure flags, which of them are the new state's, and the energy to name (see
+    `NonfiniteGuard.note_block`).
     """
 
     positions: Tensor
@@ -103,7 +104,7 @@ def plan_block(sampling_step: int, remaining: int, thin: int, longest: int) -> t
 
 
 class CompiledStep:
-    """`kernel.step` through `torch.compile`, and for `DrawThenAdvance` kernels `block`: `block_length`
+    """`kernel.step` through `torch.compile`, and for `DrawThenAdvance` kernels `block`: up to `longest_block`
     transitions in one compiled call. `compile_seconds` is the wall time of setting up `torch.compile` (its
     first use in a process imports the compiler stack, seconds) plus the first, compiling, call of each."""
 
