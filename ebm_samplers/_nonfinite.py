@@ -33,14 +33,34 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ebm_samplers.kernels.base import TRANSIENT_PREFIX, Info, Kernel, State, nonfinite, where_state
+from ebm_samplers.kernels.base import TRANSIENT_PREFIX, Info, Kernel, State, nonfinite, recorded, where_state
 
 POLICIES = ("raise", "reject", "reset")
 
 #: Info key of a kernel that knows which of its new states are not finite, so the run loop need not check.
 STATE_NONFINITE = TRANSIENT_PREFIX + "state_nonfinite"
+#: Info key of an MH kernel's energies at its proposals, to name the value when a proposal is not finite.
+PROPOSAL_ENERGY = TRANSIENT_PREFIX + "proposal_energy"
 
 ResetPoints = Callable[[int, torch.Generator], Tensor]
+
+
+def state_failures(state: State, info: Info) -> Tensor:
+    """Per chain, whether the new state is not finite: the kernel's `STATE_NONFINITE`, else checked."""
+    state_bad = info.get(STATE_NONFINITE)
+    return nonfinite(state.energy, state.grad) if state_bad is None else state_bad
+
+
+def step_failures(state: State, info: Info) -> tuple[Tensor, Tensor]:
+    """(failed, failed in the new state) per chain for one step: a chain fails where its new state is not finite
+    or where the kernel flags its proposal (`nonfinite`)."""
+    state_bad = state_failures(state, info)
+    return (state_bad | info["nonfinite"] if "nonfinite" in info else state_bad), state_bad
+
+
+def energy_to_name(state_bad: Tensor, state_energy: Tensor, proposal_energy: Tensor | None) -> Tensor:
+    """The energy a failure report names per chain: the new state's where it failed, else the proposal's."""
+    return state_energy if proposal_energy is None else torch.where(state_bad, state_energy, proposal_energy)
 
 
 def check_policy(policy: object) -> str:
@@ -89,12 +109,9 @@ class NonfiniteGuard:
         self, step: int, previous: State, state: State, info: Info, kernel: Kernel, energy, generator
     ) -> tuple[State, Info]:
         """The state after the policy and the info to record (with `nonfinite`, without transient keys)."""
-        proposal_energy = info.get(TRANSIENT_PREFIX + "proposal_energy")
-        state_bad = info.get(STATE_NONFINITE)
-        info = {name: value for name, value in info.items() if not name.startswith(TRANSIENT_PREFIX)}
-        if state_bad is None:  # a kernel that already knows which new states failed says so; others get checked
-            state_bad = nonfinite(state.energy, state.grad)
-        bad = state_bad | info["nonfinite"] if "nonfinite" in info else state_bad
+        proposal_energy = info.get(PROPOSAL_ENERGY)
+        bad, state_bad = step_failures(state, info)
+        info = recorded(info)
 
         if self.policy == "raise":  # no count: a run that returns has had no failure
             self._unchecked.append((step, bad, state_bad, state.energy, proposal_energy))
@@ -147,7 +164,7 @@ class NonfiniteGuard:
         if not flags or not bool(torch.cat([f.reshape(-1) for f in flags]).any()):
             return
         rows = [
-            (step, bad, state_bad, state_energy if proposal is None else torch.where(state_bad, state_energy, proposal))
+            (step, bad, state_bad, energy_to_name(state_bad, state_energy, proposal))
             for step, bad, state_bad, state_energy, proposal in unchecked
         ]
         for first, bad, state_bad, value in blocks:

@@ -26,6 +26,13 @@ from energies import energy_and_grad
 Info = dict[str, Tensor]
 #: Info keys with this prefix are for the run loop (e.g. MALA's `_proposal_energy`) and are not recorded.
 TRANSIENT_PREFIX = "_"
+
+
+def recorded(info: Info) -> Info:
+    """The entries of `info` that go into the trace's stats (all but the transient ones)."""
+    return {name: value for name, value in info.items() if not name.startswith(TRANSIENT_PREFIX)}
+
+
 #: The random numbers one transition consumes, by name (see `DrawThenAdvance`).
 Draws = dict[str, Tensor]
 

@@ -38,7 +38,7 @@ import torch
 from torch import Tensor
 
 from ebm_samplers.kernels._resolve import resolve_kernel
-from ebm_samplers.kernels.base import TRANSIENT_PREFIX, Info, Kernel, State, nonfinite, per_chain
+from ebm_samplers.kernels.base import Info, Kernel, State, nonfinite, per_chain, recorded
 from ebm_samplers.registry import register_sampler
 from energies import Energy, energy_and_grad
 
@@ -109,8 +109,7 @@ class ParallelTempering(Kernel):
 
         info = {  # the inner kernel's transient "_" entries describe its own states, not the swapped ones
             name: (value.reshape(n_replicas, n).any(0) if name == "nonfinite" else value[:n])
-            for name, value in inner_info.items()
-            if not name.startswith(TRANSIENT_PREFIX)
+            for name, value in recorded(inner_info).items()
         }
         failed = nonfinite(replicas.energy, replicas.grad).reshape(n_replicas, n).any(0)
         info["nonfinite"] = info["nonfinite"] | failed if "nonfinite" in info else failed
