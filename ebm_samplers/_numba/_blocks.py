@@ -74,6 +74,14 @@ def row(block, c):
 
 
 @numba.njit(inline="always", cache=True)
+def start_block(grad_fn, init, seeds, failure, block, size):
+    """Block `block` of `size` chains set up: (first chain, number of chains, then `start_chains`'s arrays)."""
+    first, count = block_chains(block, size, init.shape[0])
+    rng, x, grad, value = start_chains(grad_fn, init, seeds, failure, first, count)
+    return first, count, rng, x, grad, value
+
+
+@numba.njit(inline="always", cache=True)
 def start_chains(grad_fn, init, seeds, failure, first, count):
     """Set up chains first .. first + count - 1: (random streams (count, 4), positions (count, d), gradients
     (count, d), energies (count,)), each chain's failure step reset to -1."""

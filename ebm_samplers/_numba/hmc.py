@@ -21,7 +21,7 @@ import numba
 import numpy as np
 from numba import types
 
-from ebm_samplers._numba._blocks import block_chains, block_count, block_size, kept_index, record, row, start_chains
+from ebm_samplers._numba._blocks import block_count, block_size, kept_index, record, row, start_block
 from ebm_samplers._numba._loop import CompiledLoop
 from ebm_samplers._numba._moves import all_finite, metropolis_accept, weighted_squared_norm
 from ebm_samplers._numba._random import fill_standard_normal, uniform
@@ -62,8 +62,7 @@ def _hmc_loop(
     n, d = init.shape
     size = block_size(n)
     for block in numba.prange(block_count(n, size)):
-        first, count = block_chains(block, size, n)
-        rng, x, grad, value = start_chains(grad_fn, init, seeds, failure, first, count)
+        first, count, rng, x, grad, value = start_block(grad_fn, init, seeds, failure, block, size)
         proposal = np.empty((count, d))
         proposal_grad = np.empty((count, d))
         proposal_value = np.empty(count)

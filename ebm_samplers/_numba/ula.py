@@ -10,7 +10,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ebm_samplers._numba._blocks import block_chains, block_count, block_size, kept_index, record, row, start_chains
+from ebm_samplers._numba._blocks import block_count, block_size, kept_index, record, row, start_block
 from ebm_samplers._numba._loop import CompiledLoop
 from ebm_samplers._numba._moves import all_finite, langevin_proposal
 
@@ -21,8 +21,7 @@ def _ula_loop(
     n, d = init.shape
     size = block_size(n)
     for block in numba.prange(block_count(n, size)):
-        first, count = block_chains(block, size, n)
-        rng, x, grad, value = start_chains(grad_fn, init, seeds, failure, first, count)
+        first, count, rng, x, grad, value = start_block(grad_fn, init, seeds, failure, block, size)
         proposal = np.empty((count, d))
         for step in range(warmup + n_steps):
             for c in range(count):  # each phase in turn for every chain of the block
