@@ -4,15 +4,13 @@ One compile per kernel (seconds on a small CPU, cached on disk by TorchInductor)
 to one short run per kernel and one MALA run with warm-up.
 """
 
-from dataclasses import dataclass
-
 import pytest
 import torch
 
 import ebm_samplers
-from ebm_samplers.kernels import DrawThenAdvance, State
-from energies import Energy, Gaussian, GaussianMixture, MLPEnergy, energy_and_grad
+from energies import Gaussian, GaussianMixture, MLPEnergy
 from energies.numba_targets import default_mixture
+from tests.deterministic import CuspAt301, Drift, cusp_at_301
 from tests.helpers import assert_bivariate_gaussian_moments
 
 
@@ -156,46 +154,15 @@ def test_compile_step_is_checked_and_is_for_the_torch_path():
         ebm_samplers.sample(default_mixture(), "mala", n_chains=4, n_steps=2, compile_step=True)
 
 
-@dataclass
-class _DriftThenCheck(DrawThenAdvance):
-    """Deterministic: every chain moves by +1 per step (no draws), so failure steps are known exactly."""
-
-    step_size: float = 1.0
-
-    def draw(self, state, generator):
-        return {}
-
-    def advance(self, state, energy, draws):
-        position = state.position + 1.0
-        value, grad = energy_and_grad(energy, position)
-        ones = torch.ones_like(value)
-        return State(position, value, grad, state.step_size), {"acceptance_rate": ones, "accepted": ones.bool()}
-
-
-class _CuspAt301(Energy):
-    """sqrt|x - 301| with its gradient written out: NaN at the cusp, where the energy is 0."""
-
-    def forward(self, x):
-        return (x[:, 0] - 301.0).abs().sqrt()
-
-    def energy_and_grad(self, x):
-        offset = x[:, 0] - 301.0
-        return offset.abs().sqrt(), (offset.sign() * 0.5 / offset.abs().sqrt()).unsqueeze(-1)
-
-
-def _cusp_at_301(x):
-    return (x[:, 0] - 301.0).abs().sqrt()
-
-
 @pytest.mark.parametrize(
     "energy, warmup, named",
     [
-        (_cusp_at_301, 0, "step 295"),  # autograd's gradient: one transition per compiled call
+        (cusp_at_301, 0, "step 295"),  # autograd's gradient: one transition per compiled call
         # an analytic gradient: compiled blocks after warm-up, so step 295 falls in them at different rows
-        (_CuspAt301(), 0, "step 295"),
-        (_CuspAt301(), 1, "step 294"),
-        (_CuspAt301(), 2, "step 293"),
-        (_CuspAt301(), 300, "warm-up step 295"),  # a single step in warm-up
+        (CuspAt301(), 0, "step 295"),
+        (CuspAt301(), 1, "step 294"),
+        (CuspAt301(), 2, "step 293"),
+        (CuspAt301(), 300, "warm-up step 295"),  # a single step in warm-up
     ],
 )
 def test_the_compiled_step_checks_new_states_for_the_run_loop(energy, warmup, named):
@@ -203,4 +170,4 @@ def test_the_compiled_step_checks_new_states_for_the_run_loop(energy, warmup, na
     gradient (sqrt|x - 301| at 301) must still stop the run at the exact chain and step."""
     init = torch.tensor([[0.0], [5.0], [2.0]])  # chain 1 reaches the cusp first, at step 295
     with pytest.raises(FloatingPointError, match=rf"chain 1 at {named} \(the new state: energy 0 with a non-finite"):
-        ebm_samplers.sample(energy, _DriftThenCheck(), init=init, n_steps=400, warmup=warmup, seed=0, compile_step=True)
+        ebm_samplers.sample(energy, Drift(), init=init, n_steps=400, warmup=warmup, seed=0, compile_step=True)

@@ -1,40 +1,21 @@
 """on_nonfinite = "raise" | "reject" | "reset": exact failure reports, MH-exact rejection, restarts, no NaN out."""
 
 import math
-from dataclasses import dataclass
 
 import pytest
 import torch
 
 import ebm_samplers
-from ebm_samplers import Kernel, State
 from ebm_samplers.checkpoint import read_checkpoint
-from energies import as_energy, energy_and_grad
+from energies import as_energy
+from tests.deterministic import Drift, cusp_at_301
 from tests.helpers import assert_matches
-
-
-@dataclass
-class Drift(Kernel):
-    """A deterministic test kernel: every chain moves by +1 per step, so failure steps are known exactly."""
-
-    step_size: float = 1.0
-
-    def step(self, state, energy, generator):
-        position = state.position + 1.0
-        value, grad = energy_and_grad(energy, position)
-        ones = torch.ones_like(value)
-        return State(position, value, grad, state.step_size), {"acceptance_rate": ones, "accepted": ones.bool()}
 
 
 def wall_at_300(x):
     """0.5 x^2 below 300.5 and +inf from there on."""
     x = x[:, 0]
     return torch.where(x < 300.5, 0.5 * x**2, torch.full_like(x, math.inf))
-
-
-def cusp_at_301(x):
-    """Finite everywhere, but the gradient of sqrt|x - 301| is not finite at x = 301."""
-    return (x[:, 0] - 301.0).abs().sqrt()
 
 
 def nan_outside(x, radius=1.5):
