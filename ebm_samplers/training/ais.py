@@ -33,8 +33,9 @@ log h += 0.5 (mean acceptance - target): the kernel applied at temperature k dep
 earlier temperatures of all n chains, hence on any one chain only through a 1/n share, a bias far below the
 Monte Carlo error at the chain counts used here (n >= 100). `adapt_step_size=False` keeps `step_size` fixed.
 
-Transitions use only the samplers' public API: `get_sampler(name, step_size=...)`, `kernel.init`, `kernel.step`;
-between temperatures the cached energy and gradient of the `State` are replaced by those of the next f_b.
+Transitions use only the samplers' public API: a registered name or a Kernel object (`resolve_kernel`),
+`kernel.init`, `kernel.step`; between temperatures the cached energy and gradient of the `State` are replaced
+by those of the next f_b.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ import torch
 from torch import Tensor
 
 from ebm_samplers.kernels import Kernel
-from ebm_samplers.registry import get_sampler
+from ebm_samplers.kernels._resolve import resolve_kernel
 from energies import energy_and_grad
 
 #: Below this fraction of the chains, the weights' ESS makes `ais_log_normaliser` warn that its estimate is unreliable.
@@ -191,9 +192,8 @@ def ais_log_normaliser(
         raise ValueError(f"ais: some data lie outside bounds {bounds}; widen the box or drop bounds")
     if generator is None:
         generator = torch.Generator(device=base.mean.device).manual_seed(0)
-    kernel = get_sampler(sampler, step_size=step_size) if isinstance(sampler, str) else sampler
-    if not isinstance(kernel, Kernel):
-        raise TypeError(f"ais: sampler must be a registered sampler name or a Kernel; got {type(sampler).__name__}")
+    # `step_size` builds a named sampler; a kernel object brings its own
+    kernel = resolve_kernel(sampler, {"step_size": step_size} if isinstance(sampler, str) else {})
     target = kernel.target_acceptance if target_acceptance is None else target_acceptance
     adapt = adapt_step_size and target is not None
     log_step = math.log(float(kernel.step_size))
