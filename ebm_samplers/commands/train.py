@@ -130,7 +130,7 @@ def _evaluate_toy(result, dataset, test, out: Path, args) -> dict:
     import torch
 
     from ebm_samplers.training import data_ksd, grid_nll, mmd, sample_ksd
-    from ebm_samplers.training.evaluation import grid_samples
+    from ebm_samplers.training.evaluation import grid_samples, ksd_summary
     from ebm_samplers.training.plots import density_figure, loss_figure, samples_figure, score_figure
 
     energy = result.energy.eval()
@@ -153,8 +153,8 @@ def _evaluate_toy(result, dataset, test, out: Path, args) -> dict:
     # goodness of fit (held-out data under the model's score) and sampler check (its samples under the same score)
     fit_ksd = data_ksd(energy, test[:1000], n_bootstrap=200, generator=generator)
     own_ksd = sample_ksd(energy, sampler_samples, n_bootstrap=200, generator=generator)
-    metrics["ksd_test_data"] = {"ksd": round(fit_ksd.ksd, 5), "p_value": fit_ksd.p_value, "n": fit_ksd.n}
-    metrics["ksd_sampler_samples"] = {"ksd": round(own_ksd.ksd, 5), "p_value": own_ksd.p_value, "n": own_ksd.n}
+    metrics["ksd_test_data"] = ksd_summary(fit_ksd, 5)
+    metrics["ksd_sampler_samples"] = ksd_summary(own_ksd, 5)
     if not args.no_plot:
         title = f"{args.method} on {args.dataset}"
         density_figure(energy, test, out / "density.png", f"{args.method}, NLL {nll.nll:.3f}")

@@ -134,3 +134,8 @@ def data_ksd(energy, test: Tensor, *, n_bootstrap: int = 0, generator: torch.Gen
 def sample_ksd(energy, samples: Tensor, *, n_bootstrap: int = 0, generator: torch.Generator | None = None):
     """Sampler check: `diagnostics.ksd` of model samples (independent chains' draws) under their own model's score."""
     return diagnostics.ksd(samples, energy, n_bootstrap=n_bootstrap, generator=generator)
+
+
+def ksd_summary(result: diagnostics.KSDResult, digits: int) -> dict:
+    """A KSD result as the metrics files record it: the statistic rounded to `digits`, its p-value, its points."""
+    return {"ksd": round(result.ksd, digits), "p_value": result.p_value, "n": result.n}

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from ebm_samplers.training.ais import UNRELIABLE_ESS_FRACTION, ais_nll
-from ebm_samplers.training.evaluation import data_ksd, mmd, sample_ksd
+from ebm_samplers.training.evaluation import data_ksd, ksd_summary, mmd, sample_ksd
 
 #: Grey levels of the bundled digits (0..16) and their spacing once mapped to [-1, 1].
 N_LEVELS = 17
@@ -120,8 +120,8 @@ def image_quality(
     }
     fit_ksd = data_ksd(energy, test, n_bootstrap=n_bootstrap, generator=generator)
     own_ksd = sample_ksd(energy, samples, n_bootstrap=n_bootstrap, generator=generator)
-    metrics["ksd_test_data"] = {"ksd": round(fit_ksd.ksd, 4), "p_value": fit_ksd.p_value, "n": fit_ksd.n}
-    metrics["ksd_model_samples"] = {"ksd": round(own_ksd.ksd, 4), "p_value": own_ksd.p_value, "n": own_ksd.n}
+    metrics["ksd_test_data"] = ksd_summary(fit_ksd, 4)
+    metrics["ksd_model_samples"] = ksd_summary(own_ksd, 4)
     metrics["class_coverage_nearest_test_digit"] = class_coverage(samples, test, test_labels)
     reference = train[torch.randperm(len(train), generator=generator)[: len(samples)]]
     metrics["class_coverage_train_reference"] = class_coverage(reference, test, test_labels)
