@@ -74,6 +74,10 @@ def test_schedule_and_bad_input():
         ais_nll(lambda x: x.square().sum(1), torch.tensor([[5.0, 0.0], [0.0, 0.0]]), bounds=(-1.0, 1.0))
     with pytest.raises(ValueError, match="scale finite and > 0"):
         ais_log_normaliser(lambda x: x.square().sum(1), mean=torch.zeros(2), scale=torch.tensor([1.0, 0.0]))
+    with pytest.raises(TypeError, match="sampler must be a registered sampler name or a Kernel object; got int"):
+        ais_log_normaliser(lambda x: x.square().sum(1), torch.randn(10, 2), sampler=3)
+    with pytest.raises(KeyError, match="nosuch"):
+        ais_log_normaliser(lambda x: x.square().sum(1), torch.randn(10, 2), sampler="nosuch")
 
 
 def test_too_few_temperatures_for_a_sharp_target_warn_that_the_estimate_is_unreliable():
