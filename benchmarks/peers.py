@@ -1,13 +1,16 @@
 """Peers side by side: BlackJAX MALA and TorchEBM Langevin against our MALA and ULA on the same work.
 
-    python benchmarks/peers.py [--chains 1000] [--seconds 0.6] [--cpu 0] [--out benchmarks/results/peers.json]
+    python benchmarks/peers.py [--chains 1000] [--seconds 0.6] [--cpu 0] [--threads 1] [--out FILE.json]
 
 Run it with a Python that has jax + blackjax and/or torchebm (a scratch environment: they are never this
 project's dependencies) and, for our own rows, this project on the path (`PYTHONPATH=.`). Each missing package
 skips its rows with a message; with none of the peers the script says so and exits with status 2.
 
-Work per step, at `--chains` chains, on ONE thread (XLA's Eigen pool off and one intra-op thread, one torch
-thread, one numba thread, and the process pinned to CPU `--cpu` as `taskset -c` would):
+Work per step, at `--chains` chains, on ONE thread by default (XLA's Eigen pool off and one intra-op thread, one
+torch thread, one numba thread, and the process pinned to CPU `--cpu` as `taskset -c` would). `--threads N` gives
+every package N threads on CPUs `--cpu` .. `--cpu` + N - 1 instead (XLA's Eigen pool on with N intra-op threads)
+and times wall-clock seconds, since CPU time would add the threads' time up: what each package makes of the
+whole machine, not its work per core.
 
     targets   the default 2-D mixture (equal weights, means (-2, -2) and (2, 2), covariance 0.5 I) and the 100-d
               Gaussian N(0, diag(v)), v log-spaced 0.01..1; chains start from exact draws of the target
@@ -20,7 +23,8 @@ thread, one numba thread, and the process pinned to CPU `--cpu` as `taskset -c` 
               `compile_step=True` (torch.compile'd step; its compile falls in the warm-up run) and the numba path
               (`energies.numba_targets`, float64 inside), keeping only the final state (`thin = n_steps`)
 
-Time per step is CPU time (`time.process_time`, robust to other jobs on a shared machine): (t(S) - t(s)) / (S - s)
+Time per step is CPU time with one thread (`time.process_time`, robust to other jobs on a shared machine), wall
+time with more (`time.perf_counter`; run them on a quiet machine): (t(S) - t(s)) / (S - s)
 for a long run of S steps and a short one of s steps, each the fastest of two after a warm-up run (which also
 compiles), so set-up and compile time cancel. Step sizes are ours from benchmarks/speed.py: the same h for a
 peer and the kernel it is compared with. Prints `name: value` lines and writes JSON.
@@ -44,12 +48,17 @@ MIXTURE_MEANS = ((-2.0, -2.0), (2.0, 2.0))
 MIXTURE_VARIANCE = 0.5
 
 
-def _one_thread(cpu: int) -> None:
-    """Everything on one thread; must run before jax is imported (XLA reads its flags once)."""
-    os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+def _pin_threads(cpu: int, threads: int) -> None:
+    """XLA's threads and the process's CPUs; must run before jax is imported (XLA reads its flags once)."""
+    eigen = "true" if threads > 1 else "false"
+    os.environ["XLA_FLAGS"] = f"--xla_cpu_multi_thread_eigen={eigen} intra_op_parallelism_threads={threads}"
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {cpu})
+        os.sched_setaffinity(0, set(range(cpu, cpu + threads)))
+
+
+#: the clock of `_per_step_seconds`: CPU time for one thread, wall time for several (set by `main`)
+_clock = time.process_time
 
 
 def _variances(dim: int = 100):
@@ -72,18 +81,18 @@ def _per_step_seconds(run, seconds: float) -> tuple[float, int]:
     """(CPU seconds per step, long run's steps) of `run(n_steps)`, by the difference of a long and a short run."""
     short = 5
     run(short)  # warm-up: compiles and fills caches
-    start = time.process_time()
+    start = _clock()
     run(short)
-    per_step = max((time.process_time() - start) / short, 1e-7)
+    per_step = max((_clock() - start) / short, 1e-7)
     steps = int(min(100_000, max(50, seconds / per_step)))
     run(steps)  # compiles the long length where that is static (jax)
 
     def fastest(n_steps: int) -> float:
         times = []
         for _ in range(2):
-            start = time.process_time()
+            start = _clock()
             run(n_steps)
-            times.append(time.process_time() - start)
+            times.append(_clock() - start)
         return min(times)
 
     return max(fastest(steps) - fastest(short), 1e-12) / (steps - short), steps
@@ -237,11 +246,19 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chains", type=int, default=1_000)
     parser.add_argument("--seconds", type=float, default=0.6, help="CPU seconds aimed at per long run")
-    parser.add_argument("--cpu", type=int, default=0, help="the one CPU to pin the process to")
+    parser.add_argument("--cpu", type=int, default=0, help="the first CPU to pin the process to")
+    parser.add_argument("--threads", type=int, default=1, help="threads per package (> 1: wall time)")
     parser.add_argument("--targets", default="mixture,gaussian100")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "peers.json"))
+    parser.add_argument("--out", help="default benchmarks/results/peers.json, peers_threadsN.json with --threads N")
     args = parser.parse_args(argv)
-    _one_thread(args.cpu)
+    if args.threads < 1:
+        parser.error(f"--threads must be >= 1; got {args.threads}")
+    if args.out is None:
+        suffix = "" if args.threads == 1 else f"_threads{args.threads}"
+        args.out = str(ROOT / "benchmarks" / "results" / f"peers{suffix}.json")
+    global _clock
+    _clock = time.process_time if args.threads == 1 else time.perf_counter
+    _pin_threads(args.cpu, args.threads)
     peers = {"blackjax": _available("blackjax") and _available("jax"), "torchebm": _available("torchebm")}
     for name, present in peers.items():
         if not present:
@@ -251,15 +268,15 @@ def main(argv=None) -> dict:
         sys.exit(2)
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     have_ours = _available("ebm_samplers") and _available("numba")
     if have_ours:
         import numba
 
-        numba.set_num_threads(1)
+        numba.set_num_threads(args.threads)
     else:
         print("ours: skipped (ebm_samplers not importable: run from the repository with PYTHONPATH=.)")
-    results: dict = {"chains": args.chains, "threads": 1, "cpu_time": True}
+    results: dict = {"chains": args.chains, "threads": args.threads, "cpu_time": args.threads == 1}
     for package in ("jax", "blackjax", "torchebm", "torch", "numba"):
         if _available(package):
             results[f"version.{package}"] = getattr(importlib.import_module(package), "__version__", "?")
