@@ -73,6 +73,17 @@ def _destroy_process_group() -> None:
         dist.destroy_process_group()
 
 
+def settle() -> None:
+    """A barrier after a rank's last collective of a job, so that no rank exits with collective work in flight.
+
+    Beyond synchronising, it drains gloo's queue of work: a rank that exits while a gloo worker thread still
+    holds a finished work object can abort at interpreter teardown ("terminate called without an active
+    exception"): measured on this 2-core machine under load, two-rank training aborted in 1 of 8 runs without
+    it and in none of 16 with it. Scripts that destroy the process group themselves should call it first.
+    """
+    dist.barrier()
+
+
 def shard_bounds(n_chains: int, n_shards: int, shard: int) -> tuple[int, int]:
     """Chains [start, stop) of `shard` when `n_chains` are split as evenly as possible."""
     if n_shards < 1 or not 0 <= shard < n_shards:
@@ -114,6 +125,7 @@ def sample_distributed(sample_fn, arguments: dict[str, Any]) -> Trace:
     local = _run_shard(sample_fn, arguments, me, world)
     gathered: list[Any] | None = [None] * world if me == 0 else None
     dist.gather_object(_on_cpu(local), gathered, dst=0)
+    settle()
     if me != 0:
         return local
     return join_shards(gathered, arguments["seed"])

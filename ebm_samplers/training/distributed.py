@@ -99,6 +99,11 @@ class DataParallelRun:
         device_ids = [device] if device.type == "cuda" else None
         return DistributedDataParallel(energy, device_ids=device_ids)
 
+    def finish(self) -> None:
+        """Wait until every rank has finished training, with no collective work left in flight
+        (`distributed.settle`)."""
+        distributed.settle()
+
     def after_step(self, iteration: int, trainer, generator: torch.Generator) -> None:
         if self.buffer_mixing_every is not None and (iteration + 1) % self.buffer_mixing_every == 0:
             self._mix_buffers(trainer.buffer, generator)

@@ -166,6 +166,8 @@ def fit(
     wall_time = time.perf_counter() - began
     if checkpoint is not None:
         save(n_iterations)
+    if parallel is not None:
+        parallel.finish()
 
     extras = trainer.extras()
     if hasattr(energy, "sigmas"):

@@ -58,6 +58,8 @@ values = buffer.state_dict()["samples"][:, 0]
 assert int((values == 1 - rank).sum()) == 5 and int((values == rank).sum()) == 5, values
 if rank == 0:
     torch.save(result.energy.state_dict(), sys.argv[3])
+from ebm_samplers.distributed import settle
+settle()  # as a script that destroys the group itself should
 dist.destroy_process_group()
 """
 
