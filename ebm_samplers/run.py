@@ -135,6 +135,9 @@ def sample(
     if seed is None and checkpoint is not None:
         seed = stored_seed(checkpoint)  # resuming a run that picked its own seed
     seed = secrets.randbits(63) if seed is None else _check_count(seed, "seed", minimum=0)
+    if seed >= 2**64:  # torch.Generator.manual_seed takes 64 bits
+        raise ValueError(f"seed must be an integer in [0, 2**64); got {seed}")
+    device, dtype = _check_device(device), _check_dtype(dtype)
 
     energy = as_energy(energy)
     generator_device = init.device if isinstance(init, Tensor) else torch.device(device or "cpu")
@@ -353,6 +356,28 @@ def _check_count(value, what: str, minimum: int) -> int:
     return value
 
 
+def _check_device(device) -> torch.device | None:
+    """`device` as a torch.device that exists here; a clear error instead of torch's for a typo or a missing GPU."""
+    if device is None:
+        return None
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be a torch device such as 'cpu', 'cuda' or 'cuda:0'; got {device!r}") from None
+    try:
+        torch.empty(0, device=device)
+    except RuntimeError as error:  # no such GPU, no driver, a build without that backend
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"device {str(device)!r} is not usable on this machine ({reason})") from None
+    return device
+
+
+def _check_dtype(dtype) -> torch.dtype | None:
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"dtype must be a floating torch.dtype such as torch.float32 or torch.float64; got {dtype!r}")
+    return dtype
+
+
 def _initial_points(
     energy: Energy,
     init: Tensor | None,
@@ -366,6 +391,16 @@ def _initial_points(
             raise ValueError(f"init has {init.shape[0]} chains but n_chains={n_chains}; give one or make them agree")
         if not isinstance(init, Tensor):
             raise TypeError(f"init must be a torch.Tensor of shape (n_chains, *event); got {type(init).__name__}")
+        # device and dtype place drawn initial points; silently ignoring them for a given init would run elsewhere
+        other_device = device is not None and (
+            device.type != init.device.type or device.index not in (None, init.device.index)
+        )
+        if other_device or (dtype is not None and dtype != init.dtype):
+            raise ValueError(
+                f"device={str(device) if device is not None else None!r} and dtype={dtype} describe the N(0, I) "
+                f"initial points drawn when init is None, but init is {init.dtype} on {init.device}; "
+                "move init itself (init.to(device, dtype)) or leave device and dtype out"
+            )
         return init.detach().clone()
     if n_chains is None:
         raise ValueError("give init (a tensor of shape (n_chains, *event_shape)) or n_chains")
