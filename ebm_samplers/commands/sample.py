@@ -63,6 +63,13 @@ def run_command(args: argparse.Namespace) -> int:
     from ebm_samplers import distributed
 
     energy = load_energy(args.energy, args.dim)
+    if energy.event_shape is None:  # the library's hint (init=, as_energy) means nothing on the command line
+        raise ValueError(f"energy {energy.name} does not declare its event_shape; give --dim D, its dimension")
+    if args.steps >= 1 and args.thin >= 1 and args.steps // args.thin < 4:  # fail before sampling, not after
+        raise ValueError(
+            f"--steps {args.steps} with --thin {args.thin} keeps {args.steps // args.thin} draws per chain; "
+            "the convergence table needs at least 4"
+        )
     params = {} if args.step_size is None else {"step_size": args.step_size}
     trace = ebm_samplers.sample(
         energy,

@@ -69,7 +69,8 @@ def test_user_mistakes_are_one_line_with_exit_status_two(tmp_path, capsys):
         (["sample", "--step-size", "-1"], "step_size must be a finite number > 0"),
         (["sample", "--chains", "0"], "n_chains must be an integer >= 1"),
         (["sample", "--energy", "no_such_module:f"], "No module named 'no_such_module'"),
-        (["sample", "--energy", "math:sqrt"], "does not declare its event_shape"),
+        (["sample", "--energy", "math:sqrt"], "does not declare its event_shape; give --dim D"),
+        (["sample", "--steps", "6", "--thin", "2"], "keeps 3 draws per chain; the convergence table needs at least 4"),
     ]
     for argv, message in cases:
         assert main([*argv, "--out", str(tmp_path)]) == 2
