@@ -127,6 +127,10 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:  # weights_only refused an object: name it, never load it
+        if "Unsupported operand" in str(error):  # not a pickle at all: a text or other foreign file
+            raise ValueError(
+                f"cannot read checkpoint {path}: it is not a file written by torch.save; delete it to start afresh"
+            ) from error
         found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
         what = found.group(1) if found else "objects other than tensors and plain Python values"
         raise ValueError(
