@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from ebm_samplers.checkpoint import load_plain
+
 FORMAT = "ebm-samplers-training/1"
 
 
@@ -37,7 +39,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no training checkpoint at {path}")
-    checkpoint = torch.load(path, weights_only=True, map_location="cpu")
+    checkpoint = load_plain(path, "training checkpoint")
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         raise ValueError(f"{path} is not an ebm-samplers training checkpoint (expected format {FORMAT!r})")
     return checkpoint

@@ -84,6 +84,12 @@ def test_resume_with_another_method_is_refused(data, tmp_path):
         fit(data, "ssm", energy=small_energy(), n_iterations=4, resume=path)
 
 
+def test_resume_from_a_file_that_is_not_a_checkpoint_is_a_clear_error(data, tmp_path):
+    (tmp_path / "notes.pt").write_text("import torch  # a script saved under the wrong name\n")
+    with pytest.raises(ValueError, match=r"cannot read training checkpoint .*notes.pt: it is not a file written by"):
+        fit(data, "dsm", energy=small_energy(), n_iterations=2, batch_size=16, resume=tmp_path / "notes.pt")
+
+
 def test_a_user_module_works(data):
     class Quadratic(nn.Module):
         def __init__(self):
