@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
 
 _SCORE_METHODS = ("exact_sm", "sm", "ssm", "dsm", "dsm_multiscale")
@@ -222,9 +220,7 @@ def _evaluate_images(result, train, test, test_labels, out: Path, args) -> dict:
 
 
 def _write_json(path: Path, payload: dict) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(handle, "w") as file:
-        json.dump(payload, file, indent=2)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
+    from ebm_samplers._atomic import atomic_write
+
+    text = json.dumps(payload, indent=2)  # before any file exists: a payload that cannot be written leaves none
+    atomic_write(path, lambda temporary: temporary.write_text(text))
