@@ -6,6 +6,7 @@ a trace is recognised by its `to_arviz()` method.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -119,6 +120,9 @@ def read_chains(source, sample_stats: dict | None = None) -> Chains:
     if len(shapes) != 1:
         raise ValueError(f"posterior variables disagree on (chain, draw): {sorted(shapes)}")
     (shape,) = shapes
+    if sample_stats is not None and not isinstance(sample_stats, Mapping):
+        kind = type(sample_stats).__name__
+        raise TypeError(f"sample_stats must be a dict of (chain, draw) arrays by name; got {kind}")
     for name, values in (sample_stats or {}).items():
         if hasattr(values, "detach"):
             values = values.detach().cpu().numpy()

@@ -95,3 +95,10 @@ def test_a_chain_that_crossed_once_does_not_hide_the_mode_split():
     report = diagnose(draws)
     (split,) = [p for p in report.problems if p.kind == "mode_split"]
     assert split.chains == (0, 1), split.message
+
+
+def test_sample_stats_that_are_not_a_dict_are_explained():
+    import pytest
+
+    with pytest.raises(TypeError, match=r"sample_stats must be a dict of \(chain, draw\) arrays by name; got list"):
+        diagnose(np.zeros((4, 20, 1)), sample_stats=[np.ones((4, 20))])
