@@ -89,10 +89,12 @@ def run_command(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     table = summary(trace)
-    acceptance = float(trace.stats["acceptance_rate"].mean())
+    # a user kernel need not record an acceptance rate (any Info entries are allowed)
+    acceptance = trace.stats.get("acceptance_rate")
+    acceptance = "not recorded" if acceptance is None else f"{float(acceptance.mean()):.3f}"
     print(
         f"{trace.attrs['sampler']} on {trace.attrs['energy']}: {trace.n_chains} chains x {trace.n_draws} draws, "
-        f"mean acceptance {acceptance:.3f}"
+        f"mean acceptance {acceptance}"
     )
     print(table.to_string(float_format=lambda v: f"{v:.4g}"))
     flagged = table[table["flags"] != ""]

@@ -50,6 +50,27 @@ def test_user_energy_from_module(tmp_path, monkeypatch, capsys):
     assert "on banana" in capsys.readouterr().out
 
 
+def test_a_registered_user_kernel_without_an_acceptance_stat_runs(tmp_path, capsys):
+    from ebm_samplers import Kernel, State, register_sampler
+    from ebm_samplers.kernels import per_chain
+    from energies import energy_and_grad
+
+    class NoisyDescent(Kernel):  # records nothing: Info entries are optional
+        step_size = 0.1
+
+        def step(self, state, energy, generator):
+            noise = torch.randn(state.position.shape, generator=generator, dtype=state.position.dtype)
+            h = per_chain(state.step_size, state.position)
+            position = state.position - h * state.grad + (2 * h).sqrt() * noise
+            value, grad = energy_and_grad(energy, position)
+            return State(position=position, energy=value, grad=grad, step_size=state.step_size), {}
+
+    register_sampler("test_cli_no_stats", overwrite=True)(NoisyDescent)
+    args = ["sample", "--sampler", "test_cli_no_stats", "--steps", "20", "--warmup", "0", "--no-plot"]
+    assert main([*args, "--out", str(tmp_path)]) == 0
+    assert "8 chains x 20 draws, mean acceptance not recorded" in capsys.readouterr().out
+
+
 def test_checkpointed_cli_run_resumes_to_the_same_trace(tmp_path, capsys):
     args = ["sample", "--steps", "60", "--warmup", "10", "--chains", "3", "--no-plot", "--on-nonfinite", "reject"]
     args += ["--checkpoint", str(tmp_path / "run.ckpt"), "--checkpoint-every", "25"]
