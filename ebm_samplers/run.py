@@ -75,7 +75,7 @@ def sample(
         warmup: transitions run first and discarded.
         seed: seeds the run's only random generator; None picks a fresh seed, stored in `trace.attrs`.
         progress: show a progress bar; None shows it on long runs when stderr is a terminal.
-        device, dtype: for the N(0, I) initial points when `init` is None.
+        device, dtype: for the N(0, I) initial points when `init` is None (with `init`, leave them out or match it).
         adapt_step_size: during warm-up, tune the step size (starting from the kernel's) by dual averaging
             toward the kernel's target acceptance; kernels without an accept step (ULA) never adapt it.
         target_acceptance: overrides the kernel's target (MALA 0.574, HMC 0.8).
