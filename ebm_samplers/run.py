@@ -367,7 +367,7 @@ def _check_device(device) -> torch.device | None:
     try:
         torch.empty(0, device=device)
     except RuntimeError as error:  # no such GPU, no driver, a build without that backend
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = str(error).strip().splitlines()[0].split(". ")[0] if str(error).strip() else type(error).__name__
         raise ValueError(f"device {str(device)!r} is not usable on this machine ({reason})") from None
     return device
 

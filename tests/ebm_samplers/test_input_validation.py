@@ -191,3 +191,11 @@ def test_device_or_dtype_that_contradict_init_are_not_silently_ignored():
         ebm_samplers.sample(quadratic, "mala", init=init, n_steps=2, device="meta")
     trace = ebm_samplers.sample(quadratic, "mala", init=init, n_steps=2, device="cpu", dtype=torch.float32)
     assert trace.draws.dtype == torch.float32
+
+
+@pytest.mark.skipif(torch.backends.mps.is_available(), reason="needs a machine without Apple's MPS backend")
+def test_an_unusable_device_is_named_in_one_short_sentence():
+    with pytest.raises(ValueError) as error:
+        ebm_samplers.sample(Gaussian([0.0, 0.0]), "mala", n_chains=2, n_steps=2, device="mps")
+    assert str(error.value).startswith("device 'mps' is not usable on this machine (")
+    assert len(str(error.value)) < 200 and "\n" not in str(error.value)  # torch's message runs to 2,000 characters
