@@ -14,7 +14,12 @@ def add_parser(commands) -> None:
     run.add_argument("--dim", type=int, default=None, help="event dimension, for a callable without event_shape")
     run.add_argument("--sampler", default="mala", help="registered sampler name (default: mala)")
     run.add_argument("--chains", type=int, default=8, help="number of chains (default: 8)")
-    run.add_argument("--steps", type=int, default=2000, help="kept transitions per chain (default: 2000)")
+    run.add_argument(
+        "--steps",
+        type=int,
+        default=2000,
+        help="transitions per chain after warm-up; every THIN-th is kept (default: 2000)",
+    )
     run.add_argument("--warmup", type=int, default=500, help="discarded warm-up transitions (default: 500)")
     run.add_argument("--thin", type=int, default=1, help="keep every THIN-th transition (default: 1)")
     run.add_argument("--step-size", type=float, default=None, help="sampler step size (default: the sampler's)")

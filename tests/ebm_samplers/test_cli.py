@@ -4,6 +4,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import torch
 
 from ebm_samplers import Trace
@@ -18,6 +19,15 @@ def test_sample_on_the_default_writes_trace_and_plot(tmp_path, capsys):
     assert (tmp_path / "trace.png").stat().st_size > 10_000
     trace = Trace.load(tmp_path / "trace.nc")
     assert trace.draws.shape == (4, 100, 2)
+
+
+def test_steps_count_transitions_and_thin_keeps_every_thin_th_as_the_help_says(tmp_path, capsys):
+    args = ["sample", "--steps", "40", "--thin", "4", "--warmup", "0", "--chains", "4", "--no-plot"]
+    assert main([*args, "--out", str(tmp_path)]) == 0
+    assert Trace.load(tmp_path / "trace.nc").n_draws == 10
+    with pytest.raises(SystemExit):
+        main(["sample", "--help"])
+    assert "every THIN-th is kept" in " ".join(capsys.readouterr().out.split())
 
 
 def test_user_energy_from_module(tmp_path, monkeypatch, capsys):
