@@ -130,6 +130,8 @@ def sample(
     stream_every = _check_count(stream_every, "stream_every", minimum=1)
     if reset is not None and not callable(reset):
         raise TypeError(f"reset must be a callable reset(n, generator) -> Tensor; got {type(reset).__name__}")
+    if reset is not None and on_nonfinite != "reset":
+        raise ValueError(f"reset= is used only with on_nonfinite='reset'; got on_nonfinite={on_nonfinite!r}")
     if isinstance(getattr(kernel, "step_size", None), (int, float)):
         check_positive(kernel.step_size, f"{kernel.name or type(kernel).__name__} step_size")
     if seed is None and checkpoint is not None:
