@@ -145,11 +145,12 @@ def _problems(chains: Chains, draws, table: pd.DataFrame, per_chain: pd.DataFram
             )
         )
     for chain in np.flatnonzero(stuck):
-        acceptance = per_chain["acceptance"].iloc[chain] if "acceptance" in per_chain else 0.0
+        # with no acceptance stat, the evidence is the draws themselves: say that, not an acceptance never recorded
+        why = f"acceptance {per_chain['acceptance'].iloc[chain]:.3g}" if "acceptance" in per_chain else "draws constant"
         problems.append(
             Problem(
                 "stuck_chain",
-                f"chain {chain} is stuck (acceptance {acceptance:.3g}): it never left its starting point; "
+                f"chain {chain} is stuck ({why}): it never left its starting point; "
                 "reduce the step size or start it where the energy is moderate",
                 chains=(int(chain),),
             )

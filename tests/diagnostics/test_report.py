@@ -102,3 +102,11 @@ def test_sample_stats_that_are_not_a_dict_are_explained():
 
     with pytest.raises(TypeError, match=r"sample_stats must be a dict of \(chain, draw\) arrays by name; got list"):
         diagnose(np.zeros((4, 20, 1)), sample_stats=[np.ones((4, 20))])
+
+
+def test_a_stuck_chain_without_acceptance_stats_is_named_by_its_constant_draws():
+    draws = np.random.default_rng(0).normal(size=(4, 100, 1))
+    draws[2] = 0.5
+    stuck = [p for p in diagnose(draws).problems if p.kind == "stuck_chain"]
+    assert len(stuck) == 1 and stuck[0].chains == (2,)
+    assert "chain 2 is stuck (draws constant)" in stuck[0].message and "acceptance" not in stuck[0].message
