@@ -96,7 +96,8 @@ def sample(
         checkpoint: a file to save progress to every `checkpoint_every` transitions and at the end; if it
             exists, the run continues from it (same arguments required; see `ebm_samplers.checkpoint`).
         stream: a folder to append the kept draws to in chunks of `stream_every` draws; the returned
-            trace is read back from it (see `ebm_samplers.streaming`).
+            trace is read back from it (see `ebm_samplers.streaming`). A new run replaces a stream already
+            in the folder; only a run resuming from `checkpoint` continues it.
         keep: "draws" returns a `Trace`; "moments" keeps only per-chain running means and variances and
             returns `Moments` (memory independent of the run length).
         compile_step: run the kernel's step (energy included) through `torch.compile`, after warm-up several
