@@ -9,6 +9,8 @@ modules and are only called from here: `_nonfinite` (on_nonfinite policy), `chec
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import os
 import secrets
 import sys
@@ -114,7 +116,13 @@ def sample(
     if distributed.should_shard():
         arguments = {name: value for name, value in locals().items() if name != "sampler_params"}
         return distributed.sample_distributed(sample, {**arguments, **sampler_params})
-    kernel = resolve_kernel(sampler, sampler_params)
+    try:
+        kernel = resolve_kernel(sampler, sampler_params)
+    except TypeError as error:  # extra keywords go to the sampler: a misspelt sample() argument lands there too
+        hint = _misspelt_run_arguments(sampler_params)
+        if not hint:
+            raise
+        raise TypeError(f"{error} ({hint})") from None
     n_steps = _check_count(n_steps, "n_steps", minimum=1)
     warmup = _check_count(warmup, "warmup", minimum=0)
     thin = _check_count(thin, "thin", minimum=1)
@@ -272,6 +280,17 @@ def sample(
     if compile_step and step_function.compile_seconds is not None:
         attrs["compile_seconds"] = step_function.compile_seconds
     return recorder.result({**attrs, **adaptation.attrs(state), **guard.attrs()})
+
+
+def _misspelt_run_arguments(sampler_params: dict) -> str:
+    """'did you mean sample()'s n_chains= for n_chain=?' for keywords that look like sample()'s own."""
+    own = [name for name in inspect.signature(sample).parameters if name != "sampler_params"]
+    guesses = []
+    for name in sampler_params:
+        close = difflib.get_close_matches(name, own, n=1, cutoff=0.8)
+        if close:
+            guesses.append(f"sample()'s {close[0]}= for {name}=")
+    return f"did you mean {', '.join(guesses)}?" if guesses else ""
 
 
 def _check_step_size_fits(state: State, kernel: Kernel) -> None:

@@ -199,3 +199,16 @@ def test_an_unusable_device_is_named_in_one_short_sentence():
         ebm_samplers.sample(Gaussian([0.0, 0.0]), "mala", n_chains=2, n_steps=2, device="mps")
     assert str(error.value).startswith("device 'mps' is not usable on this machine (")
     assert len(str(error.value)) < 200 and "\n" not in str(error.value)  # torch's message runs to 2,000 characters
+
+
+def test_a_misspelt_sample_argument_is_pointed_out():
+    with pytest.raises(
+        TypeError, match=r"has no parameter\(s\) n_chain.*\(did you mean sample\(\)'s n_chains= for n_chain=\?\)"
+    ):
+        ebm_samplers.sample(Gaussian([0.0, 0.0]), "mala", n_chain=4, n_steps=2)
+    with pytest.raises(
+        TypeError, match=r"did you mean sample\(\)'s n_steps= for num_steps=, sample\(\)'s seed= for seeds="
+    ):
+        ebm_samplers.sample(Gaussian([0.0, 0.0]), "mala", n_chains=4, n_steps=2, num_steps=2, seeds=0)
+    with pytest.raises(TypeError, match=r"its parameters are: step_size$"):  # no far-fetched guess
+        ebm_samplers.sample(Gaussian([0.0, 0.0]), "mala", n_chains=4, n_steps=2, stepsize=0.1)
