@@ -41,8 +41,8 @@ def _check(array: np.ndarray, name: str) -> np.ndarray:
             f"{name}: expected shape (chain, draw, *event); got {array.shape}. "
             "A single chain needs a chain axis: a[None]"
         )
-    if not np.issubdtype(array.dtype, np.number) and array.dtype != bool:
-        raise TypeError(f"{name}: expected numbers; got dtype {array.dtype}")
+    if (not np.issubdtype(array.dtype, np.number) and array.dtype != bool) or np.iscomplexobj(array):
+        raise TypeError(f"{name}: expected real numbers; got dtype {array.dtype}")
     array = array.astype(np.float64)
     if not np.isfinite(array).all():
         raise ValueError(f"{name}: contains NaN or infinite values; diagnostics need finite draws")
