@@ -247,11 +247,14 @@ def _rhat_problem(draws: np.ndarray, table: pd.DataFrame, bad: pd.Index, stuck: 
             chains=tuple(others),
             coordinates=tuple(bad),
         )
+    if table.loc[bad, "r_hat"].isna().any():  # NaN: no spread to compare (constant draws) or a single chain
+        above, largest = f"above {RHAT_MAX} or undefined", f"undefined at {table.loc[bad, 'r_hat'].isna().idxmax()}"
+    else:
+        above, largest = f"above {RHAT_MAX}", f"largest {table.loc[worst, 'r_hat']:.3g} at {worst}"
     return Problem(
         "r_hat",
-        f"R-hat above {RHAT_MAX} on {len(bad)} of {len(table)} coordinates (largest {table.loc[worst, 'r_hat']:.3g} "
-        f"at {worst}): the chains have not mixed yet; run longer or improve the sampler (step size, "
-        "preconditioning)",
+        f"R-hat {above} on {len(bad)} of {len(table)} coordinates ({largest}): the chains have not mixed yet; "
+        "run longer or improve the sampler (step size, preconditioning)",
         coordinates=tuple(bad),
     )
 

@@ -110,3 +110,11 @@ def test_a_stuck_chain_without_acceptance_stats_is_named_by_its_constant_draws()
     stuck = [p for p in diagnose(draws).problems if p.kind == "stuck_chain"]
     assert len(stuck) == 1 and stuck[0].chains == (2,)
     assert "chain 2 is stuck (draws constant)" in stuck[0].message and "acceptance" not in stuck[0].message
+
+
+def test_an_undefined_r_hat_is_called_undefined_not_a_largest_nan():
+    draws = np.random.default_rng(1).normal(size=(4, 100, 2))
+    draws[:, :, 1] = 3.0  # a coordinate that never moves in any chain: R-hat is NaN
+    (problem,) = [p for p in diagnose(draws).problems if p.kind == "r_hat"]
+    assert "R-hat above 1.01 or undefined on 1 of 2 coordinates (undefined at x[1])" in problem.message
+    assert "nan" not in problem.message
