@@ -6,6 +6,7 @@ a trace is recognised by its `to_arviz()` method.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,8 +41,8 @@ def _check(array: np.ndarray, name: str) -> np.ndarray:
             f"{name}: expected shape (chain, draw, *event); got {array.shape}. "
             "A single chain needs a chain axis: a[None]"
         )
-    if not np.issubdtype(array.dtype, np.number) and array.dtype != bool:
-        raise TypeError(f"{name}: expected numbers; got dtype {array.dtype}")
+    if (not np.issubdtype(array.dtype, np.number) and array.dtype != bool) or np.iscomplexobj(array):
+        raise TypeError(f"{name}: expected real numbers; got dtype {array.dtype}")
     array = array.astype(np.float64)
     if not np.isfinite(array).all():
         raise ValueError(f"{name}: contains NaN or infinite values; diagnostics need finite draws")
@@ -119,6 +120,9 @@ def read_chains(source, sample_stats: dict | None = None) -> Chains:
     if len(shapes) != 1:
         raise ValueError(f"posterior variables disagree on (chain, draw): {sorted(shapes)}")
     (shape,) = shapes
+    if sample_stats is not None and not isinstance(sample_stats, Mapping):
+        kind = type(sample_stats).__name__
+        raise TypeError(f"sample_stats must be a dict of (chain, draw) arrays by name; got {kind}")
     for name, values in (sample_stats or {}).items():
         if hasattr(values, "detach"):
             values = values.detach().cpu().numpy()

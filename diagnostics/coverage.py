@@ -58,6 +58,11 @@ def mode_coverage(samples, mixture=None, *, means=None, weights=None, assign: st
     if assign not in ("responsibility", "nearest"):
         raise ValueError(f"mode_coverage: assign must be 'responsibility' or 'nearest'; got {assign!r}")
     if mixture is not None:
+        if not (hasattr(mixture, "means") and hasattr(mixture, "weights")):
+            raise TypeError(
+                f"mode_coverage: the mixture must have means and weights (e.g. energies.GaussianMixture); "
+                f"got {type(mixture).__name__}"
+            )
         means = mixture.means if means is None else means
         weights = mixture.weights if weights is None else weights
     if means is None or weights is None:

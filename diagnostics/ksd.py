@@ -163,6 +163,13 @@ def as_samples(samples, what: str) -> Tensor:
 
 
 def _score(score_or_energy, x: Tensor) -> Tensor:
+    event_shape = getattr(score_or_energy, "event_shape", None)
+    if event_shape is not None and tuple(x.shape[1:]) != tuple(event_shape):
+        raise ValueError(
+            f"ksd: samples of shape {tuple(x.shape)} do not match the target's event shape {tuple(event_shape)}; "
+            f"expected (n, {', '.join(map(str, event_shape))}) (pool chains first: pass the Trace, or "
+            "draws.reshape(-1, *event_shape))"
+        )
     if isinstance(score_or_energy, Energy):
         return score_or_energy.score(_in_dtype_of(score_or_energy, x))
     if not callable(score_or_energy):

@@ -145,11 +145,12 @@ def _problems(chains: Chains, draws, table: pd.DataFrame, per_chain: pd.DataFram
             )
         )
     for chain in np.flatnonzero(stuck):
-        acceptance = per_chain["acceptance"].iloc[chain] if "acceptance" in per_chain else 0.0
+        # with no acceptance stat, the evidence is the draws themselves: say that, not an acceptance never recorded
+        why = f"acceptance {per_chain['acceptance'].iloc[chain]:.3g}" if "acceptance" in per_chain else "draws constant"
         problems.append(
             Problem(
                 "stuck_chain",
-                f"chain {chain} is stuck (acceptance {acceptance:.3g}): it never left its starting point; "
+                f"chain {chain} is stuck ({why}): it never left its starting point; "
                 "reduce the step size or start it where the energy is moderate",
                 chains=(int(chain),),
             )
@@ -246,11 +247,14 @@ def _rhat_problem(draws: np.ndarray, table: pd.DataFrame, bad: pd.Index, stuck: 
             chains=tuple(others),
             coordinates=tuple(bad),
         )
+    if table.loc[bad, "r_hat"].isna().any():  # NaN: no spread to compare (constant draws) or a single chain
+        above, largest = f"above {RHAT_MAX} or undefined", f"undefined at {table.loc[bad, 'r_hat'].isna().idxmax()}"
+    else:
+        above, largest = f"above {RHAT_MAX}", f"largest {table.loc[worst, 'r_hat']:.3g} at {worst}"
     return Problem(
         "r_hat",
-        f"R-hat above {RHAT_MAX} on {len(bad)} of {len(table)} coordinates (largest {table.loc[worst, 'r_hat']:.3g} "
-        f"at {worst}): the chains have not mixed yet; run longer or improve the sampler (step size, "
-        "preconditioning)",
+        f"R-hat {above} on {len(bad)} of {len(table)} coordinates ({largest}): the chains have not mixed yet; "
+        "run longer or improve the sampler (step size, preconditioning)",
         coordinates=tuple(bad),
     )
 

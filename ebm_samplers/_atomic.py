@@ -16,6 +16,8 @@ from pathlib import Path
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
     """Call `write(temporary_path)` and move the result to `path` atomically; return `path`."""
     path = Path(path)
+    if path.is_dir():  # else os.replace fails with a message about a temporary file the caller never named
+        raise IsADirectoryError(f"{path} is a folder; expected the path of a file to write")
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)

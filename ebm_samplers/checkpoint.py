@@ -124,18 +124,7 @@ class Checkpointer:
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """A checkpoint's contents, loaded without unpickling arbitrary objects (`weights_only=True`)."""
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:  # weights_only refused an object: name it, never load it
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
-        what = found.group(1) if found else "objects other than tensors and plain Python values"
-        raise ValueError(
-            f"cannot read checkpoint {path}: it holds {what}, and checkpoints are never unpickled; "
-            "delete it to start afresh"
-        ) from error
-    except Exception as error:  # a foreign or damaged file: say which and what to do
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f"cannot read checkpoint {path}: {first_line}; delete it to start afresh") from error
+    payload = load_plain(path, "checkpoint")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is not an ebm-samplers sample() checkpoint")
     if payload.get("version") != VERSION:
@@ -186,3 +175,22 @@ def _map_tensors(value: Any, function: Callable[[Tensor], Tensor]) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(_map_tensors(item, function) for item in value)
     return value
+
+
+def load_plain(path: str | os.PathLike, what: str) -> Any:
+    """`torch.load(path, weights_only=True)` on the CPU, with a clear error for a foreign, damaged or unsafe file."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:  # weights_only refused an object: name it, never load it
+        if "Unsupported operand" in str(error):  # not a pickle at all: a text or other foreign file
+            raise ValueError(
+                f"cannot read {what} {path}: it is not a file written by torch.save; delete it to start afresh"
+            ) from error
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
+        unsafe = found.group(1) if found else "objects other than tensors and plain Python values"
+        raise ValueError(
+            f"cannot read {what} {path}: it holds {unsafe}, and {what}s are never unpickled; delete it to start afresh"
+        ) from error
+    except Exception as error:  # a foreign or damaged file: say which and what to do
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"cannot read {what} {path}: {first_line}; delete it to start afresh") from error

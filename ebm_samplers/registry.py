@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
@@ -39,7 +40,9 @@ def register_sampler(name: str, *, overwrite: bool = False) -> Callable[[K], K]:
 def get_sampler(name: str, **params) -> Kernel:
     """A new kernel of the registered sampler `name`, built with `params`."""
     if name not in _REGISTRY:
-        raise KeyError(f"unknown sampler {name!r}; available samplers: {', '.join(available_samplers())}")
+        close = difflib.get_close_matches(str(name), available_samplers(), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise KeyError(f"unknown sampler {name!r}{hint}; available samplers: {', '.join(available_samplers())}")
     factory = _REGISTRY[name]
     try:
         signature = inspect.signature(factory)

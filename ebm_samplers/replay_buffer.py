@@ -145,6 +145,12 @@ class ReplayBuffer:
             )
         if not x.is_floating_point():
             raise TypeError(f"ReplayBuffer.push expects floating samples; got {x.dtype}")
+        if x.shape[0] and not bool(torch.isfinite(x.detach()).all()):  # a stored NaN would be drawn again and again
+            bad = ~torch.isfinite(x.detach().reshape(x.shape[0], -1)).all(1)
+            raise ValueError(
+                f"ReplayBuffer.push: {int(bad.sum())} sample(s) contain NaN or infinite values "
+                f"(first: row {int(bad.nonzero()[0, 0])}); the buffer holds only finite states"
+            )
         m = x.shape[0]
         if energy is not None:
             if not isinstance(energy, Tensor) or energy.shape != (m,):

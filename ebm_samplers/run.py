@@ -9,6 +9,8 @@ modules and are only called from here: `_nonfinite` (on_nonfinite policy), `chec
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import os
 import secrets
 import sys
@@ -75,7 +77,7 @@ def sample(
         warmup: transitions run first and discarded.
         seed: seeds the run's only random generator; None picks a fresh seed, stored in `trace.attrs`.
         progress: show a progress bar; None shows it on long runs when stderr is a terminal.
-        device, dtype: for the N(0, I) initial points when `init` is None.
+        device, dtype: for the N(0, I) initial points when `init` is None (with `init`, leave them out or match it).
         adapt_step_size: during warm-up, tune the step size (starting from the kernel's) by dual averaging
             toward the kernel's target acceptance; kernels without an accept step (ULA) never adapt it.
         target_acceptance: overrides the kernel's target (MALA 0.574, HMC 0.8).
@@ -96,7 +98,8 @@ def sample(
         checkpoint: a file to save progress to every `checkpoint_every` transitions and at the end; if it
             exists, the run continues from it (same arguments required; see `ebm_samplers.checkpoint`).
         stream: a folder to append the kept draws to in chunks of `stream_every` draws; the returned
-            trace is read back from it (see `ebm_samplers.streaming`).
+            trace is read back from it (see `ebm_samplers.streaming`). A new run replaces a stream already
+            in the folder; only a run resuming from `checkpoint` continues it.
         keep: "draws" returns a `Trace`; "moments" keeps only per-chain running means and variances and
             returns `Moments` (memory independent of the run length).
         compile_step: run the kernel's step (energy included) through `torch.compile`, after warm-up several
@@ -113,7 +116,13 @@ def sample(
     if distributed.should_shard():
         arguments = {name: value for name, value in locals().items() if name != "sampler_params"}
         return distributed.sample_distributed(sample, {**arguments, **sampler_params})
-    kernel = resolve_kernel(sampler, sampler_params)
+    try:
+        kernel = resolve_kernel(sampler, sampler_params)
+    except TypeError as error:  # extra keywords go to the sampler: a misspelt sample() argument lands there too
+        hint = _misspelt_run_arguments(sampler_params)
+        if not hint:
+            raise
+        raise TypeError(f"{error} ({hint})") from None
     n_steps = _check_count(n_steps, "n_steps", minimum=1)
     warmup = _check_count(warmup, "warmup", minimum=0)
     thin = _check_count(thin, "thin", minimum=1)
@@ -130,11 +139,16 @@ def sample(
     stream_every = _check_count(stream_every, "stream_every", minimum=1)
     if reset is not None and not callable(reset):
         raise TypeError(f"reset must be a callable reset(n, generator) -> Tensor; got {type(reset).__name__}")
+    if reset is not None and on_nonfinite != "reset":
+        raise ValueError(f"reset= is used only with on_nonfinite='reset'; got on_nonfinite={on_nonfinite!r}")
     if isinstance(getattr(kernel, "step_size", None), (int, float)):
         check_positive(kernel.step_size, f"{kernel.name or type(kernel).__name__} step_size")
     if seed is None and checkpoint is not None:
         seed = stored_seed(checkpoint)  # resuming a run that picked its own seed
     seed = secrets.randbits(63) if seed is None else _check_count(seed, "seed", minimum=0)
+    if seed >= 2**64:  # torch.Generator.manual_seed takes 64 bits
+        raise ValueError(f"seed must be an integer in [0, 2**64); got {seed}")
+    device, dtype = _check_device(device), _check_dtype(dtype)
 
     energy = as_energy(energy)
     generator_device = init.device if isinstance(init, Tensor) else torch.device(device or "cpu")
@@ -268,6 +282,17 @@ def sample(
     return recorder.result({**attrs, **adaptation.attrs(state), **guard.attrs()})
 
 
+def _misspelt_run_arguments(sampler_params: dict) -> str:
+    """'did you mean sample()'s n_chains= for n_chain=?' for keywords that look like sample()'s own."""
+    own = [name for name in inspect.signature(sample).parameters if name != "sampler_params"]
+    guesses = []
+    for name in sampler_params:
+        close = difflib.get_close_matches(name, own, n=1, cutoff=0.8)
+        if close:
+            guesses.append(f"sample()'s {close[0]}= for {name}=")
+    return f"did you mean {', '.join(guesses)}?" if guesses else ""
+
+
 def _check_step_size_fits(state: State, kernel: Kernel) -> None:
     """A step size valid as a Python float can still round to 0 or overflow in the run's dtype."""
     step_size = getattr(state, "step_size", None)
@@ -353,6 +378,28 @@ def _check_count(value, what: str, minimum: int) -> int:
     return value
 
 
+def _check_device(device) -> torch.device | None:
+    """`device` as a torch.device that exists here; a clear error instead of torch's for a typo or a missing GPU."""
+    if device is None:
+        return None
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be a torch device such as 'cpu', 'cuda' or 'cuda:0'; got {device!r}") from None
+    try:
+        torch.empty(0, device=device)
+    except RuntimeError as error:  # no such GPU, no driver, a build without that backend
+        reason = str(error).strip().splitlines()[0].split(". ")[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"device {str(device)!r} is not usable on this machine ({reason})") from None
+    return device
+
+
+def _check_dtype(dtype) -> torch.dtype | None:
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"dtype must be a floating torch.dtype such as torch.float32 or torch.float64; got {dtype!r}")
+    return dtype
+
+
 def _initial_points(
     energy: Energy,
     init: Tensor | None,
@@ -366,6 +413,16 @@ def _initial_points(
             raise ValueError(f"init has {init.shape[0]} chains but n_chains={n_chains}; give one or make them agree")
         if not isinstance(init, Tensor):
             raise TypeError(f"init must be a torch.Tensor of shape (n_chains, *event); got {type(init).__name__}")
+        # device and dtype place drawn initial points; silently ignoring them for a given init would run elsewhere
+        other_device = device is not None and (
+            device.type != init.device.type or device.index not in (None, init.device.index)
+        )
+        if other_device or (dtype is not None and dtype != init.dtype):
+            raise ValueError(
+                f"device={str(device) if device is not None else None!r} and dtype={dtype} describe the N(0, I) "
+                f"initial points drawn when init is None, but init is {init.dtype} on {init.device}; "
+                "move init itself (init.to(device, dtype)) or leave device and dtype out"
+            )
         return init.detach().clone()
     if n_chains is None:
         raise ValueError("give init (a tensor of shape (n_chains, *event_shape)) or n_chains")

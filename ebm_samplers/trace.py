@@ -34,6 +34,9 @@ class Trace:
     attrs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for name, values in {"draws": self.draws, **{f"stats[{k!r}]": v for k, v in self.stats.items()}}.items():
+            if not isinstance(values, Tensor):
+                raise TypeError(f"Trace.{name} must be a torch.Tensor; got {type(values).__name__}")
         if self.draws.ndim < 2:
             raise ValueError(f"Trace.draws must have shape (chain, draw, *event); got {tuple(self.draws.shape)}")
         for name, values in self.stats.items():
@@ -81,7 +84,8 @@ class Trace:
         return summary(self)
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the trace as netCDF (ArviZ layout) atomically: a crash never leaves a half-written file."""
+        """Write the trace as netCDF (ArviZ layout) atomically: a crash never leaves a half-written file.
+        Missing parent folders are created."""
         tree = self.to_arviz()
         path = atomic_write(path, lambda temporary: tree.to_netcdf(temporary, engine="h5netcdf"))
         return path
@@ -101,7 +105,10 @@ class Trace:
             return load_stream(path)
         import arviz as az
 
-        tree = az.from_netcdf(path).load()
+        try:
+            tree = az.from_netcdf(path).load()
+        except (OSError, ValueError) as error:  # not netCDF at all: xarray's message is about its IO backends
+            raise ValueError(f"{path} is not a netCDF file; expected a trace written by Trace.save") from error
         if "posterior" not in tree.children or VARIABLE not in tree["posterior"].data_vars:
             raise ValueError(f"{path} is not an ebm-samplers trace: it has no posterior variable {VARIABLE!r}")
         draws = torch.from_numpy(np.asarray(tree["posterior"][VARIABLE].values).copy())

@@ -20,7 +20,7 @@ class CallableEnergy(Energy):
     def __init__(self, function: Callable[[Tensor], Tensor], event_shape: Sequence[int] | None = None):
         super().__init__()
         self.function = function
-        self.event_shape = None if event_shape is None else torch.Size(event_shape)
+        self.event_shape = None if event_shape is None else _checked_event_shape(event_shape)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.function(x)
@@ -28,6 +28,14 @@ class CallableEnergy(Energy):
     @property
     def name(self) -> str:
         return _describe(self.function)
+
+
+def _checked_event_shape(event_shape) -> torch.Size:
+    ok = isinstance(event_shape, Sequence) and not isinstance(event_shape, str)
+    ok = ok and all(isinstance(size, int) and not isinstance(size, bool) and size >= 1 for size in event_shape)
+    if not ok:
+        raise ValueError(f"event_shape must be a tuple of integers >= 1, e.g. (2,) for 2-D points; got {event_shape!r}")
+    return torch.Size(event_shape)
 
 
 def as_energy(
@@ -44,7 +52,7 @@ def as_energy(
     if isinstance(function, Energy):
         energy = function
         if event_shape is not None:
-            wanted = torch.Size(event_shape)
+            wanted = _checked_event_shape(event_shape)
             if energy.event_shape is not None and energy.event_shape != wanted:
                 raise ValueError(
                     f"energy {energy.name} has event_shape {tuple(energy.event_shape)}, "

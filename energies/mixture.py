@@ -7,7 +7,7 @@ Computed as E = u* - log sum_k exp(u* - u_k) with u_k = -log(w_k N(x; m_k, S_k))
 stays finite far from every mode. Diagonal S_k whiten elementwise (O(d) per point); others by a matrix product.
 
 `GaussianMixture()` is the project's default target: equal weights, means (-2, -2) and (2, 2),
-covariance 0.5 I. Its modes are separated by an energy barrier of about 8 nats.
+covariance 0.5 I. Its modes are separated by an energy barrier of 8 - log 2 = 7.31 nats (E(0) - E(mode), to 1e-4).
 """
 
 from __future__ import annotations

@@ -54,6 +54,14 @@ class WarmupAdaptation:
                 f"sampler {kernel.name or type(kernel).__name__} has no accept/reject step, so target_acceptance "
                 f"cannot be used; got target_acceptance={target_acceptance!r}"
             )
+        ignored = [f"target_acceptance={target_acceptance!r}"] if target_acceptance is not None else []
+        ignored += ["step_size_per_chain=True"] if step_size_per_chain else []
+        if ignored and (warmup == 0 or not adapt_step_size):
+            raise ValueError(
+                f"{' and '.join(ignored)}: options of the step-size adaptation during warm-up, but this run "
+                f"has {'warmup=0' if warmup == 0 else 'adapt_step_size=False'}, so they would be ignored; "
+                "give warmup > 0 with adapt_step_size=True, or leave them out"
+            )
         target = kernel_target if target_acceptance is None else target_acceptance
         self.warmup = warmup
         self.target_acceptance = target

@@ -23,8 +23,11 @@ def add_parser(commands) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     from diagnostics import diagnose
+    from ebm_samplers.commands.sample import load_energy
 
     tree = _load(Path(args.path))
+    if args.energy is not None:
+        load_energy(args.energy)  # a typo in --energy fails before the report, not after it
     report = diagnose(tree)
     print(f"{args.path}: {report}")
     if args.energy is not None:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
 
 _SCORE_METHODS = ("exact_sm", "sm", "ssm", "dsm", "dsm_multiscale")
@@ -25,7 +23,9 @@ def add_parser(commands) -> None:
     from ebm_samplers.training import available_datasets, available_methods
 
     train = commands.add_parser("train", help="train an energy-based model on a toy data set and evaluate it")
-    train.add_argument("--dataset", default="8gaussians", help=f"one of {', '.join(available_datasets())}")
+    train.add_argument(
+        "--dataset", default="8gaussians", help=f"one of {', '.join(available_datasets())} (default: 8gaussians)"
+    )
     train.add_argument("--method", default="pcd", help=f"one of {', '.join(available_methods())} (default: pcd)")
     train.add_argument("--out", default="runs/train", help="output folder (default: runs/train)")
     train.add_argument("--iterations", type=int, default=None, help="optimiser steps (default: the method's)")
@@ -70,8 +70,10 @@ def _parse_option(text: str) -> tuple[str, object]:
 def run_command(args: argparse.Namespace) -> int:
     import torch
 
-    from ebm_samplers.training import fit, load_digits, toy_dataset
+    from ebm_samplers.training import available_datasets, fit, load_digits, toy_dataset
 
+    if args.dataset not in available_datasets():  # toy_dataset's own error would not mention digits
+        raise ValueError(f"unknown data set {args.dataset!r}; --dataset is one of {', '.join(available_datasets())}")
     options = dict(_parse_option(text) for text in args.option)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -222,9 +224,7 @@ def _evaluate_images(result, train, test, test_labels, out: Path, args) -> dict:
 
 
 def _write_json(path: Path, payload: dict) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(handle, "w") as file:
-        json.dump(payload, file, indent=2)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
+    from ebm_samplers._atomic import atomic_write
+
+    text = json.dumps(payload, indent=2)  # before any file exists: a payload that cannot be written leaves none
+    atomic_write(path, lambda temporary: temporary.write_text(text))

@@ -109,7 +109,13 @@ class Persistent(Kernel):
             acceptance = acceptance + info["acceptance_rate"]
             if "nonfinite" in info:
                 failed = failed | info["nonfinite"]
-        self.buffer.push(inner.position, inner.energy, generator=generator)
+        # A chain that blew up is reported in info["nonfinite"] and handled by the run's on_nonfinite policy; its
+        # state must not enter the buffer, or later calls keep restarting from it (a buffer full of NaN).
+        finite = ~nonfinite(inner.energy, inner.grad)
+        if bool(finite.all()):  # one host sync per call of n_inner_steps transitions
+            self.buffer.push(inner.position, inner.energy, generator=generator)
+        else:
+            self.buffer.push(inner.position[finite], inner.energy[finite], generator=generator)
         new_state = State(
             position=inner.position.detach(), energy=inner.energy, grad=inner.grad, step_size=state.step_size
         )

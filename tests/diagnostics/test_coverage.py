@@ -40,3 +40,10 @@ def test_bad_input_is_explained():
         mode_coverage(torch.zeros(10, 2), means=torch.zeros(2, 2), weights=torch.tensor([0.5, 0.5]))
     with pytest.raises(ValueError, match="dimension 3"):
         mode_coverage(torch.zeros(10, 3), GaussianMixture())
+
+
+def test_a_target_that_is_not_a_mixture_is_explained():
+    from energies import Gaussian
+
+    with pytest.raises(TypeError, match=r"the mixture must have means and weights.*got Gaussian"):
+        mode_coverage(np.zeros((2, 10, 2)), Gaussian([0.0, 0.0]))

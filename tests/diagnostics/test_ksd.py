@@ -110,6 +110,10 @@ def test_bad_input_is_explained():
         ksd(torch.zeros(5, 2), 3.0)
     with pytest.raises(ValueError, match="NaN"):
         ksd(torch.full((5, 2), float("nan")), target)
+    with pytest.raises(ValueError, match=r"samples of shape \(5, 3\) do not match the target's event shape \(2,\)"):
+        ksd(torch.zeros(5, 3), target)
+    with pytest.raises(ValueError, match=r"shape \(4, 5, 2\) do not match.*pass the Trace"):
+        ksd(torch.zeros(4, 5, 2), GaussianMixture())  # (chain, draw, event) draws not pooled
 
 
 def test_trace_datatree_and_array_give_the_same_ksd():

@@ -95,3 +95,26 @@ def test_a_chain_that_crossed_once_does_not_hide_the_mode_split():
     report = diagnose(draws)
     (split,) = [p for p in report.problems if p.kind == "mode_split"]
     assert split.chains == (0, 1), split.message
+
+
+def test_sample_stats_that_are_not_a_dict_are_explained():
+    import pytest
+
+    with pytest.raises(TypeError, match=r"sample_stats must be a dict of \(chain, draw\) arrays by name; got list"):
+        diagnose(np.zeros((4, 20, 1)), sample_stats=[np.ones((4, 20))])
+
+
+def test_a_stuck_chain_without_acceptance_stats_is_named_by_its_constant_draws():
+    draws = np.random.default_rng(0).normal(size=(4, 100, 1))
+    draws[2] = 0.5
+    stuck = [p for p in diagnose(draws).problems if p.kind == "stuck_chain"]
+    assert len(stuck) == 1 and stuck[0].chains == (2,)
+    assert "chain 2 is stuck (draws constant)" in stuck[0].message and "acceptance" not in stuck[0].message
+
+
+def test_an_undefined_r_hat_is_called_undefined_not_a_largest_nan():
+    draws = np.random.default_rng(1).normal(size=(4, 100, 2))
+    draws[:, :, 1] = 3.0  # a coordinate that never moves in any chain: R-hat is NaN
+    (problem,) = [p for p in diagnose(draws).problems if p.kind == "r_hat"]
+    assert "R-hat above 1.01 or undefined on 1 of 2 coordinates (undefined at x[1])" in problem.message
+    assert "nan" not in problem.message

@@ -47,3 +47,7 @@ def test_bad_input_is_explained():
         summary("trace.nc")
     with pytest.raises(ValueError, match="at least 4"):
         summary(torch.zeros(2, 3))
+    with pytest.raises(TypeError, match="expected real numbers; got dtype complex128"):
+        summary(np.ones((4, 10)) + 1j)  # its imaginary part would be dropped with only a numpy warning
+    with pytest.raises(TypeError, match="expected real numbers; got dtype object"):
+        summary(np.full((4, 10), "a", dtype=object))

@@ -158,6 +158,9 @@ def test_loading_never_unpickles_arbitrary_objects(tmp_path):
     (tmp_path / "garbage.ckpt").write_bytes(b"\x00not a checkpoint")
     with pytest.raises(ValueError, match="cannot read checkpoint"):
         ebm_samplers.sample(QuarticWell(), "mala", checkpoint=tmp_path / "garbage.ckpt", **RUN)
+    (tmp_path / "notes.ckpt").write_text("import torch  # a script saved under the wrong name\n")
+    with pytest.raises(ValueError, match=r"notes.ckpt: it is not a file written by torch.save; delete it"):
+        read_checkpoint(tmp_path / "notes.ckpt")
     torch.save({"something": torch.zeros(2)}, tmp_path / "other.ckpt")
     with pytest.raises(ValueError, match="is not an ebm-samplers sample\\(\\) checkpoint"):
         read_checkpoint(tmp_path / "other.ckpt")

@@ -4,6 +4,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import torch
 
 from ebm_samplers import Trace
@@ -18,6 +19,15 @@ def test_sample_on_the_default_writes_trace_and_plot(tmp_path, capsys):
     assert (tmp_path / "trace.png").stat().st_size > 10_000
     trace = Trace.load(tmp_path / "trace.nc")
     assert trace.draws.shape == (4, 100, 2)
+
+
+def test_steps_count_transitions_and_thin_keeps_every_thin_th_as_the_help_says(tmp_path, capsys):
+    args = ["sample", "--steps", "40", "--thin", "4", "--warmup", "0", "--chains", "4", "--no-plot"]
+    assert main([*args, "--out", str(tmp_path)]) == 0
+    assert Trace.load(tmp_path / "trace.nc").n_draws == 10
+    with pytest.raises(SystemExit):
+        main(["sample", "--help"])
+    assert "every THIN-th is kept" in " ".join(capsys.readouterr().out.split())
 
 
 def test_user_energy_from_module(tmp_path, monkeypatch, capsys):
@@ -50,6 +60,27 @@ def test_user_energy_from_module(tmp_path, monkeypatch, capsys):
     assert "on banana" in capsys.readouterr().out
 
 
+def test_a_registered_user_kernel_without_an_acceptance_stat_runs(tmp_path, capsys):
+    from ebm_samplers import Kernel, State, register_sampler
+    from ebm_samplers.kernels import per_chain
+    from energies import energy_and_grad
+
+    class NoisyDescent(Kernel):  # records nothing: Info entries are optional
+        step_size = 0.1
+
+        def step(self, state, energy, generator):
+            noise = torch.randn(state.position.shape, generator=generator, dtype=state.position.dtype)
+            h = per_chain(state.step_size, state.position)
+            position = state.position - h * state.grad + (2 * h).sqrt() * noise
+            value, grad = energy_and_grad(energy, position)
+            return State(position=position, energy=value, grad=grad, step_size=state.step_size), {}
+
+    register_sampler("test_cli_no_stats", overwrite=True)(NoisyDescent)
+    args = ["sample", "--sampler", "test_cli_no_stats", "--steps", "20", "--warmup", "0", "--no-plot"]
+    assert main([*args, "--out", str(tmp_path)]) == 0
+    assert "8 chains x 20 draws, mean acceptance not recorded" in capsys.readouterr().out
+
+
 def test_checkpointed_cli_run_resumes_to_the_same_trace(tmp_path, capsys):
     args = ["sample", "--steps", "60", "--warmup", "10", "--chains", "3", "--no-plot", "--on-nonfinite", "reject"]
     args += ["--checkpoint", str(tmp_path / "run.ckpt"), "--checkpoint-every", "25"]
@@ -69,7 +100,8 @@ def test_user_mistakes_are_one_line_with_exit_status_two(tmp_path, capsys):
         (["sample", "--step-size", "-1"], "step_size must be a finite number > 0"),
         (["sample", "--chains", "0"], "n_chains must be an integer >= 1"),
         (["sample", "--energy", "no_such_module:f"], "No module named 'no_such_module'"),
-        (["sample", "--energy", "math:sqrt"], "does not declare its event_shape"),
+        (["sample", "--energy", "math:sqrt"], "does not declare its event_shape; give --dim D"),
+        (["sample", "--steps", "6", "--thin", "2"], "keeps 3 draws per chain; the convergence table needs at least 4"),
     ]
     for argv, message in cases:
         assert main([*argv, "--out", str(tmp_path)]) == 2

@@ -40,3 +40,12 @@ def test_bad_path_or_file_is_one_line_with_exit_status_two(tmp_path, capsys):
         assert main(["diagnose", path, "--no-plots"]) == 2
         error = capsys.readouterr().err.strip().splitlines()
         assert len(error) == 1 and error[0].startswith("error: ") and message in error[0], error
+
+
+def test_unknown_energy_fails_before_the_report(tmp_path, capsys):
+    az.from_dict({"posterior": {"x": np.random.default_rng(0).normal(size=(4, 50, 2))}}).to_netcdf(tmp_path / "t.nc")
+    assert main(["diagnose", str(tmp_path / "t.nc"), "--energy", "nope", "--no-plots"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.strip() == (
+        "error: unknown energy 'nope'; use a built-in (banana, funnel, gaussian2d, mixture) or module:callable"
+    )

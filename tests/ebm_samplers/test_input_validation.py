@@ -166,3 +166,49 @@ def test_other_bad_inputs_are_named():
     kernel.step_size = -0.5  # changed after construction
     with pytest.raises(ValueError, match=r"mala step_size must be a finite number > 0; got -0\.5"):
         ebm_samplers.sample(quadratic, kernel, init=torch.zeros(2, 1), n_steps=2)
+
+
+def test_bad_device_dtype_and_seed_are_named_before_torch_fails():
+    mixture = Gaussian([0.0, 0.0])
+    with pytest.raises(ValueError, match=r"device must be a torch device such as 'cpu'.*got 'gpu'"):
+        ebm_samplers.sample(mixture, "mala", n_chains=2, n_steps=2, device="gpu")
+    with pytest.raises(ValueError, match=r"device .cuda:99. is not usable on this machine"):
+        ebm_samplers.sample(mixture, "mala", n_chains=2, n_steps=2, device="cuda:99")
+    with pytest.raises(TypeError, match=r"dtype must be a floating torch.dtype.*got torch.int64"):
+        ebm_samplers.sample(mixture, "mala", n_chains=2, n_steps=2, dtype=torch.int64)
+    with pytest.raises(TypeError, match=r"dtype must be a floating torch.dtype.*got 'float64'"):
+        ebm_samplers.sample(mixture, "mala", n_chains=2, n_steps=2, dtype="float64")
+    with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*64\); got 18446744073709551616"):
+        ebm_samplers.sample(mixture, "mala", n_chains=2, n_steps=2, seed=2**64)
+    assert ebm_samplers.sample(mixture, "mala", n_chains=2, n_steps=2, seed=2**64 - 1).attrs["seed"] == 2**64 - 1
+
+
+def test_device_or_dtype_that_contradict_init_are_not_silently_ignored():
+    init = torch.zeros(2, 2)
+    with pytest.raises(ValueError, match=r"dtype=torch.float64 describe the N\(0, I\) initial points.*init is torch"):
+        ebm_samplers.sample(quadratic, "mala", init=init, n_steps=2, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"device='meta'.*init is torch.float32 on cpu"):
+        ebm_samplers.sample(quadratic, "mala", init=init, n_steps=2, device="meta")
+    trace = ebm_samplers.sample(quadratic, "mala", init=init, n_steps=2, device="cpu", dtype=torch.float32)
+    assert trace.draws.dtype == torch.float32
+
+
+@pytest.mark.skipif(torch.backends.mps.is_available(), reason="needs a machine without Apple's MPS backend")
+def test_an_unusable_device_is_named_in_one_short_sentence():
+    with pytest.raises(ValueError) as error:
+        ebm_samplers.sample(Gaussian([0.0, 0.0]), "mala", n_chains=2, n_steps=2, device="mps")
+    assert str(error.value).startswith("device 'mps' is not usable on this machine (")
+    assert len(str(error.value)) < 200 and "\n" not in str(error.value)  # torch's message runs to 2,000 characters
+
+
+def test_a_misspelt_sample_argument_is_pointed_out():
+    with pytest.raises(
+        TypeError, match=r"has no parameter\(s\) n_chain.*\(did you mean sample\(\)'s n_chains= for n_chain=\?\)"
+    ):
+        ebm_samplers.sample(Gaussian([0.0, 0.0]), "mala", n_chain=4, n_steps=2)
+    with pytest.raises(
+        TypeError, match=r"did you mean sample\(\)'s n_steps= for num_steps=, sample\(\)'s seed= for seeds="
+    ):
+        ebm_samplers.sample(Gaussian([0.0, 0.0]), "mala", n_chains=4, n_steps=2, num_steps=2, seeds=0)
+    with pytest.raises(TypeError, match=r"its parameters are: step_size$"):  # no far-fetched guess
+        ebm_samplers.sample(Gaussian([0.0, 0.0]), "mala", n_chains=4, n_steps=2, stepsize=0.1)

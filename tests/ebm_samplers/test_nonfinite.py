@@ -165,6 +165,10 @@ def test_bad_policy_is_rejected():
         ebm_samplers.sample(nan_outside, "mala", init=torch.zeros(2, 1), n_steps=2, on_nonfinite="ignore")
     with pytest.raises(TypeError, match="reset must be a callable"):
         ebm_samplers.sample(nan_outside, "mala", init=torch.zeros(2, 1), n_steps=2, on_nonfinite="reset", reset=3)
+    with pytest.raises(ValueError, match=r"reset= is used only with on_nonfinite='reset'; got on_nonfinite='raise'"):
+        ebm_samplers.sample(
+            nan_outside, "mala", init=torch.zeros(2, 1), n_steps=2, reset=lambda n, g: -torch.ones(n, 1)
+        )
 
 
 def test_nonfinite_check_is_exact_on_special_values():

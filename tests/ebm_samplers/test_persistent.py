@@ -106,3 +106,14 @@ def test_bad_persistent_settings_are_rejected():
     kernel = ebm_samplers.get_sampler("persistent", buffer=ReplayBuffer(10, (3,)))
     with pytest.raises(ValueError, match="shape"):
         kernel.init(torch.zeros(4, 2), lambda x: (x**2).sum(-1))
+
+
+def test_states_that_blew_up_are_reported_but_never_stored_in_the_buffer():
+    # x^4 with a large ULA step: chains that leave ~[-1.3, 1.3] overshoot to inf within a few steps
+    kernel = ebm_samplers.get_sampler("persistent", inner="ula", step_size=0.3, n_inner_steps=20, capacity=64)
+    trace = ebm_samplers.sample(
+        lambda x: (x**4).sum(-1), kernel, init=torch.zeros(16, 1), n_steps=10, seed=0, on_nonfinite="reject"
+    )
+    assert trace.attrs["nonfinite_total"] > 0  # failures happen and are counted...
+    stored = kernel.buffer.state_dict()
+    assert stored["size"] > 0 and torch.isfinite(stored["samples"][: stored["size"]]).all()  # ...but not stored

@@ -65,6 +65,8 @@ def test_a_kernel_object_can_be_passed_directly():
 def test_unknown_names_and_parameters_are_explained():
     with pytest.raises(KeyError, match=r"unknown sampler 'nope'.*mala"):
         ebm_samplers.get_sampler("nope")
+    with pytest.raises(KeyError, match=r"unknown sampler 'mla' \(did you mean 'mala'\?\); available samplers"):
+        ebm_samplers.sample(Gaussian([0.0]), "mla", n_chains=2, n_steps=5)
     with pytest.raises(TypeError, match=r"has no parameter.*stepsize.*step_size"):
         ebm_samplers.get_sampler("mala", stepsize=0.1)
     with pytest.raises(ValueError, match="step_size must be a finite number > 0"):

@@ -155,6 +155,9 @@ def test_bad_pushes_and_init_outputs_are_rejected():
         buffer.push(torch.zeros(3, 2), energy=torch.zeros(2), generator=torch.Generator())
     with pytest.raises(ValueError, match="generator"):
         buffer.push(torch.zeros(3, 2))
+    with pytest.raises(ValueError, match=r"2 sample\(s\) contain NaN or infinite values \(first: row 1\)"):
+        buffer.push(torch.tensor([[0.0, 0.0], [math.nan, 0.0], [0.0, math.inf]]), generator=torch.Generator())
+    assert buffer.statistics()["size"] == 0  # nothing of a refused push is stored
     wrong = ReplayBuffer(4, (2,), init_distribution=lambda n, g: torch.zeros(n, 3))
     with pytest.raises(ValueError, match="init_distribution"):
         wrong.draw(2, torch.Generator())

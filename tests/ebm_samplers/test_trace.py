@@ -44,6 +44,25 @@ def test_netcdf_round_trip_is_exact(trace, tmp_path):
 def test_load_explains_missing_and_foreign_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="no trace file"):
         Trace.load(tmp_path / "missing.nc")
+    (tmp_path / "notes.txt").write_text("not a trace")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "model.pt")
+    for foreign in ("notes.txt", "model.pt"):
+        with pytest.raises(ValueError, match=rf"{foreign} is not a netCDF file; expected a trace written by"):
+            Trace.load(tmp_path / foreign)
+
+
+def test_save_to_a_folder_is_explained_and_missing_folders_are_created(trace, tmp_path):
+    with pytest.raises(IsADirectoryError, match=r"is a folder; expected the path of a file to write"):
+        trace.save(tmp_path)
+    assert list(tmp_path.iterdir()) == []  # no temporary file left behind
+    assert Trace.load(trace.save(tmp_path / "new" / "folder" / "trace.nc")).n_draws == trace.n_draws
+
+
+def test_trace_rejects_draws_and_stats_that_are_not_tensors():
+    with pytest.raises(TypeError, match=r"Trace.draws must be a torch.Tensor; got ndarray"):
+        Trace(draws=torch.zeros(2, 5, 1).numpy())
+    with pytest.raises(TypeError, match=r"Trace.stats\['energy'\] must be a torch.Tensor; got list"):
+        Trace(draws=torch.zeros(2, 5, 1), stats={"energy": [0.0] * 10})
 
 
 def test_trace_rejects_mismatched_stats():

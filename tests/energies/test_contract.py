@@ -64,3 +64,9 @@ def test_a_user_module_is_an_energy():
 
     trace = ebm_samplers.sample(energy, "ula", init=torch.zeros(3, 2), n_steps=5, seed=0, step_size=0.01)
     assert trace.draws.shape == (3, 5, 2)
+
+
+@pytest.mark.parametrize("event_shape", [2, (-2,), (0,), (2.0,), "2"])
+def test_a_bad_event_shape_is_explained(event_shape):
+    with pytest.raises(ValueError, match=r"event_shape must be a tuple of integers >= 1, e.g. \(2,\)"):
+        as_energy(lambda x: (x**2).sum(-1), event_shape=event_shape)

@@ -91,3 +91,10 @@ def test_energies_follow_the_input_dtype():
     x = torch.zeros(3, 2, dtype=torch.float64)
     assert GaussianMixture()(x).dtype == torch.float64
     assert Gaussian([0.0, 0.0])(x).dtype == torch.float64
+
+
+def test_the_default_mixture_barrier_is_8_minus_log_2_nats_as_documented():
+    # E(0) - E(mode): both components contribute exp(-8) at the origin; at a mode the other one is ~exp(-16)
+    mixture = GaussianMixture().double()
+    barrier = mixture(torch.zeros(1, 2, dtype=torch.float64)) - mixture(torch.full((1, 2), 2.0, dtype=torch.float64))
+    assert abs(float(barrier) - (8 - math.log(2))) < 1e-4

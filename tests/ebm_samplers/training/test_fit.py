@@ -77,11 +77,26 @@ def test_checkpoint_is_written_atomically_and_periodically(data, tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["run.pt"]  # no temporary files left behind
 
 
+def test_checkpoint_rename_is_made_durable_by_syncing_its_folder(data, tmp_path, monkeypatch):
+    import ebm_samplers._atomic
+
+    synced = []
+    monkeypatch.setattr(ebm_samplers._atomic, "fsync_directory", synced.append)
+    fit(data, "dsm", energy=small_energy(), n_iterations=2, batch_size=16, checkpoint=tmp_path / "run.pt")
+    assert synced and all(folder == tmp_path for folder in synced)
+
+
 def test_resume_with_another_method_is_refused(data, tmp_path):
     path = tmp_path / "run.pt"
     fit(data, "dsm", energy=small_energy(), n_iterations=2, batch_size=16, checkpoint=path)
     with pytest.raises(ValueError, match="written by method 'dsm'"):
         fit(data, "ssm", energy=small_energy(), n_iterations=4, resume=path)
+
+
+def test_resume_from_a_file_that_is_not_a_checkpoint_is_a_clear_error(data, tmp_path):
+    (tmp_path / "notes.pt").write_text("import torch  # a script saved under the wrong name\n")
+    with pytest.raises(ValueError, match=r"cannot read training checkpoint .*notes.pt: it is not a file written by"):
+        fit(data, "dsm", energy=small_energy(), n_iterations=2, batch_size=16, resume=tmp_path / "notes.pt")
 
 
 def test_a_user_module_works(data):

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from ebm_samplers.cli import main
 
 
@@ -35,3 +37,17 @@ def test_train_errors_are_one_line(tmp_path, capsys):
     assert "unknown training method 'mle'" in capsys.readouterr().err
     assert main(["train", "--option", "nonsense", "--out", str(tmp_path)]) == 2
     assert "NAME=VALUE" in capsys.readouterr().err
+    assert main(["train", "--dataset", "digit", "--out", str(tmp_path / "not_created")]) == 2
+    assert "unknown data set 'digit'; --dataset is one of 8gaussians, " in capsys.readouterr().err
+    assert not (tmp_path / "not_created").exists()
+
+
+def test_metrics_file_is_written_atomically_and_a_failed_write_leaves_nothing(tmp_path):
+    from ebm_samplers.commands.train import _write_json
+
+    with pytest.raises(TypeError):
+        _write_json(tmp_path / "metrics.json", {"not json": object()})
+    assert list(tmp_path.iterdir()) == []
+    _write_json(tmp_path / "metrics.json", {"nll": 2.5})
+    assert json.loads((tmp_path / "metrics.json").read_text()) == {"nll": 2.5}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
