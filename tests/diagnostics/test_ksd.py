@@ -17,7 +17,7 @@ def _stein_by_autograd(x, y, score_x, score_y, c, beta):
     (grad_x,) = torch.autograd.grad(k, x, create_graph=True)
     (grad_y,) = torch.autograd.grad(k, y, create_graph=True)
     trace = sum(torch.autograd.grad(grad_x[i], y, retain_graph=True)[0][i] for i in range(len(x)))
-    return float(score_x @ score_y * k + score_x @ grad_y + score_y @ grad_x + trace)
+    return float((score_x @ score_y * k + score_x @ grad_y + score_y @ grad_x + trace).detach())
 
 
 @pytest.mark.parametrize(("c", "beta"), [(1.0, -0.5), (0.7, -0.3)])
