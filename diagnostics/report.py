@@ -226,8 +226,18 @@ def _problems(chains: Chains, draws, table: pd.DataFrame, per_chain: pd.DataFram
     return problems
 
 
+def _rhat_extent(r_hat: pd.Series) -> str:
+    """Where R-hat is worst among the flagged coordinates: the largest defined value and the first undefined one
+    (NaN: no spread to compare, e.g. constant draws, or a single chain)."""
+    defined = r_hat.dropna()
+    parts = [f"up to {defined.max():.3g} at {defined.idxmax()}"] if len(defined) else []
+    if r_hat.isna().any():
+        parts.append(f"undefined at {r_hat.isna().idxmax()}")
+    return ", ".join(parts)
+
+
 def _rhat_problem(draws: np.ndarray, table: pd.DataFrame, bad: pd.Index, stuck: np.ndarray) -> Problem:
-    worst = table.loc[bad, "r_hat"].fillna(np.inf).idxmax()
+    extent = _rhat_extent(table.loc[bad, "r_hat"])
     columns = [table.index.get_loc(label) for label in bad]
     groups, distance = _regions(draws[:, :, columns], stuck)
     if len(groups) > 1:
@@ -242,18 +252,15 @@ def _rhat_problem(draws: np.ndarray, table: pd.DataFrame, bad: pd.Index, stuck: 
         return Problem(
             "mode_split",
             f"{where} (between-chain separation: chain medians up to {distance:.1f} within-chain sds apart; "
-            f"R-hat up to {table.loc[worst, 'r_hat']:.3g} at {worst}): the sampler is not crossing between "
+            f"R-hat {extent}): the sampler is not crossing between "
             "modes; try parallel_tempering or much longer runs, and do not trust the pooled estimates",
             chains=tuple(others),
             coordinates=tuple(bad),
         )
-    if table.loc[bad, "r_hat"].isna().any():  # NaN: no spread to compare (constant draws) or a single chain
-        above, largest = f"above {RHAT_MAX} or undefined", f"undefined at {table.loc[bad, 'r_hat'].isna().idxmax()}"
-    else:
-        above, largest = f"above {RHAT_MAX}", f"largest {table.loc[worst, 'r_hat']:.3g} at {worst}"
+    above = f"above {RHAT_MAX} or undefined" if table.loc[bad, "r_hat"].isna().any() else f"above {RHAT_MAX}"
     return Problem(
         "r_hat",
-        f"R-hat {above} on {len(bad)} of {len(table)} coordinates ({largest}): the chains have not mixed yet; "
+        f"R-hat {above} on {len(bad)} of {len(table)} coordinates ({extent}): the chains have not mixed yet; "
         "run longer or improve the sampler (step size, preconditioning)",
         coordinates=tuple(bad),
     )

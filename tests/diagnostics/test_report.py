@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 import ebm_samplers
-from diagnostics import diagnose
+from diagnostics import diagnose, summary
 from energies import Gaussian, GaussianMixture
 
 
@@ -117,4 +117,15 @@ def test_an_undefined_r_hat_is_called_undefined_not_a_largest_nan():
     draws[:, :, 1] = 3.0  # a coordinate that never moves in any chain: R-hat is NaN
     (problem,) = [p for p in diagnose(draws).problems if p.kind == "r_hat"]
     assert "R-hat above 1.01 or undefined on 1 of 2 coordinates (undefined at x[1])" in problem.message
+    assert "nan" not in problem.message
+
+
+def test_a_mode_split_with_an_undefined_r_hat_names_the_largest_defined_one():
+    rng = np.random.default_rng(0)
+    draws = np.empty((4, 200, 2))
+    draws[:, :, 0] = rng.normal(size=(4, 200)) + np.array([-3.0, -3.0, 3.0, 3.0])[:, None]  # two modes
+    draws[:, :, 1] = np.array([0.0, 1.0, 2.0, 3.0])[:, None]  # constant within each chain: R-hat undefined
+    (problem,) = [p for p in diagnose(draws).problems if p.kind == "mode_split"]
+    r_hat = summary(draws)["r_hat"]
+    assert f"R-hat up to {r_hat.iloc[0]:.3g} at x[0], undefined at x[1])" in problem.message
     assert "nan" not in problem.message
