@@ -10,6 +10,7 @@ User mistakes (unknown names, bad numbers, an energy that breaks the contract) e
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -26,6 +27,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return args.handler(args)
+    except BrokenPipeError:
+        # the reader went away (`ebm-samplers samplers | head`): nothing is wrong with the command, and Python's
+        # flush of stdout at exit would fail again, so that flush goes to /dev/null (as Python's docs advise)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except _USER_ERRORS as error:
         if args.traceback:
             raise

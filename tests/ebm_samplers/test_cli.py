@@ -114,3 +114,14 @@ def test_console_entry_point_lists_samplers():
         [sys.executable, "-m", "ebm_samplers", "samplers"], capture_output=True, text=True, check=True
     )
     assert "mala" in result.stdout and "ula" in result.stdout
+
+
+def test_a_reader_that_closes_the_pipe_early_gets_no_error_message():
+    # `ebm-samplers samplers | head -0`: the pipe is closed before the command writes (it first imports torch)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ebm_samplers", "samplers"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    process.stdout.close()
+    error = process.stderr.read()
+    assert process.wait(timeout=120) == 1
+    assert error == "", error
