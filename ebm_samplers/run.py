@@ -133,6 +133,8 @@ def sample(
         raise ValueError(f"keep must be 'draws' or 'moments'; got {keep!r}")
     if not isinstance(compile_step, bool):
         raise TypeError(f"compile_step must be True or False; got {compile_step!r}")
+    if progress is not None and not isinstance(progress, bool):
+        raise TypeError(f"progress must be True, False or None (shown on long runs in a terminal); got {progress!r}")
     if keep == "moments" and n_steps // thin < 2:
         raise ValueError(f"keep='moments' needs at least 2 kept draws for a variance; got {n_steps // thin}")
     checkpoint_every = _check_count(checkpoint_every, "checkpoint_every", minimum=1)

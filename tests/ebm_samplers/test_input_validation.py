@@ -212,3 +212,8 @@ def test_a_misspelt_sample_argument_is_pointed_out():
         ebm_samplers.sample(Gaussian([0.0, 0.0]), "mala", n_chains=4, n_steps=2, num_steps=2, seeds=0)
     with pytest.raises(TypeError, match=r"its parameters are: step_size$"):  # no far-fetched guess
         ebm_samplers.sample(Gaussian([0.0, 0.0]), "mala", n_chains=4, n_steps=2, stepsize=0.1)
+
+
+def test_progress_is_a_bool_or_none():
+    with pytest.raises(TypeError, match=r"progress must be True, False or None .*got 'yes'"):
+        ebm_samplers.sample(Gaussian([0.0, 0.0]), "mala", n_chains=2, n_steps=2, progress="yes")
