@@ -18,6 +18,13 @@ def make_kernel(sampler: str | Kernel, step_size: float, **params) -> Kernel:
     return get_sampler(sampler, step_size=step_size, **params)
 
 
+def check_chain_steps(n_steps, method: str) -> None:
+    """A method's sampler transitions per update must be a whole number >= 1 (0 would contrast the data with
+    itself, a loss of zero, rather than with model samples)."""
+    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
+        raise ValueError(f"{method} n_steps (sampler transitions per update) must be an integer >= 1; got {n_steps!r}")
+
+
 def run_chains(kernel: Kernel, energy: nn.Module, start: Tensor, n_steps: int, generator: torch.Generator) -> Tensor:
     """Run `n_steps` transitions of `kernel` on `energy` from `start`; the final positions, detached."""
     state = kernel.init(start.detach(), energy)

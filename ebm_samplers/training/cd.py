@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from ebm_samplers.kernels import Kernel
-from ebm_samplers.training._chains import make_kernel, run_chains
+from ebm_samplers.training._chains import check_chain_steps, make_kernel, run_chains
 from ebm_samplers.training._contrastive import contrastive_loss
 from ebm_samplers.training._method import TrainingMethod, register_method
 
@@ -30,6 +30,7 @@ class ContrastiveDivergence(TrainingMethod):
     uses_sampler = True
 
     def setup(self, energy: nn.Module, data: Tensor, generator: torch.Generator) -> None:
+        check_chain_steps(self.n_steps, "cd")
         self._kernel = make_kernel(self.sampler, self.step_size)
         self._samples = None
 

@@ -38,6 +38,7 @@ from torch import Tensor, nn
 
 import ebm_samplers
 from ebm_samplers.kernels import Kernel
+from ebm_samplers.training._chains import check_chain_steps
 from ebm_samplers.training._contrastive import contrastive_loss
 from ebm_samplers.training._method import TrainingMethod, register_method
 from ebm_samplers.training.distributed import local_module
@@ -88,6 +89,7 @@ class PersistentContrastiveDivergence(TrainingMethod):
         self.default_batch_size = settings["batch_size"]
 
     def setup(self, energy: nn.Module, data: Tensor, generator: torch.Generator) -> None:
+        check_chain_steps(self.n_steps, "pcd")
         shape, dtype, device = data.shape[1:], data.dtype, data.device
         low, high = data.amin(0), data.amax(0)
         low, high = low - 0.1 * (high - low), high + 0.1 * (high - low)

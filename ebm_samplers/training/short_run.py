@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from ebm_samplers.kernels import Kernel
-from ebm_samplers.training._chains import make_kernel, run_chains
+from ebm_samplers.training._chains import check_chain_steps, make_kernel, run_chains
 from ebm_samplers.training._contrastive import contrastive_loss
 from ebm_samplers.training._method import TrainingMethod, register_method
 
@@ -31,6 +31,7 @@ class ShortRun(TrainingMethod):
     default_iterations = 1000
 
     def setup(self, energy: nn.Module, data: Tensor, generator: torch.Generator) -> None:
+        check_chain_steps(self.n_steps, "short_run")
         self._kernel = make_kernel(self.sampler, self.step_size)
         flat = data.reshape(data.shape[0], -1)
         self._mean = flat.mean(0).reshape(data.shape[1:])

@@ -155,6 +155,10 @@ def test_bad_options_are_clear_errors(data):
         fit(data, "dsm", sampler="mala")
     with pytest.raises(ValueError, match="needs target="):
         fit(data, "exact_sm", n_iterations=1)
+    for method in ("cd", "short_run", "pcd"):  # 0 steps would contrast the data with itself, not with the model
+        for n_steps in (0, -1, "10", 2.5):
+            with pytest.raises(ValueError, match=rf"{method} n_steps \(sampler transitions per update\) must be"):
+                fit(data, method, n_steps=n_steps, n_iterations=1)
 
 
 def test_pcd_on_8x8_digits_uses_the_conv_energy_and_keeps_image_shape():
