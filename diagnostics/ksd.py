@@ -154,7 +154,13 @@ def as_samples(samples, what: str) -> Tensor:
         kind = type(samples).__name__
         raise TypeError(f"{what}: expected samples as an array or tensor of shape (n, *event); got {kind}")
     if samples.ndim < 2:
-        raise ValueError(f"{what}: expected samples of shape (n, *event); got shape {tuple(samples.shape)}")
+        scalar = (
+            " (one number per sample: scalar events are not supported; give samples[:, None] and an energy of "
+            "event shape (1,))"
+            if samples.ndim == 1
+            else ""
+        )
+        raise ValueError(f"{what}: expected samples of shape (n, *event); got shape {tuple(samples.shape)}{scalar}")
     if not samples.is_floating_point():
         samples = samples.double()
     if not torch.isfinite(samples).all():
