@@ -26,12 +26,14 @@ def run_command(args: argparse.Namespace) -> int:
     from ebm_samplers.commands.sample import load_energy
 
     tree = _load(Path(args.path))
-    if args.energy is not None:
-        load_energy(args.energy)  # a typo in --energy fails before the report, not after it
+    draws = energy = None
+    if args.energy is not None:  # loaded before the report, so a typo in --energy fails first
+        draws = _pooled_draws(tree, args)
+        energy = load_energy(args.energy, draws.shape[1] if draws is not None and draws.ndim == 2 else None)
     report = diagnose(tree)
     print(f"{args.path}: {report}")
-    if args.energy is not None:
-        _sample_quality(tree, args)
+    if draws is not None:
+        _sample_quality(draws, energy)
     if not args.no_plots:
         import matplotlib
 
@@ -41,8 +43,8 @@ def run_command(args: argparse.Namespace) -> int:
         out = Path(args.out) if args.out else Path(args.path).with_name(f"{Path(args.path).stem}_diagnostics")
         for written in convergence_plots(tree, out):
             print(f"wrote {written}")
-        if args.energy is not None:
-            written = _landscape(tree, args, out)
+        if draws is not None:
+            written = _landscape(draws, energy, out)
             if written is not None:
                 print(f"wrote {written}")
     return 0 if report.ok else 1
@@ -76,26 +78,18 @@ def _pooled_draws(tree, args):
     return torch.from_numpy(values.reshape(-1, *values.shape[2:]).copy())
 
 
-def _sample_quality(tree, args) -> None:
+def _sample_quality(draws, energy) -> None:
     from diagnostics import ksd
-    from ebm_samplers.commands.sample import load_energy
 
-    draws = _pooled_draws(tree, args)
-    if draws is None:
-        return
-    energy = load_energy(args.energy, draws.shape[1] if draws.ndim == 2 else None)
     # KSD costs O(n^2): an evenly spaced subset of at most 10,000 draws keeps it to seconds
     subset = draws[:: max(1, len(draws) // 10_000)]
     result = ksd(subset, energy)
     print(f"kernel Stein discrepancy against {energy.name} ({len(subset)} of {len(draws)} draws): {result}")
 
 
-def _landscape(tree, args, out: Path):
+def _landscape(draws, energy, out: Path):
     from diagnostics.plots import plot_energy_landscape
-    from ebm_samplers.commands.sample import load_energy
 
-    draws = _pooled_draws(tree, args)
-    if draws is None or draws.ndim != 2 or draws.shape[1] != 2:
+    if draws.ndim != 2 or draws.shape[1] != 2:
         return None
-    energy = load_energy(args.energy, 2)
     return plot_energy_landscape(energy, draws, out / "landscape.png", title=f"{energy.name}: energy and draws")
