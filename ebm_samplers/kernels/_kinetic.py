@@ -58,6 +58,11 @@ def sample_momentum(inverse_mass: Tensor, generator: torch.Generator) -> Tensor:
     return noise / torch.sqrt(inverse_mass)
 
 
+def velocity(momentum: Tensor, inverse_mass: Tensor) -> Tensor:
+    """dx/dt = M^{-1} p per chain, shape (n, *event) (NUTS's p-sharp in the no-U-turn criterion)."""
+    return momentum * inverse_mass
+
+
 def kinetic_energy(momentum: Tensor, inverse_mass: Tensor) -> Tensor:
     """K(p) = 1/2 p^T M^{-1} p per chain, shape (n,)."""
     return 0.5 * (momentum.square() * inverse_mass).reshape(momentum.shape[0], -1).sum(-1)
