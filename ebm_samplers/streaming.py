@@ -206,3 +206,6 @@ def _draws_in(path: Path) -> int:
 
     with h5py.File(path, "r") as file:
         return int(file["posterior"]["x"].shape[1])
+
+
+Trace.folder_reader = load_stream  # `Trace.load(FOLDER)` reads a stream; trace.py does not import this module

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -32,6 +33,8 @@ class Trace:
     draws: Tensor
     stats: dict[str, Tensor] = field(default_factory=dict)
     attrs: dict[str, Any] = field(default_factory=dict)
+    #: Reads a folder written by a streaming run; set by `ebm_samplers.streaming` (which depends on this module).
+    folder_reader: ClassVar[Callable[[Path], Trace] | None] = None
 
     def __post_init__(self) -> None:
         for name, values in {"draws": self.draws, **{f"stats[{k!r}]": v for k, v in self.stats.items()}}.items():
@@ -100,9 +103,9 @@ class Trace:
         if not path.exists():
             raise FileNotFoundError(f"no trace file at {path}")
         if path.is_dir():
-            from ebm_samplers.streaming import load_stream
-
-            return load_stream(path)
+            if cls.folder_reader is None:
+                raise ValueError(f"{path} is a folder; reading a stream folder needs ebm_samplers.streaming imported")
+            return cls.folder_reader(path)
         import arviz as az
 
         try:

@@ -26,17 +26,21 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ebm_samplers.kernels.hmc import HMC
+from ebm_samplers.kernels.mala import MALA
+from ebm_samplers.kernels.ula import ULA
+
 _MODULES = {"ula": "run_ula", "mala": "run_mala", "hmc": "run_hmc"}
+#: the kernel classes whose transitions the loops implement, by loop name
+_KERNELS = {"ula": ULA, "mala": MALA, "hmc": HMC}
 #: seconds spent compiling or loading each loop in this process
 LOAD_SECONDS: dict[str, float] = {}
 
 
 def supports(kernel) -> bool:
     """Whether `kernel` is a built-in kernel with a compiled loop (a user subclass may change `step`)."""
-    from ebm_samplers.registry import _REGISTRY
-
     name = getattr(kernel, "name", "")
-    return name in _MODULES and type(kernel) is _REGISTRY.get(name)
+    return name in _KERNELS and type(kernel) is _KERNELS[name]
 
 
 def load_loop(name: str, draws_dtype=np.float32):
@@ -54,7 +58,7 @@ def _numpy(values: Tensor, n: int) -> np.ndarray:
     return np.ascontiguousarray(values.detach().cpu().numpy(), dtype=np.float64).reshape(n, -1)
 
 
-def run_compiled(
+def run_numba(
     kernel, energy, state, *, warmup: int, n_steps: int, thin: int, generator: torch.Generator, first_step: int = 0
 ) -> tuple[Tensor, dict[str, Tensor], Tensor]:
     """Run `warmup + n_steps` transitions of every chain from `state`; return draws, stats and failures.

@@ -80,6 +80,12 @@ class WarmupAdaptation:
     def active(self) -> bool:
         return self._step_size is not None or bool(self._windows)
 
+    def start(self, state: State, energy, generator: torch.Generator) -> State:
+        """The state to begin warm-up from. The run loop calls it once, before the first warm-up transition of a
+        run that is not resumed past step 0 (and only while `active`). Nothing is set up here yet: the state is
+        returned unchanged (an initial step-size search would go here)."""
+        return state
+
     def update(self, iteration: int, state: State, info: Info) -> State:
         """The state to continue from after warm-up iteration `iteration` (0-based) produced `state`."""
         changes: dict[str, Tensor] = {}
