@@ -49,6 +49,7 @@ from torch import Tensor
 
 from ebm_samplers._nonfinite import PROPOSAL_ENERGY, STATE_NONFINITE, energy_to_name, state_failures, step_failures
 from ebm_samplers.kernels.base import DrawThenAdvance, Info, Kernel, State, recorded
+from ebm_samplers.trace import kept_stats
 from energies.base import has_analytic_gradient
 
 #: Gradient evaluations per compiled block. Measured on the 2-D mixture at 1,000 chains (thin 100, CPU time per
@@ -150,7 +151,7 @@ class CompiledStep:
             named = energy_to_name(failed_state, state.energy, info.get(PROPOSAL_ENERGY))
             bad.append(failed), state_bad.append(failed_state), value.append(named)
             if row in rows:
-                stats = {"energy": state.energy, "step_size": state.step_size, **recorded(info), "nonfinite": failed}
+                stats = {**kept_stats(state, recorded(info)), "nonfinite": failed}
                 kept.append((state.position, stats))
         stats = {name: torch.stack([row_stats[name] for _, row_stats in kept]) for name in kept[0][1]}
         positions = torch.stack([position for position, _ in kept])

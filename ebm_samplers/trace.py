@@ -2,7 +2,12 @@
 
 Layout: `draws` is `(chain, draw, *event)`; each entry of `stats` is `(chain, draw)`. In ArviZ terms the
 draws become the posterior variable `x` (event axes `x_dim_0`, ...) and the stats become `sample_stats`
-with the names ArviZ plots understand (`energy`, `acceptance_rate`, `step_size`, `diverging`, ...).
+with the names ArviZ plots understand (`acceptance_rate`, `step_size`, `diverging`, ...).
+
+Stat names: every trace has `potential_energy`, E(x) of the kept state (the recorders take it from the kernel's
+state); HMC-family kernels also record `hamiltonian`, H(x, p) of the kept state, which ArviZ calls `energy`
+(Stan's `energy__`: what `az.bfmi` and `az.plot_energy` read), so `to_arviz` exports it under that name and
+`load` reads it back as `hamiltonian`.
 """
 
 from __future__ import annotations
@@ -22,6 +27,12 @@ from ebm_samplers._atomic import atomic_write
 
 #: Name of the sampled variable in the ArviZ posterior group.
 VARIABLE = "x"
+#: E(x) of the kept state: recorded for every kernel.
+POTENTIAL_ENERGY = "potential_energy"
+#: H(x, p) of the kept state: recorded by HMC-family kernels, exported to ArviZ as `energy`.
+HAMILTONIAN = "hamiltonian"
+#: Our stat name -> ArviZ's, where they differ.
+_ARVIZ_NAMES = {HAMILTONIAN: "energy"}
 #: Attributes ArviZ adds on its own; they are not part of the run's description.
 _ARVIZ_ATTRS = ("creation_library", "created_at", "arviz_version", "sample_dims", "inference_library")
 
@@ -75,7 +86,8 @@ class Trace:
         dims = {VARIABLE: [f"{VARIABLE}_dim_{i}" for i in range(draws.ndim - 2)]}
         groups: dict[str, dict[str, np.ndarray]] = {"posterior": {VARIABLE: draws}}
         if self.stats:
-            groups["sample_stats"] = {name: _to_numpy(values) for name, values in self.stats.items()}
+            stats = to_arviz_names(self.stats)
+            groups["sample_stats"] = {name: _to_numpy(values) for name, values in stats.items()}
         attrs = {key: _attr_value(value) for key, value in self.attrs.items()}
         attrs.setdefault("inference_library", "ebm-samplers")
         return az.from_dict(groups, dims=dims, attrs={"/": attrs, "posterior": attrs})
@@ -124,7 +136,27 @@ class Trace:
             for key, value in tree["posterior"].attrs.items()
             if not key.startswith(_ARVIZ_ATTRS)
         }
-        return cls(draws=draws, stats=stats, attrs=attrs)
+        return cls(draws=draws, stats=from_arviz_names(stats, attrs), attrs=attrs)
+
+
+def to_arviz_names(stats: dict[str, Any]) -> dict[str, Any]:
+    """`stats` under ArviZ's names (`hamiltonian` -> `energy`)."""
+    return {_ARVIZ_NAMES.get(name, name): values for name, values in stats.items()}
+
+
+def from_arviz_names(stats: dict[str, Any], attrs: dict[str, Any]) -> dict[str, Any]:
+    """`stats` read from an ArviZ layout, under our names: `energy` is the Hamiltonian (ArviZ's meaning), except
+    in a trace this package wrote before `potential_energy` existed, where `energy` was E(x)."""
+    if "energy" not in stats or HAMILTONIAN in stats:
+        return stats
+    ours_before_the_rename = "sampler" in attrs and POTENTIAL_ENERGY not in stats
+    renamed = POTENTIAL_ENERGY if ours_before_the_rename else HAMILTONIAN
+    return {(renamed if name == "energy" else name): values for name, values in stats.items()}
+
+
+def kept_stats(state, info: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The stats a recorder keeps for a kept state: E(x) from the state, its step size, and the kernel's `info`."""
+    return {POTENTIAL_ENERGY: state.energy, "step_size": state.step_size, **info}
 
 
 def _to_numpy(values: Tensor) -> np.ndarray:

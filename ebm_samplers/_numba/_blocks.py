@@ -1,4 +1,4 @@
-"""Blocks of chains: what every compiled loop does around its kernel's transition, written once.
+"""Blocks of chains: what every numba loop does around its kernel's transition, written once.
 
 A loop hands each thread blocks of a few neighbouring chains and advances a block step by step, one phase of the
 step at a time for every chain of the block (ULA and MALA: the proposals, then the gradients, then the accept

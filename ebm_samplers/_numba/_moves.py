@@ -1,4 +1,4 @@
-"""Compiled building blocks shared by the numba kernels: one chain, one point at a time, float64.
+"""Building blocks (numba functions) shared by the numba loops: one chain, one point at a time, float64.
 
 They mirror the torch kernels' shared parts (kernels/_langevin.py, kernels/_metropolis.py) and are inlined
 into each kernel's loop. Randomness comes from each chain's own stream (`_random.py`), passed in as `rng`.

@@ -86,9 +86,9 @@ def sample(
             acceptance averaged over chains (far less noisy, so it lands on the target; see the README).
         adapt_mass_matrix: estimate a diagonal inverse mass in warm-up for kernels that have one (HMC,
             underdamped Langevin). What warm-up settled on is in `trace.attrs` and `stats["step_size"]`.
-        backend: "auto" runs `ula`, `mala` and `hmc` on an `energies.NumbaEnergy` as compiled numba loops (same
+        backend: "auto" runs `ula`, `mala` and `hmc` on an `energies.NumbaEnergy` as numba loops (same
             Trace; its draws differ from the torch path's for the same seed, reproducibly) and everything else
-            with torch; "torch" always uses the torch kernels; "numba" requires the compiled path. The compiled
+            with torch; "torch" always uses the torch kernels; "numba" requires the numba path. The numba
             path keeps draws in memory and raises on non-finite values: with on_nonfinite other than "raise",
             checkpoint, stream or keep="moments", "auto" uses torch.
         on_nonfinite: "raise" (stop, naming chain, step and value), "reject" (the chain keeps its previous

@@ -21,7 +21,7 @@ from ebm_samplers.kernels.base import Info, State
 from ebm_samplers.moments import Moments, MomentsRecorder
 from ebm_samplers.run.options import RunOptions
 from ebm_samplers.streaming import StreamingRecorder
-from ebm_samplers.trace import Trace
+from ebm_samplers.trace import Trace, kept_stats
 
 __all__ = ["InMemoryRecorder", "MomentsRecorder", "Recorder", "StreamingRecorder", "Tee", "make_recorder"]
 
@@ -115,12 +115,11 @@ class InMemoryRecorder:
         if (step + 1) % self.thin:
             return
         index = (step + 1) // self.thin - 1
+        stats = kept_stats(state, info)
         if self._draws_by_draw is None:
-            self._allocate(state.position, {"energy": state.energy, "step_size": state.step_size, **info})
+            self._allocate(state.position, stats)
         self._draws_by_draw[index] = state.position
-        self._record_stat("energy", state.energy, index)
-        self._record_stat("step_size", state.step_size, index)
-        for name, value in info.items():
+        for name, value in stats.items():
             self._record_stat(name, value, index)
         self.n_recorded = index + 1
 
