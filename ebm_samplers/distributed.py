@@ -19,6 +19,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from ebm_samplers._validate import check_count
 from ebm_samplers.moments import Moments
 from ebm_samplers.run import RunOptions, run_local, sample
 from ebm_samplers.run.sharding import (
@@ -52,8 +53,7 @@ __all__ = [
 def sample_sharded(energy, sampler="mala", *, n_shards: int, **arguments: Any) -> Trace | Moments:
     """`sample(energy, sampler, **arguments)` cut into `n_shards` shards run one after another in this
     process: the same draws as a run over `n_shards` ranks with the same seed (see module docstring)."""
-    if isinstance(n_shards, bool) or not isinstance(n_shards, int) or n_shards < 1:
-        raise ValueError(f"n_shards must be an integer >= 1; got {n_shards!r}")
+    check_count(n_shards, "n_shards", minimum=1)
     bound = inspect.signature(sample).bind(energy, sampler, **arguments)
     bound.apply_defaults()
     options = RunOptions.build(**bound.arguments)

@@ -39,7 +39,11 @@ _ARVIZ_ATTRS = ("creation_library", "created_at", "arviz_version", "sample_dims"
 
 @dataclass
 class Trace:
-    """Draws `(chain, draw, *event)`, per-step `stats` `(chain, draw)` and run `attrs` (JSON-able)."""
+    """Draws `(chain, draw, *event)`, per-step `stats` `(chain, draw)` and run `attrs` (JSON-able).
+
+    A trace made by `sample()` holds its draws and stats as views of the run's draw-major storage (strided, not
+    contiguous: no copy was made at the end of the run); use `reshape` or `.contiguous()` where a contiguous
+    tensor is needed."""
 
     draws: Tensor
     stats: dict[str, Tensor] = field(default_factory=dict)

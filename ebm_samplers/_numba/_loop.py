@@ -2,8 +2,8 @@
 
 Every loop takes the same leading arguments (`loop_arguments`) and then its kernel's own. The draws are written
 in the trace's dtype (float64 for float64 chains, else float32), so a float32 run neither holds its draws in
-float64 nor converts them afterwards: at 1,000 chains x 100 coordinates that halves the memory of the kept
-draws and, when every draw is kept, cuts the time per step by ~40% (0.64 -> 0.37 ms). Other arithmetic is float64.
+float64 nor converts them afterwards: that halves the memory of the kept draws and saves the conversion
+(measured: `docs/performance.md`, "numba path"). Other arithmetic is float64.
 
 Each version is compiled for numba's first-class function type of `grad_fn` (one version serves every energy)
 with `cache=True`, so it is compiled once and then loaded from `__pycache__`. numba keys that cache on the

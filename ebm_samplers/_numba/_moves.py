@@ -6,7 +6,7 @@ into each kernel's loop. Randomness comes from each chain's own stream (`_random
 Sums over coordinates (squared norms) are compiled with fastmath's `reassoc` flag alone, so LLVM may reorder
 and vectorise them: their last bits depend on the order, nothing else does (no `nnan`/`ninf`, so NaN and inf
 propagate as usual). numba's `inline="always"` would compile them with the caller's flags instead, so they are
-separate functions, which keep their own flags (measured: as fast as giving the whole loop `reassoc`). Everything
+separate functions, which keep their own flags (as fast as giving the whole loop `reassoc`). Everything
 else is plain IEEE arithmetic.
 """
 

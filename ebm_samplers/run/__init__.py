@@ -104,11 +104,11 @@ def sample(
         keep: "draws" returns a `Trace`; "moments" keeps only per-chain running means and variances and
             returns `Moments` (memory independent of the run length).
         compile_step: run the kernel's step (energy included) through `torch.compile`, after warm-up several
-            ULA or MALA transitions per compiled call: 2.5-3.5x faster per step on small targets once compiled
-            (within 10% of eager on neural energies), but the first calls compile (seconds to tens of seconds;
-            the time is in `attrs["compile_seconds"]`), and trajectories agree with the eager path's to
-            rounding, not bit for bit. Worth it for long runs; see `ebm_samplers._compiled_step`. Torch kernels
-            only.
+            ULA or MALA transitions per compiled call. Faster per step once compiled, most on small targets
+            whose eager steps are dominated by dispatch (figures in `docs/performance.md`), but the first calls
+            compile (seconds to tens of seconds; the time is in `attrs["compile_seconds"]`), and trajectories
+            agree with the eager path's to rounding, not bit for bit. Worth it for long runs; see
+            `ebm_samplers._compiled_step`. Torch kernels only.
         **sampler_params: parameters for a sampler given by name (e.g. `step_size=0.1`).
 
     Under `torchrun` (or any initialised process group of several ranks) the chains are split across
@@ -183,7 +183,7 @@ def run_local(options: RunOptions) -> Trace | Moments:
         like=state.energy,
         reset=reset,
     )
-    recorder = make_recorder(options, init.shape[0], attrs, guard)
+    recorder = make_recorder(options, init, attrs, guard)
     parts = stateful_parts(recorder, guard, adaptation, kernel)
     checkpointer, state, start = resume(options, attrs, init, state, generator, parts)
     return run_loop(

@@ -11,9 +11,11 @@ a checkpoint, and `result` once at the end; checkpoints hold `state_dict()`.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import torch
 from torch import Tensor
 
 from ebm_samplers._nonfinite import NonfiniteGuard
@@ -43,8 +45,10 @@ class Recorder(Protocol):
     def load_state_dict(self, saved: dict[str, Any]) -> None: ...
 
 
-def make_recorder(options: RunOptions, n_chains: int, attrs: dict[str, Any], guard: NonfiniteGuard) -> Recorder:
-    """Memory, running moments, a streaming folder, or moments with the draws streamed too."""
+def make_recorder(options: RunOptions, init: Tensor, attrs: dict[str, Any], guard: NonfiniteGuard) -> Recorder:
+    """Memory, running moments, a streaming folder, or moments with the draws streamed too; draws kept in memory
+    are first checked to fit there (`check_trace_fits`)."""
+    n_chains = init.shape[0]
     streaming = None
     if options.stream is not None:
         streaming = StreamingRecorder(
@@ -59,7 +63,51 @@ def make_recorder(options: RunOptions, n_chains: int, attrs: dict[str, Any], gua
     if options.keep == "moments":
         moments = MomentsRecorder(n_chains, options.thin)
         return moments if streaming is None else Tee(moments, streaming)
-    return streaming or InMemoryRecorder(n_chains=n_chains, n_keep=options.n_keep, thin=options.thin)
+    if streaming is not None:
+        return streaming
+    check_trace_fits(options.n_keep, init)
+    return InMemoryRecorder(n_chains=n_chains, n_keep=options.n_keep, thin=options.thin)
+
+
+#: Stats per kept draw assumed when sizing a trace before the first step says how many there are.
+_STATS_ASSUMED = 8
+
+
+def check_trace_fits(n_keep: int, init: Tensor) -> None:
+    """Raise MemoryError, before anything is allocated, if `n_keep` draws of states like `init` (plus their stats)
+    would not fit in the memory available now: on the device of `init`, and on the host that receives them."""
+    n_chains = init.shape[0]
+    needed = n_keep * (init.numel() * init.element_size() + n_chains * 8 * _STATS_ASSUMED)
+    places = [init.device] if init.device.type == "cpu" else [init.device, torch.device("cpu")]
+    for device in places:
+        available = available_memory(device)
+        if available is not None and needed > available:
+            raise MemoryError(
+                f"keeping {n_keep} draws of {n_chains} chains x {tuple(init.shape[1:])} ({init.dtype}) needs "
+                f"{needed / 2**30:.1f} GiB but {available / 2**30:.1f} GiB of {device.type} memory is available; "
+                "keep fewer draws (thin=), write them to disk (stream= with keep='moments'), or keep only "
+                "running means and variances (keep='moments')"
+            )
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes that can be allocated now on `device` without swapping (None where unknown)."""
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free)
+    if device.type != "cpu":
+        return None
+    try:
+        with open("/proc/meminfo") as meminfo:  # MemAvailable counts reclaimable cache, unlike free pages
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 class Tee:
@@ -92,8 +140,9 @@ class InMemoryRecorder:
     """Preallocated storage for kept draws and stats.
 
     Draws and stats are stored draw-major, `(n_keep, n_chains, ...)`, so recording a step writes one
-    contiguous block per field (a `(chain, draw)` write is strided, and runs every step); `result`
-    transposes them once, one field at a time.
+    contiguous block per field (a `(chain, draw)` write is strided, and runs every step), and `result` hands
+    them to the `Trace` as `(chain, draw, ...)` views of that storage, without copying (see
+    `docs/performance.md` for the measurements behind this layout).
 
     A stat that is the very tensor recorded last time, unmodified since (a step size that is not adapting,
     ULA's all-accepted flags), is not copied again: its rows are filled from the earlier row when the stats
@@ -181,12 +230,14 @@ class InMemoryRecorder:
         """Nothing to write: the draws stay in memory."""
 
     def result(self, attrs: dict[str, Any]) -> Trace:
+        """The recorded draws and stats as `(chain, draw, ...)` views of the storage (copied only to move them
+        to the CPU, field by field, keeping the layout)."""
         stats = {}
         self._fill_all_repeats()
         self._last_copied = {}
-        for name in list(self._stats_by_draw):  # one transposed copy at a time
-            stats[name] = self._stats_by_draw.pop(name).T.contiguous().cpu()
-        draws, self._draws_by_draw = self.draws.contiguous().cpu(), None
+        for name in list(self._stats_by_draw):
+            stats[name] = self._stats_by_draw.pop(name).T.cpu()
+        draws, self._draws_by_draw = self.draws.cpu(), None
         return Trace(draws=draws, stats=stats, attrs=attrs)
 
     def state_dict(self) -> dict[str, Any]:

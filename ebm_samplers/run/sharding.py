@@ -85,8 +85,8 @@ def settle() -> None:
 
     Beyond synchronising, it drains gloo's queue of work: a rank that exits while a gloo worker thread still
     holds a finished work object can abort at interpreter teardown ("terminate called without an active
-    exception"): measured on this 2-core machine under load, two-rank training aborted in 1 of 8 runs without
-    it and in none of 28 with it. Scripts that destroy the process group themselves should call it first.
+    exception"; how often, with and without the barrier: `docs/performance.md`). Scripts that destroy the
+    process group themselves should call it first.
     """
     dist.barrier()
 
