@@ -50,7 +50,7 @@ import torch
 from torch import Tensor
 
 from ebm_samplers.kernels._integrators import drift, kick
-from ebm_samplers.kernels._kinetic import KineticState, initial_inverse_mass, kinetic_energy, sample_momentum, velocity
+from ebm_samplers.kernels._kinetic import KineticState, initial_inverse_mass, sample_momentum, velocity
 from ebm_samplers.kernels.base import Info, Kernel, State, check_positive, per_chain
 from ebm_samplers.registry import register_sampler
 from energies import energy_and_grad
@@ -115,16 +115,18 @@ class NUTS(Kernel):
         if not isinstance(state, KineticState):
             raise TypeError(f"nuts needs the state from NUTS.init (a KineticState); got {type(state).__name__}")
         inverse_mass, step_size = state.inverse_mass, state.step_size
-        n = state.position.shape[0]
+        n, event = state.position.shape[0], state.position.shape[1:]
         like = dict(dtype=state.energy.dtype, device=state.energy.device)
 
         momentum = sample_momentum(inverse_mass, generator)
-        start_hamiltonian = state.energy + kinetic_energy(momentum, inverse_mass)
         start = _Point(state.position, momentum, state.grad, state.energy, velocity(momentum, inverse_mass))
-        forward = backward = start
-        momentum_sum = momentum  # rho of the trajectory
-        log_weight = torch.zeros(n, **like)  # log sum of w_i over the trajectory; the start has w = 1
-        kept = (state.position, state.energy, state.grad, start_hamiltonian)
+        start_hamiltonian = _hamiltonian(start)
+        # the trajectory: its two ends (packed, so that choosing between them is one operation), momentum sum
+        # rho, log of its total weight (the start has w = 1) and the state kept so far
+        forward = backward = _pack(start)
+        momentum_sum = momentum
+        log_weight = torch.zeros(n, **like)
+        kept = _pack_candidate(state.position, state.grad, state.energy, start_hamiltonian)
 
         depth = torch.zeros(n, dtype=torch.long, device=like["device"])
         n_leapfrog = torch.zeros_like(depth)
@@ -140,36 +142,41 @@ class NUTS(Kernel):
             uniforms = torch.rand((size + 2, n), generator=generator, **like)
             go_forward = uniforms[0] < 0.5
             log_uniforms = torch.log(uniforms[1:])
-            near = _select(go_forward, forward, backward)  # the end the subtree grows from
-            far = _select(go_forward, backward, forward)
+            towards = per_chain(go_forward, forward)
+            near = _unpack(torch.where(towards, forward, backward), event)  # the end the subtree grows from
+            far = _unpack(torch.where(towards, backward, forward), event)
             signed_step = torch.where(go_forward, step_size, -step_size)
+            half_step = 0.5 * signed_step
 
             # ---- the subtree: 2^level leapfrog steps from `near`, chains in step (same leaf index)
             active = ~done
-            leaf = near
-            first = None
+            leaf = first = near
             stack: list[_Checkpoint | None] = [None] * (level + 1)
-            subtree_sum: Tensor | None = None  # momentum sum of the subtree so far (S at the current leaf)
+            subtree_sum = momentum  # placeholder: S is set at leaf 0
             subtree_log_weight = torch.full((n,), -math.inf, **like)
             candidate = kept
             actives, oks, log_ws = [], [], []  # per leaf, summed once per doubling
             for index in range(size):
                 previous = leaf
-                leaf, hamiltonian, log_w = self._leapfrog(
-                    energy, leaf, active, signed_step, inverse_mass, start_hamiltonian
-                )
-                ok = log_w >= -self.divergence_threshold  # False for chains not active (log w = -inf)
+                leaf = _leapfrog(energy, leaf, active, signed_step, half_step, inverse_mass)
+                hamiltonian = _hamiltonian(leaf)
+                # w = exp(H_0 - H); 0 where H is NaN or -inf (a non-finite energy or gradient: a divergence,
+                # like H = +inf) and for chains not active, which keeps them out of every sum and draw
+                log_w = torch.nan_to_num(start_hamiltonian - hamiltonian, nan=-math.inf, posinf=-math.inf)
+                log_w = torch.where(active, log_w, -math.inf)
+                ok = log_w >= -self.divergence_threshold
                 actives.append(active), oks.append(ok), log_ws.append(log_w)
 
                 # uniform progressive sampling: the new state is the candidate with probability w / sum w
                 subtree_log_weight = torch.logaddexp(subtree_log_weight, log_w)
                 take = log_uniforms[1 + index] < log_w - subtree_log_weight  # never where w = 0
-                candidate = _select_values(take, (leaf.position, leaf.energy, leaf.grad, hamiltonian), candidate)
+                new = _pack_candidate(leaf.position, leaf.grad, leaf.energy, hamiltonian)
+                candidate = torch.where(per_chain(take, candidate), new, candidate)
 
-                before = subtree_sum
-                subtree_sum = leaf.momentum if before is None else before + leaf.momentum
                 if index == 0:
-                    first = leaf
+                    first, before, subtree_sum = leaf, None, leaf.momentum
+                else:
+                    before, subtree_sum = subtree_sum, subtree_sum + leaf.momentum
                 if index % 2 == 0:
                     stack[_popcount(index)] = _Checkpoint(
                         leaf.sharp,
@@ -192,26 +199,26 @@ class NUTS(Kernel):
             merged = active  # building, and neither diverged nor turned inside the subtree
             depth += merged
             take = merged & (log_uniforms[0] < subtree_log_weight - log_weight)
-            kept = _select_values(take, candidate, kept)
+            kept = torch.where(per_chain(take, kept), candidate, kept)
             moved |= take
             log_weight = torch.where(merged, torch.logaddexp(log_weight, subtree_log_weight), log_weight)
             # the whole trajectory, and each side extended by the nearest state of the other (Stan's extra checks)
-            last = leaf
             persists = _no_u_turn(
                 [
-                    (far.sharp, last.sharp, momentum_sum + subtree_sum),
+                    (far.sharp, leaf.sharp, momentum_sum + subtree_sum),
                     (far.sharp, first.sharp, momentum_sum + first.momentum),
-                    (near.sharp, last.sharp, subtree_sum + near.momentum),
+                    (near.sharp, leaf.sharp, subtree_sum + near.momentum),
                 ]
             )
             momentum_sum = torch.where(per_chain(merged, momentum_sum), momentum_sum + subtree_sum, momentum_sum)
-            forward = _select(merged & go_forward, last, forward)
-            backward = _select(merged & ~go_forward, last, backward)
+            last = _pack(leaf)
+            forward = torch.where(per_chain(merged & go_forward, last), last, forward)
+            backward = torch.where(per_chain(merged & ~go_forward, last), last, backward)
             done = ~(merged & persists)  # a chain that was done has merged nothing
             if level + 1 < self.max_tree_depth and not bool((~done).any()):  # one host sync per doubling
                 break
 
-        position, value, grad, hamiltonian = kept
+        position, grad, value, hamiltonian = _unpack_candidate(kept, event)
         new_state = KineticState(
             position=position, energy=value, grad=grad, step_size=step_size, inverse_mass=inverse_mass
         )
@@ -226,25 +233,50 @@ class NUTS(Kernel):
         }
         return new_state, info
 
-    def _leapfrog(
-        self, energy, point: _Point, active: Tensor, signed_step: Tensor, inverse_mass, start_hamiltonian: Tensor
-    ) -> tuple[_Point, Tensor, Tensor]:
-        """One leapfrog step of signed size per chain, the new state's Hamiltonian H and its log weight H_0 - H.
 
-        Chains not `active` keep their position (so the energy never sees the garbage of a trajectory that has
-        ended) and get log weight -inf, which keeps them out of every sum and draw. A Hamiltonian that is NaN
-        or -inf (a non-finite energy or gradient) has log weight -inf too, like H = +inf: a divergence.
-        """
-        half = 0.5 * signed_step
-        momentum = kick(point.momentum, point.grad, half)
-        position = drift(point.position, momentum, inverse_mass, signed_step)
-        position = torch.where(per_chain(active, position), position, point.position)
-        value, grad = energy_and_grad(energy, position)
-        momentum = kick(momentum, grad, half)
-        hamiltonian = value + kinetic_energy(momentum, inverse_mass)
-        log_w = torch.nan_to_num(start_hamiltonian - hamiltonian, nan=-math.inf, posinf=-math.inf)
-        log_w = torch.where(active, log_w, -math.inf)
-        return _Point(position, momentum, grad, value, velocity(momentum, inverse_mass)), hamiltonian, log_w
+def _leapfrog(energy, point: _Point, active: Tensor, signed_step: Tensor, half_step: Tensor, inverse_mass) -> _Point:
+    """One leapfrog step of signed size per chain; chains not `active` keep their position, so the energy never
+    sees what a trajectory that has ended would do next."""
+    momentum = kick(point.momentum, point.grad, half_step)
+    position = drift(point.position, momentum, inverse_mass, signed_step)
+    position = torch.where(per_chain(active, position), position, point.position)
+    value, grad = energy_and_grad(energy, position)
+    momentum = kick(momentum, grad, half_step)
+    return _Point(position, momentum, grad, value, velocity(momentum, inverse_mass))
+
+
+def _hamiltonian(point: _Point) -> Tensor:
+    """H = E + K with K = 1/2 p . M^{-1} p = 1/2 p . p#, per chain."""
+    return torch.add(point.energy, _dot(point.momentum, point.sharp), alpha=0.5)
+
+
+def _dot(a: Tensor, b: Tensor) -> Tensor:
+    """Per-chain inner product over the event, shape (n,)."""
+    return torch.linalg.vecdot(a.flatten(1), b.flatten(1))
+
+
+def _pack(point: _Point) -> Tensor:
+    """A trajectory end as one (n, 4 D + 1) tensor: position, momentum, gradient, velocity, energy."""
+    parts = (point.position, point.momentum, point.grad, point.sharp)
+    return torch.cat([*(part.flatten(1) for part in parts), point.energy[:, None]], dim=1)
+
+
+def _unpack(packed: Tensor, event: torch.Size) -> _Point:
+    n, size = packed.shape[0], (packed.shape[1] - 1) // 4
+    parts = [packed[:, i * size : (i + 1) * size].reshape(n, *event) for i in range(4)]
+    return _Point(parts[0], parts[1], parts[2], packed[:, -1], parts[3])
+
+
+def _pack_candidate(position: Tensor, grad: Tensor, energy: Tensor, hamiltonian: Tensor) -> Tensor:
+    """A state that may be kept as one (n, 2 D + 2) tensor: position, gradient, energy, Hamiltonian."""
+    return torch.cat([position.flatten(1), grad.flatten(1), energy[:, None], hamiltonian[:, None]], dim=1)
+
+
+def _unpack_candidate(packed: Tensor, event: torch.Size) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    n, size = packed.shape[0], (packed.shape[1] - 2) // 2
+    position = packed[:, :size].reshape(n, *event).contiguous()
+    grad = packed[:, size : 2 * size].reshape(n, *event).contiguous()
+    return position, grad, packed[:, -2].contiguous(), packed[:, -1].contiguous()
 
 
 def _subtree_checks(index: int, stack: list, leaf: _Point, subtree_sum: Tensor) -> list:
@@ -277,6 +309,9 @@ def _subtree_checks(index: int, stack: list, leaf: _Point, subtree_sum: Tensor) 
 def _no_u_turn(checks: list) -> Tensor:
     """Per chain, whether every (p#_-, p#_+, rho) of `checks` satisfies the generalised no-U-turn criterion
     p#_- . rho > 0 and p#_+ . rho > 0 (one batched product for all checks)."""
+    if len(checks) == 1:
+        minus, plus, span = checks[0]
+        return torch.minimum(_dot(minus, span), _dot(plus, span)) > 0
     ends = torch.stack([end for minus, plus, _ in checks for end in (minus, plus)])  # (2c, n, *event)
     sums = torch.stack([span for _, _, span in checks])  # (c, n, *event)
     count, n = sums.shape[:2]
@@ -286,12 +321,3 @@ def _no_u_turn(checks: list) -> Tensor:
 
 def _popcount(value: int) -> int:
     return bin(value).count("1")
-
-
-def _select(mask: Tensor, new: _Point, old: _Point) -> _Point:
-    return _Point(*_select_values(mask, tuple(new), tuple(old)))
-
-
-def _select_values(mask: Tensor, new: tuple, old: tuple) -> tuple:
-    """Per chain, `new`'s tensors where `mask`, else `old`'s (same tensors need no selection)."""
-    return tuple(a if a is b else torch.where(per_chain(mask, a), a, b) for a, b in zip(new, old, strict=True))
