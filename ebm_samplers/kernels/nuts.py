@@ -308,15 +308,12 @@ def _subtree_checks(index: int, stack: list, leaf: _Point, subtree_sum: Tensor) 
 
 def _no_u_turn(checks: list) -> Tensor:
     """Per chain, whether every (p#_-, p#_+, rho) of `checks` satisfies the generalised no-U-turn criterion
-    p#_- . rho > 0 and p#_+ . rho > 0 (one batched product for all checks)."""
+    p#_- . rho > 0 and p#_+ . rho > 0."""
     if len(checks) == 1:
         minus, plus, span = checks[0]
         return torch.minimum(_dot(minus, span), _dot(plus, span)) > 0
-    ends = torch.stack([end for minus, plus, _ in checks for end in (minus, plus)])  # (2c, n, *event)
-    sums = torch.stack([span for _, _, span in checks])  # (c, n, *event)
-    count, n = sums.shape[:2]
-    products = ends.reshape(count, 2, n, -1) * sums.reshape(count, 1, n, -1)
-    return products.sum(-1).reshape(2 * count, n).amin(0) > 0
+    products = torch.stack([_dot(end, span) for minus, plus, span in checks for end in (minus, plus)])
+    return products.amin(0) > 0
 
 
 def _popcount(value: int) -> int:
