@@ -56,6 +56,8 @@ from ebm_samplers.registry import register_sampler
 from energies import energy_and_grad
 
 METRICS = ("diag", "dense")
+#: U-turn checks on momentum sums of at most this many numbers (all chains) are stacked into one product
+_STACK_LIMIT = 1 << 15
 
 
 class _Point(NamedTuple):
@@ -312,8 +314,15 @@ def _no_u_turn(checks: list) -> Tensor:
     if len(checks) == 1:
         minus, plus, span = checks[0]
         return torch.minimum(_dot(minus, span), _dot(plus, span)) > 0
-    products = torch.stack([_dot(end, span) for minus, plus, span in checks for end in (minus, plus)])
-    return products.amin(0) > 0
+    if checks[0][2].numel() > _STACK_LIMIT:  # large batches: stacking would copy every operand once more
+        products = torch.stack([_dot(end, span) for minus, plus, span in checks for end in (minus, plus)])
+        return products.amin(0) > 0
+    # small batches, where the number of operations is the cost: one product for all checks
+    ends = torch.stack([end for minus, plus, _ in checks for end in (minus, plus)])  # (2c, n, *event)
+    sums = torch.stack([span for _, _, span in checks])  # (c, n, *event)
+    count, n = sums.shape[:2]
+    products = ends.reshape(count, 2, n, -1) * sums.reshape(count, 1, n, -1)
+    return products.sum(-1).reshape(2 * count, n).amin(0) > 0
 
 
 def _popcount(value: int) -> int:

@@ -112,10 +112,16 @@ def _stan_tree(energy, kernel, state, chain, momentum, forward, extra_checks=Tru
     return depth, tally["n"], tally["divergent"], tally["metro"] / tally["n"]
 
 
-@pytest.mark.parametrize(("step_size", "max_tree_depth"), [(0.05, 10), (0.25, 10), (0.005, 4)])
-def test_every_chain_builds_the_tree_stan_builds(step_size, max_tree_depth):
+@pytest.mark.parametrize(
+    ("step_size", "max_tree_depth", "stack_limit"),
+    [(0.05, 10, None), (0.05, 10, 0), (0.25, 10, None), (0.005, 4, None)],
+)
+def test_every_chain_builds_the_tree_stan_builds(step_size, max_tree_depth, stack_limit, monkeypatch):
     # trees of 1 to 127 states, divergent ones (0.25 is too large for the 0.1-scale coordinate) and capped ones;
-    # the kernel draws the momentum, then per doubling a block of uniforms whose first row is the direction
+    # the kernel draws the momentum, then per doubling a block of uniforms whose first row is the direction.
+    # stack_limit=0: the U-turn checks of large batches (one product per end, not stacked)
+    if stack_limit is not None:
+        monkeypatch.setattr("ebm_samplers.kernels.nuts._STACK_LIMIT", stack_limit)
     scales = torch.tensor([0.1, 0.3, 0.7, 1.0, 2.0], dtype=torch.float64)
     target = Gaussian(torch.zeros(5, dtype=torch.float64), scales.square())
     kernel = ebm_samplers.get_sampler("nuts", step_size=step_size, max_tree_depth=max_tree_depth)
