@@ -286,6 +286,34 @@ def test_sample_with_nuts_end_to_end_feeds_arviz():
         np.testing.assert_allclose(sample_stats["energy"].values, stats["hamiltonian"].numpy())
 
 
+class _Interrupted(Exception):
+    pass
+
+
+def test_a_resumed_nuts_run_is_bit_identical_to_an_uninterrupted_one(tmp_path):
+    # the state and the warm-up adaptation (step size and metric) resume exactly, whatever the trees' lengths
+    calls = {"n": 0, "limit": None}
+
+    def quartic(x):
+        calls["n"] += 1
+        if calls["limit"] is not None and calls["n"] > calls["limit"]:
+            raise _Interrupted
+        r2 = (x**2).sum(-1)
+        return 0.5 * r2 + 0.1 * r2**2
+
+    run = dict(init=torch.zeros(5, 2), n_steps=80, warmup=40, thin=2, seed=4, step_size=0.3)
+    full = ebm_samplers.sample(quartic, "nuts", **run)
+    path = tmp_path / "run.ckpt"
+    calls.update(n=0, limit=calls["n"] // 2)  # dies around the middle of the run
+    with pytest.raises(_Interrupted):
+        ebm_samplers.sample(quartic, "nuts", checkpoint=path, checkpoint_every=25, **run)
+    calls["limit"] = None
+    resumed = ebm_samplers.sample(quartic, "nuts", checkpoint=path, checkpoint_every=25, **run)
+    assert torch.equal(resumed.draws, full.draws)
+    for name, values in full.stats.items():
+        assert torch.equal(resumed.stats[name], values), name
+
+
 # ---- long statistical tests
 
 
