@@ -24,7 +24,7 @@ out = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/gallery/img")
 out.mkdir(parents=True, exist_ok=True)
 generator = torch.Generator().manual_seed(0)
 train = toy_dataset("8gaussians").sample(5_000, generator)
-result = fit(train, method="dsm_multiscale", n_iterations=800, seed=0, progress=False)
+result = fit(train, method="dsm_multiscale", seed=0, progress=False)
 model = result.energy
 
 init = 8 * torch.rand(1_000, 2, generator=generator) - 4
@@ -37,9 +37,8 @@ trace = ebm_samplers.sample(
     sigma_max=2.0,
     sigma_min=0.05,
     n_levels=10,
-    steps_per_level=40,
-    step_scale=0.002,
-    denoise=True,
+    steps_per_level=100,
+    step_scale=5e-4, denoise=True,
 )
 samples = trace.draws[:, 0]
 print(f"samples: {len(samples)}, finite: {bool(torch.isfinite(samples).all())}")
