@@ -93,13 +93,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     results = {}
-    for dtype_name in args.dtypes.split(","):
-        dtype = getattr(torch, dtype_name)
-        for steps in (int(s) for s in args.steps.split(",")):
-            key = f"{dtype_name}.steps{steps}"
-            results[key] = measure(args.chains, steps, dtype, args.repeats)
-            for name, value in results[key].items():
-                print(f"{key}.{name}: {value:.4f}", flush=True)
     payload = {
         "command": "PYTHONPATH=. nice -n 10 python benchmarks/recording.py " + " ".join(argv or sys.argv[1:]),
         "chains": args.chains,
@@ -108,7 +101,14 @@ def main(argv: list[str] | None = None) -> int:
         "clock": "process_time, one thread",
         "results": results,
     }
-    write_json(args.out, payload, indent=1)
+    for dtype_name in args.dtypes.split(","):
+        dtype = getattr(torch, dtype_name)
+        for steps in (int(s) for s in args.steps.split(",")):
+            key = f"{dtype_name}.steps{steps}"
+            results[key] = measure(args.chains, steps, dtype, args.repeats)
+            for name, value in results[key].items():
+                print(f"{key}.{name}: {value:.4f}", flush=True)
+            write_json(args.out, payload, indent=1)  # after every row: a long run stopped early keeps its rows
     return 0
 
 
