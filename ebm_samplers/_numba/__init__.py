@@ -91,6 +91,8 @@ def run_compiled(
         out["diverging"] = out.pop("nonfinite")  # the HMC loop flags divergences there, as the torch kernel does
     else:
         loop(*shared)
+        if name == "mala":
+            out["diverging"] = out.pop("nonfinite")  # rejected non-finite proposals, as the torch kernel flags them
     del shared  # it holds the float64 outputs, which are freed one by one below as they are converted
     if name == "ula":
         del out["nonfinite"]  # the torch ULA reports no per-proposal flag either

@@ -13,8 +13,12 @@ averaging can settle far from its target (measured on a 2-D Gaussian: 0.90-0.99 
 A transition whose energy error H(x', p') - H(x, p) exceeds `divergence_threshold` (or is NaN) is
 flagged `diverging`: the integrator left the region where it is stable, a sign of a step too large for
 the local curvature (Betancourt 2017). As in Stan, a trajectory whose energy overflows to infinity or
-NaN is a divergence (rejected and flagged), not a failure of the run: warm-up's exploring step sizes
-produce such trajectories routinely. The state caches grad E, so L leapfrog steps cost L gradients.
+NaN, or that reaches a point of energy +inf or NaN or of non-finite gradient, is a divergence (rejected, with
+acceptance probability 0, and flagged), not a failure of the run: warm-up's exploring step sizes produce such
+trajectories routinely, and a +inf energy outside a support is zero density. (A non-finite gradient anywhere
+on the trajectory makes the end momentum, hence H, NaN or infinite.) Only an end point at energy -inf is
+accepted into a failing state, for the run's `on_nonfinite`. The state caches grad E, so L leapfrog steps
+cost L gradients.
 
 Recorded per draw: `acceptance_rate`, `accepted`, `diverging`, `n_leapfrog`, `energy_error`,
 `energy` = the Hamiltonian H of the kept point (what ArviZ's BFMI and energy plot expect, as Stan's
@@ -30,7 +34,16 @@ import torch
 from ebm_samplers.kernels._integrators import leapfrog
 from ebm_samplers.kernels._kinetic import KineticState, initial_inverse_mass, kinetic_energy, sample_momentum
 from ebm_samplers.kernels._metropolis import acceptance_uniform, metropolis_decision
-from ebm_samplers.kernels.base import Draws, DrawThenAdvance, Info, State, check_positive, where_state
+from ebm_samplers.kernels.base import (
+    Draws,
+    DrawThenAdvance,
+    Info,
+    State,
+    StepFailure,
+    check_positive,
+    where_state,
+    with_failure,
+)
 from ebm_samplers.registry import register_sampler
 
 
@@ -107,4 +120,5 @@ class HMC(DrawThenAdvance):
             "energy": torch.where(accepted, end_hamiltonian, start_hamiltonian),
             "potential_energy": new_state.energy,
         }
-        return new_state, info
+        # from a finite state, an accepted end point is not finite only at energy -inf (energy error -inf)
+        return new_state, with_failure(info, StepFailure(failed=accepted & (energy_error == -torch.inf)))

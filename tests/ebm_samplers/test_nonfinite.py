@@ -43,9 +43,15 @@ def test_raise_reports_a_finite_energy_with_a_non_finite_gradient():
         ebm_samplers.sample(cusp_at_301, Drift(), init=INIT, n_steps=400, seed=0)
 
 
-def test_raise_reports_a_rejected_mala_proposal_and_its_value():
-    with pytest.raises(FloatingPointError, match=r"\(a proposal: energy nan\)"):
-        ebm_samplers.sample(nan_outside, "mala", init=torch.zeros(4, 1), n_steps=300, seed=0, step_size=1.0)
+def test_a_nan_mala_proposal_is_rejected_and_counted_as_a_divergence_not_a_failure():
+    # it used to stop the run under the default on_nonfinite="raise"
+    trace = ebm_samplers.sample(
+        nan_outside, "mala", init=torch.zeros(4, 1), n_steps=300, warmup=0, seed=0, step_size=1.0
+    )
+    assert trace.stats["diverging"].any() and not trace.stats["nonfinite"].any()
+    diverging = trace.stats["diverging"]
+    assert not trace.stats["accepted"][diverging].any() and (trace.stats["acceptance_rate"][diverging] == 0).all()
+    assert (trace.draws.abs() <= 1.5).all()
 
 
 def test_a_failed_run_never_checkpoints_the_failed_state(tmp_path):
@@ -103,7 +109,8 @@ def test_reject_is_exact_mh_for_mala_on_a_truncated_normal():
         step_size=1.0,
         on_nonfinite="reject",
     )
-    assert 0.05 < trace.stats["nonfinite"].double().mean() < 0.5  # the wall is hit often: the test has power
+    assert 0.05 < trace.stats["diverging"].double().mean() < 0.5  # the wall is hit often: the test has power
+    assert not trace.stats["nonfinite"].any()  # rejected proposals, not failures
     assert torch.isfinite(trace.draws).all() and (trace.draws.abs() <= a).all()
     assert_matches(trace.draws[..., 0].double().square().mean(1), truth, "truncated normal variance")
 
@@ -153,7 +160,8 @@ def test_no_nan_ever_reaches_a_returned_trace(policy, sampler):
     trace = ebm_samplers.sample(
         nan_outside, sampler, init=torch.zeros(16, 2), n_steps=300, seed=3, step_size=1.5, on_nonfinite=policy
     )
-    assert trace.stats["nonfinite"].any()
+    # ULA keeps every proposal, so the policy handles its failures; MALA rejects them as divergences
+    assert trace.stats["nonfinite" if sampler == "ula" else "diverging"].any()
     assert torch.isfinite(trace.draws).all()
     for name, values in trace.stats.items():
         assert not values.is_floating_point() or torch.isfinite(values).all(), name
