@@ -26,6 +26,7 @@ from ebm_samplers import distributed
 from ebm_samplers._compiled_step import CompiledStep, plan_block
 from ebm_samplers._nonfinite import NonfiniteGuard, ResetPoints, check_policy, default_reset
 from ebm_samplers.adaptation import WarmupAdaptation
+from ebm_samplers.adaptation.warmup import default_warmup
 from ebm_samplers.checkpoint import Checkpointer, fingerprint, stored_seed
 from ebm_samplers.kernels._resolve import resolve_kernel
 from ebm_samplers.kernels.base import Info, Kernel, State, check_positive
@@ -45,7 +46,7 @@ def sample(
     init: Tensor | None = None,
     n_chains: int | None = None,
     n_steps: int,
-    warmup: int = 0,
+    warmup: int | None = None,
     thin: int = 1,
     seed: int | None = None,
     progress: bool | None = None,
@@ -74,7 +75,11 @@ def sample(
         init: initial points `(n_chains, *event_shape)`; their device and dtype are used throughout.
         n_chains: with no `init`, start this many chains from N(0, I) (needs `energy.event_shape`).
         n_steps: transitions after warm-up; every `thin`-th one is kept.
-        warmup: transitions run first and discarded.
+        warmup: transitions run first and discarded, during which the step size (and metric) adapt. None (the
+            default): min(n_steps, 1000) for a kernel with something to adapt (a target acceptance, as MALA and
+            HMC, or a metric), else 0; `warmup=0` samples with the kernel's parameters as given. The value used
+            is `trace.attrs["warmup"]`. Before the first warm-up transition an initial step-size search
+            (Hoffman & Gelman 2014) replaces a step size off by orders of magnitude.
         seed: seeds the run's only random generator; None picks a fresh seed, stored in `trace.attrs`.
         progress: show a progress bar; None shows it on long runs when stderr is a terminal.
         device, dtype: for the N(0, I) initial points when `init` is None (with `init`, leave them out or match it).
@@ -124,7 +129,7 @@ def sample(
             raise
         raise TypeError(f"{error} ({hint})") from None
     n_steps = _check_count(n_steps, "n_steps", minimum=1)
-    warmup = _check_count(warmup, "warmup", minimum=0)
+    warmup = None if warmup is None else _check_count(warmup, "warmup", minimum=0)
     thin = _check_count(thin, "thin", minimum=1)
     if n_steps < thin:
         raise ValueError(f"n_steps ({n_steps}) must be at least thin ({thin}) so that one draw is kept")
@@ -161,6 +166,9 @@ def sample(
 
     state = kernel.init(init, energy)
     _check_step_size_fits(state, kernel)
+    if warmup is None:
+        adapting = {"adapt_step_size": adapt_step_size, "adapt_mass_matrix": adapt_mass_matrix}
+        warmup = default_warmup(kernel, state, n_steps, **adapting)
     adaptation = WarmupAdaptation(
         kernel,
         state,
@@ -231,6 +239,8 @@ def sample(
             return 1, ()  # a checkpoint is written between transitions, never inside a block
         return length, rows
 
+    if start == 0 and adaptation.active:
+        state = adaptation.start(state, energy, generator)  # the initial step-size search
     with tqdm(total=total, disable=not show, desc=f"{kernel.name or type(kernel).__name__}", unit="step") as bar:
         bar.update(start)
         step = start

@@ -1,7 +1,8 @@
 """Warm-up adaptation: what the run loop calls after every warm-up transition.
 
 It composes the two mechanisms of this package. The step size follows dual averaging toward the
-kernel's target acceptance (kernels whose class has `target_acceptance`); kernels whose state carries
+kernel's target acceptance (kernels whose class has `target_acceptance`), from the step size found by the
+initial search in `start` (`step_size_search`); kernels whose state carries
 an `inverse_mass` (HMC, underdamped Langevin) also get a diagonal metric from the variance of the
 positions in Stan's slow windows, after each of which the step-size recursion restarts from the
 step size averaged so far. At the end of warm-up the step size is the averaged iterate h-bar.
@@ -17,8 +18,24 @@ from torch import Tensor
 
 from ebm_samplers.adaptation.dual_averaging import DualAveraging
 from ebm_samplers.adaptation.schedule import slow_windows
+from ebm_samplers.adaptation.step_size_search import search_step_size
 from ebm_samplers.adaptation.welford import WelfordVariance
 from ebm_samplers.kernels.base import Info, Kernel, State
+
+#: `sample(..., warmup=None)` runs min(n_steps, DEFAULT_WARMUP) warm-up transitions for a kernel that adapts.
+DEFAULT_WARMUP = 1000
+
+
+def default_warmup(
+    kernel: Kernel, state: State, n_steps: int, *, adapt_step_size: bool = True, adapt_mass_matrix: bool = True
+) -> int:
+    """Warm-up length when none is given: min(n_steps, 1000) for a kernel with something to adapt (a target
+    acceptance for its step size, or a metric in its state, with that adaptation switched on), else 0. Stan and
+    NumPyro also default to as many warm-up transitions as kept ones (Stan: 1,000); a kernel that adapts
+    nothing would only discard draws."""
+    step_size = adapt_step_size is True and type(kernel).target_acceptance is not None
+    metric = adapt_mass_matrix is True and hasattr(state, "inverse_mass")
+    return min(n_steps, DEFAULT_WARMUP) if step_size or metric else 0
 
 
 class WarmupAdaptation:
@@ -65,11 +82,13 @@ class WarmupAdaptation:
         target = kernel_target if target_acceptance is None else target_acceptance
         self.warmup = warmup
         self.target_acceptance = target
+        self._kernel = kernel
         self._step_size = (
             DualAveraging(state.step_size, target, per_chain=step_size_per_chain)
             if warmup > 0 and adapt_step_size and target is not None
             else None
         )
+        self._searched_step_size: list[float] | None = None
         has_metric = hasattr(state, "inverse_mass")
         self._windows = slow_windows(warmup) if adapt_mass_matrix and has_metric else []
         # pooled over chains: a per-chain estimate from a 25-draw window of autocorrelated draws is too
@@ -79,6 +98,17 @@ class WarmupAdaptation:
     @property
     def active(self) -> bool:
         return self._step_size is not None or bool(self._windows)
+
+    def start(self, state: State, energy, generator) -> State:
+        """The state to start warm-up from (called once, before the first warm-up transition of a run that is not
+        resumed): the step size of the initial search (Hoffman & Gelman 2014, Alg. 4), from which dual
+        averaging starts with mu = log(10 h)."""
+        if self._step_size is None:
+            return state
+        step = search_step_size(self._kernel, state, energy, generator, self.target_acceptance).to(state.step_size)
+        self._step_size.restart(step)
+        self._searched_step_size = [float(step[0])]
+        return dataclasses.replace(state, step_size=step)
 
     def update(self, iteration: int, state: State, info: Info) -> State:
         """The state to continue from after warm-up iteration `iteration` (0-based) produced `state`."""
@@ -111,6 +141,8 @@ class WarmupAdaptation:
         attrs: dict[str, Any] = {"adapted_step_size": self._step_size is not None}
         if self._step_size is not None:
             attrs["target_acceptance"] = self.target_acceptance
+            if self._searched_step_size is not None:
+                attrs["initial_step_size"] = self._searched_step_size[0]
             attrs["final_step_size"] = state.step_size.tolist()
         if self._windows:
             attrs["adapted_mass_matrix"] = True
@@ -123,6 +155,7 @@ class WarmupAdaptation:
         return {
             "step_size": None if self._step_size is None else self._step_size.state_dict(),
             "variance": self._variance.state_dict(),
+            "searched_step_size": self._searched_step_size,
         }
 
     def load_state_dict(self, saved: dict[str, object]) -> None:
@@ -131,3 +164,4 @@ class WarmupAdaptation:
         if self._step_size is not None:
             self._step_size.load_state_dict(saved["step_size"])
         self._variance.load_state_dict(saved["variance"])
+        self._searched_step_size = saved.get("searched_step_size")

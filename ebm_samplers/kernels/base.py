@@ -100,6 +100,12 @@ class Kernel(ABC):
     def step(self, state: State, energy, generator: torch.Generator) -> tuple[State, Info]:
         """One transition of every chain."""
 
+    def probe_acceptance(self, state: State, energy, generator: torch.Generator) -> Tensor:
+        """The acceptance probability (n,) of one step from `state` at its step size, for the initial step-size
+        search (`adaptation.step_size_search`); the state is left as it was. Default: one whole transition;
+        HMC overrides it with one leapfrog step."""
+        return self.step(state, energy, generator)[1]["acceptance_rate"]
+
     def params(self) -> dict[str, object]:
         """The kernel's parameters by name (recorded in trace attributes)."""
         if dataclasses.is_dataclass(self):

@@ -91,22 +91,28 @@ class HMC(DrawThenAdvance):
 
     def advance(self, state: State, energy, draws: Draws) -> tuple[State, Info]:
         low, high = self._leapfrog_range
-        n_leapfrog, momentum = draws["n_leapfrog"], draws["momentum"]
+        # a fixed length needs no per-chain selection
+        n_leapfrog = None if low == high else draws["n_leapfrog"]
+        new_state, info = self._trajectory(state, energy, draws["momentum"], n_leapfrog, high, draws["uniform"])
+        info["n_leapfrog"] = draws["n_leapfrog"]
+        return new_state, info
+
+    def probe_acceptance(self, state: State, energy, generator: torch.Generator) -> torch.Tensor:
+        """One leapfrog step with a fresh momentum (Hoffman & Gelman 2014, Algorithm 4)."""
+        momentum = sample_momentum(state.inverse_mass, generator)
+        uniform = acceptance_uniform(state.energy, generator)
+        return self._trajectory(state, energy, momentum, None, 1, uniform)[1]["acceptance_rate"]
+
+    def _trajectory(self, state, energy, momentum, n_leapfrog, max_steps: int, uniform) -> tuple[State, Info]:
+        """Leapfrog from (x, p) for `n_leapfrog` (n,) steps (None: `max_steps`), then the MH decision."""
         start_hamiltonian = state.energy + kinetic_energy(momentum, state.inverse_mass)
         position, momentum, value, grad = leapfrog(
-            energy,
-            state.position,
-            momentum,
-            state.grad,
-            state.inverse_mass,
-            state.step_size,
-            None if low == high else n_leapfrog,  # a fixed length needs no per-chain selection
-            high,
+            energy, state.position, momentum, state.grad, state.inverse_mass, state.step_size, n_leapfrog, max_steps
         )
         end_hamiltonian = value + kinetic_energy(momentum, state.inverse_mass)
         energy_error = end_hamiltonian - start_hamiltonian
 
-        accepted, probability = metropolis_decision(-energy_error, draws["uniform"])
+        accepted, probability = metropolis_decision(-energy_error, uniform)
         proposal = KineticState(
             position=position, energy=value, grad=grad, step_size=state.step_size, inverse_mass=state.inverse_mass
         )
@@ -115,7 +121,6 @@ class HMC(DrawThenAdvance):
             "acceptance_rate": probability,
             "accepted": accepted,
             "diverging": ~(energy_error <= self.divergence_threshold),  # NaN errors diverge too
-            "n_leapfrog": n_leapfrog,
             "energy_error": energy_error,
             "energy": torch.where(accepted, end_hamiltonian, start_hamiltonian),
             "potential_energy": new_state.energy,

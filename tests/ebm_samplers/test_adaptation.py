@@ -110,7 +110,7 @@ def test_a_target_acceptance_that_nothing_would_use_is_refused():
     with pytest.raises(
         ValueError, match=r"target_acceptance=0.7: options of .* this run has warmup=0, so they would be"
     ):
-        ebm_samplers.sample(CORRELATED, "mala", n_chains=2, n_steps=5, target_acceptance=0.7)
+        ebm_samplers.sample(CORRELATED, "mala", n_chains=2, warmup=0, n_steps=5, target_acceptance=0.7)
     with pytest.raises(ValueError, match=r"this run has adapt_step_size=False, so they would be ignored"):
         ebm_samplers.sample(
             CORRELATED, "mala", n_chains=2, n_steps=5, warmup=5, adapt_step_size=False, target_acceptance=0.7
@@ -121,7 +121,7 @@ def test_step_size_per_chain_without_adaptation_is_refused():
     with pytest.raises(
         ValueError, match=r"^step_size_per_chain=True: options of .* has warmup=0, so they would be ignored"
     ):
-        ebm_samplers.sample(CORRELATED, "mala", n_chains=2, n_steps=5, step_size_per_chain=True)
+        ebm_samplers.sample(CORRELATED, "mala", n_chains=2, warmup=0, n_steps=5, step_size_per_chain=True)
 
 
 def test_mass_matrix_adaptation_recovers_very_different_scales():
