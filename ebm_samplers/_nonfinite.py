@@ -163,8 +163,9 @@ class NonfiniteGuard:
             expected = tuple(state.position.shape)
             raise ValueError(f"reset(n, generator) must return a tensor of shape {expected}; got {got}")
         fresh = kernel.init(points.to(state.position), energy)
-        if "step_size" in {f.name for f in dataclasses.fields(fresh)}:
-            fresh = dataclasses.replace(fresh, step_size=state.step_size)  # keep each chain's (adapted) step
+        # keep what warm-up settled (step size, trajectory length and its jitter counter), not the fresh defaults
+        settled = {"step_size", "trajectory_length", "transition"} & {f.name for f in dataclasses.fields(fresh)}
+        fresh = dataclasses.replace(fresh, **{name: getattr(state, name) for name in settled})
         if bool((nonfinite(fresh.energy, fresh.grad) & bad).any()):
             raise FloatingPointError(
                 f"on_nonfinite='reset': energy {self.energy_name} or its gradient is not finite at the reset points "

@@ -81,7 +81,7 @@ def run_compiled(
     failure = np.empty(n, dtype=np.int64)
     shared = (energy.grad_fn, points, step_size, seeds, warmup, n_steps, thin, *out.values(), failure)
     if name == "hmc":
-        low, high = _leapfrog_bounds(kernel.n_leapfrog)
+        low, high = _leapfrog_bounds(kernel.n_leapfrog, state)
         out["n_leapfrog"] = np.empty((n, keep), dtype=np.int64)
         out["energy_error"] = np.empty((n, keep))
         out["potential_energy"] = np.empty((n, keep))
@@ -107,7 +107,15 @@ def run_compiled(
     return draws, stats, torch.where(failure >= 0, failure + first_step, failure)
 
 
-def _leapfrog_bounds(n_leapfrog) -> tuple[int, int]:
+def _leapfrog_bounds(n_leapfrog, state) -> tuple[int, int]:
+    """The loop draws L uniformly from [low, high] per chain and transition. With an adapted trajectory length T
+    (`n_leapfrog=None`), [1, ceil(2 T / h)]: the torch kernel's jittered time 2 u T drawn uniformly per chain
+    rather than on the shared Halton sequence (both jitters are independent of the state, so both are exact)."""
+    if n_leapfrog is None:
+        from ebm_samplers.kernels.hmc import MAX_LEAPFROG
+
+        longest = torch.ceil(2.0 * state.trajectory_length / state.step_size).max()
+        return 1, int(min(max(float(longest), 1.0), MAX_LEAPFROG))
     if isinstance(n_leapfrog, (tuple, list)):
         return int(n_leapfrog[0]), int(n_leapfrog[1])
     return int(n_leapfrog), int(n_leapfrog)

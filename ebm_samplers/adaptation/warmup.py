@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ebm_samplers.adaptation import chees
 from ebm_samplers.adaptation.dual_averaging import DualAveraging
 from ebm_samplers.adaptation.schedule import slow_windows
 from ebm_samplers.adaptation.step_size_search import search_step_size
@@ -79,6 +80,11 @@ class WarmupAdaptation:
                 f"has {'warmup=0' if warmup == 0 else 'adapt_step_size=False'}, so they would be ignored; "
                 "give warmup > 0 with adapt_step_size=True, or leave them out"
             )
+        # HMC with an adapted trajectory length (ChEES): its own adaptation of T, and its step-size target
+        adapts_length = warmup > 0 and bool(getattr(kernel, "chees", False))
+        self._chees = chees.ChEES(kernel.chees_learning_rate or chees.LEARNING_RATE) if adapts_length else None
+        if adapts_length:
+            kernel_target = chees.TARGET_ACCEPTANCE
         target = kernel_target if target_acceptance is None else target_acceptance
         self.warmup = warmup
         self.target_acceptance = target
@@ -97,18 +103,24 @@ class WarmupAdaptation:
 
     @property
     def active(self) -> bool:
-        return self._step_size is not None or bool(self._windows)
+        return self._step_size is not None or bool(self._windows) or self._chees is not None
 
     def start(self, state: State, energy, generator) -> State:
         """The state to start warm-up from (called once, before the first warm-up transition of a run that is not
         resumed): the step size of the initial search (Hoffman & Gelman 2014, Alg. 4), from which dual
         averaging starts with mu = log(10 h)."""
-        if self._step_size is None:
-            return state
-        step = search_step_size(self._kernel, state, energy, generator, self.target_acceptance).to(state.step_size)
-        self._step_size.restart(step)
-        self._searched_step_size = [float(step[0])]
-        return dataclasses.replace(state, step_size=step)
+        if self._step_size is not None:
+            step = search_step_size(self._kernel, state, energy, generator, self.target_acceptance).to(state.step_size)
+            self._step_size.restart(step)
+            self._searched_step_size = [float(step[0])]
+            state = dataclasses.replace(state, step_size=step)
+        if self._chees is not None:
+            given = self._kernel.trajectory_length
+            # ChEES starts short (10 searched steps) and grows T by up to 40 % a transition
+            length = state.trajectory_length if given is not None else 10.0 * state.step_size
+            state = dataclasses.replace(state, trajectory_length=length.clone())
+            self._chees.start(length[0])
+        return state
 
     def update(self, iteration: int, state: State, info: Info) -> State:
         """The state to continue from after warm-up iteration `iteration` (0-based) produced `state`."""
@@ -131,9 +143,17 @@ class WarmupAdaptation:
                 self._step_size.restart(restart)
                 changes["step_size"] = restart
             else:
-                changes["step_size"] = self._step_size.update(info["acceptance_rate"]).to(state.step_size)
+                statistic = info["acceptance_rate"]
+                if self._chees is not None and not self._step_size.per_chain:
+                    statistic = chees.harmonic_mean_acceptance(info).expand_as(statistic)
+                changes["step_size"] = self._step_size.update(statistic).to(state.step_size)
             if iteration + 1 == self.warmup:
                 changes["step_size"] = self._step_size.final_step_size().to(state.step_size)
+        if self._chees is not None:
+            length = self._chees.update(state, info)
+            if iteration + 1 == self.warmup:
+                length = self._chees.final_length()
+            changes["trajectory_length"] = length.to(state.trajectory_length).expand_as(state.trajectory_length)
         return dataclasses.replace(state, **changes) if changes else state
 
     def attrs(self, state: State) -> dict[str, Any]:
@@ -144,6 +164,9 @@ class WarmupAdaptation:
             if self._searched_step_size is not None:
                 attrs["initial_step_size"] = self._searched_step_size[0]
             attrs["final_step_size"] = state.step_size.tolist()
+        if self._chees is not None:
+            attrs["adapted_trajectory_length"] = True
+            attrs["trajectory_length"] = float(state.trajectory_length[0])
         if self._windows:
             attrs["adapted_mass_matrix"] = True
             # pooled over chains, so one (flattened event) row describes every chain
@@ -156,6 +179,7 @@ class WarmupAdaptation:
             "step_size": None if self._step_size is None else self._step_size.state_dict(),
             "variance": self._variance.state_dict(),
             "searched_step_size": self._searched_step_size,
+            "chees": None if self._chees is None else self._chees.state_dict(),
         }
 
     def load_state_dict(self, saved: dict[str, object]) -> None:
@@ -165,3 +189,7 @@ class WarmupAdaptation:
             self._step_size.load_state_dict(saved["step_size"])
         self._variance.load_state_dict(saved["variance"])
         self._searched_step_size = saved.get("searched_step_size")
+        if (saved.get("chees") is None) != (self._chees is None):
+            raise ValueError("checkpoint was written with a different trajectory-length adaptation setting")
+        if self._chees is not None:
+            self._chees.load_state_dict(saved["chees"])

@@ -27,12 +27,20 @@ Recorded per draw: `acceptance_rate`, `accepted`, `diverging`, `n_leapfrog`, `en
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
+from torch import Tensor
 
 from ebm_samplers.kernels._integrators import leapfrog
-from ebm_samplers.kernels._kinetic import KineticState, initial_inverse_mass, kinetic_energy, sample_momentum
+from ebm_samplers.kernels._kinetic import (
+    KineticState,
+    initial_inverse_mass,
+    kinetic_energy,
+    sample_momentum,
+    velocity,
+)
 from ebm_samplers.kernels._metropolis import acceptance_uniform, metropolis_decision
 from ebm_samplers.kernels.base import (
     Draws,
@@ -46,55 +54,126 @@ from ebm_samplers.kernels.base import (
 )
 from ebm_samplers.registry import register_sampler
 
+#: Leapfrog steps of one transition at most when the trajectory length is adapted (ChEES), as TFP's cap.
+MAX_LEAPFROG = 1000
+#: Bits of the Halton (base-2 van der Corput) jitter sequence: 2^20 transitions before it repeats.
+_HALTON_BITS = 20
+
+
+@dataclass
+class TrajectoryState(KineticState):
+    """HMC's state when the trajectory length is adapted (`n_leapfrog=None`), per chain, shape (n,): the
+    integration time T (warm-up's ChEES adaptation writes it) and the transition counter that indexes the
+    Halton jitter (the same in every chain, so all chains run one trajectory length per transition)."""
+
+    trajectory_length: Tensor
+    transition: Tensor
+
+
+def halton(index: Tensor) -> Tensor:
+    """The base-2 Halton (van der Corput) point of `index + 1` in (0, 1), elementwise: bit b of the index
+    becomes the binary digit 2^-(b + 1). Quasi-random, so T is jittered evenly over few transitions."""
+    bits = torch.arange(_HALTON_BITS, device=index.device)
+    digits = ((index + 1).unsqueeze(-1) >> bits) & 1
+    return (digits.to(torch.float64) * 0.5 ** (bits + 1).to(torch.float64)).sum(-1)
+
 
 @register_sampler("hmc")
 @dataclass
 class HMC(DrawThenAdvance):
-    """HMC with step size `step_size` and `n_leapfrog` steps: an int, or (min, max) for uniform jitter.
+    """HMC with step size `step_size` and a trajectory of `n_leapfrog` steps or of adapted length.
 
-    `inverse_mass` is the starting diagonal metric (a number or a list of event shape; None: identity);
-    warm-up re-estimates it unless `sample(..., adapt_mass_matrix=False)`.
+    `n_leapfrog`: an int, or (min, max) for uniform jitter per chain and transition; None (the default): the
+    integration time T is adapted in warm-up by ChEES (`adaptation.chees`; Hoffman, Radul & Sountsov 2021),
+    starting from `trajectory_length` (None: 10 step sizes), and each transition runs
+    ceil(2 u_k T / step_size) leapfrog steps (at most `MAX_LEAPFROG`) with u_k the k-th Halton point, shared by
+    all chains; warm-up then aims the step size at a harmonic-mean acceptance of 0.651 instead of 0.8.
+    `chees_learning_rate` is Adam's learning rate on log T (None: the paper's 0.025). Without warm-up, T stays
+    where it starts. `inverse_mass` is the starting diagonal metric (a number or a list of event shape; None:
+    identity); warm-up re-estimates it unless `sample(..., adapt_mass_matrix=False)`.
     """
 
     target_acceptance = 0.8
     step_size: float = 0.1
-    n_leapfrog: int | tuple[int, int] = (5, 15)
+    n_leapfrog: int | tuple[int, int] | None = None
     divergence_threshold: float = 1000.0
     inverse_mass: float | list | None = None
+    trajectory_length: float | None = None
+    chees_learning_rate: float | None = None
 
     def __post_init__(self) -> None:
         check_positive(self.step_size, "hmc step_size")
         check_positive(self.divergence_threshold, "hmc divergence_threshold")
+        chees_options = [
+            name for name in ("trajectory_length", "chees_learning_rate") if getattr(self, name) is not None
+        ]
+        for name in chees_options:
+            check_positive(getattr(self, name), f"hmc {name}")
+        if self.n_leapfrog is None:
+            self._leapfrog_range = None
+            return
+        if chees_options:
+            raise ValueError(
+                f"hmc n_leapfrog={self.n_leapfrog!r} fixes the trajectory, but {' and '.join(chees_options)} "
+                "configure its adaptation (ChEES, n_leapfrog=None): give one or the other"
+            )
         bounds = self.n_leapfrog if isinstance(self.n_leapfrog, (tuple, list)) else (self.n_leapfrog, self.n_leapfrog)
         if len(bounds) != 2 or not all(isinstance(b, int) and not isinstance(b, bool) for b in bounds):
-            raise ValueError(f"hmc n_leapfrog must be an int or a (min, max) pair of ints; got {self.n_leapfrog!r}")
+            raise ValueError(
+                f"hmc n_leapfrog must be an int, a (min, max) pair of ints or None (adapted); got {self.n_leapfrog!r}"
+            )
         if not 1 <= bounds[0] <= bounds[1]:
             raise ValueError(f"hmc n_leapfrog needs 1 <= min <= max; got {self.n_leapfrog!r}")
         self._leapfrog_range = (int(bounds[0]), int(bounds[1]))
 
     @property
+    def chees(self) -> bool:
+        """Whether the trajectory length is adapted (ChEES) rather than given as `n_leapfrog`."""
+        return self._leapfrog_range is None
+
+    @property
     def gradients_per_transition(self) -> int:
-        return self._leapfrog_range[1]
+        return MAX_LEAPFROG if self.chees else self._leapfrog_range[1]
 
     def init(self, x, energy) -> KineticState:
         state = super().init(x, energy)
-        return KineticState(**vars(state), inverse_mass=initial_inverse_mass(self.inverse_mass, state.position, "hmc"))
+        state = KineticState(**vars(state), inverse_mass=initial_inverse_mass(self.inverse_mass, state.position, "hmc"))
+        if not self.chees:
+            return state
+        length = self.trajectory_length if self.trajectory_length is not None else 10.0 * self.step_size
+        trajectory_length = torch.full_like(state.step_size, length)
+        transition = torch.zeros(state.step_size.shape, dtype=torch.long, device=state.step_size.device)
+        return TrajectoryState(**vars(state), trajectory_length=trajectory_length, transition=transition)
 
     def draw(self, state: State, generator: torch.Generator) -> Draws:
-        if not isinstance(state, KineticState):
-            raise TypeError(f"hmc needs the state from HMC.init (a KineticState); got {type(state).__name__}")
-        low, high = self._leapfrog_range
+        expected = TrajectoryState if self.chees else KineticState
+        if not isinstance(state, expected):
+            raise TypeError(f"hmc needs the state from HMC.init (a {expected.__name__}); got {type(state).__name__}")
         n = state.position.shape[0]
-        n_leapfrog = torch.randint(low, high + 1, (n,), generator=generator, device=state.position.device)
+        if self.chees:
+            jitter = (2.0 * halton(state.transition)).to(state.step_size)  # 2 u_k: mean 1
+            n_leapfrog = torch.ceil(jitter * state.trajectory_length / state.step_size).clamp_(1, MAX_LEAPFROG).long()
+        else:
+            low, high = self._leapfrog_range
+            n_leapfrog = torch.randint(low, high + 1, (n,), generator=generator, device=state.position.device)
         momentum = sample_momentum(state.inverse_mass, generator)
-        return {"n_leapfrog": n_leapfrog, "momentum": momentum, "uniform": acceptance_uniform(state.energy, generator)}
+        draws = {"n_leapfrog": n_leapfrog, "momentum": momentum, "uniform": acceptance_uniform(state.energy, generator)}
+        return draws | ({"jitter": jitter} if self.chees else {})
 
     def advance(self, state: State, energy, draws: Draws) -> tuple[State, Info]:
-        low, high = self._leapfrog_range
-        # a fixed length needs no per-chain selection
-        n_leapfrog = None if low == high else draws["n_leapfrog"]
+        if self.chees:
+            # every chain shares u_k, T and (unless adapted per chain) the step size: usually one length, no
+            # per-chain selection; the loop's bound is a host number (one synchronisation per transition)
+            low, high = (int(v) for v in torch.aminmax(draws["n_leapfrog"]))
+        else:
+            low, high = self._leapfrog_range
+        n_leapfrog = None if low == high else draws["n_leapfrog"]  # a fixed length needs no per-chain selection
         new_state, info = self._trajectory(state, energy, draws["momentum"], n_leapfrog, high, draws["uniform"])
         info["n_leapfrog"] = draws["n_leapfrog"]
+        if self.chees:
+            info["trajectory_length"] = draws["jitter"] * state.trajectory_length  # the jittered time of this draw
+            info["_jitter"] = draws["jitter"]
+            new_state = dataclasses.replace(new_state, transition=state.transition + 1)
         return new_state, info
 
     def probe_acceptance(self, state: State, energy, generator: torch.Generator) -> torch.Tensor:
@@ -113,9 +192,8 @@ class HMC(DrawThenAdvance):
         energy_error = end_hamiltonian - start_hamiltonian
 
         accepted, probability = metropolis_decision(-energy_error, uniform)
-        proposal = KineticState(
-            position=position, energy=value, grad=grad, step_size=state.step_size, inverse_mass=state.inverse_mass
-        )
+        # the proposal shares every other field with the state (same tensors: where_state keeps them as they are)
+        proposal = dataclasses.replace(state, position=position, energy=value, grad=grad)
         new_state = where_state(accepted, proposal, state)
         info = {
             "acceptance_rate": probability,
@@ -124,6 +202,10 @@ class HMC(DrawThenAdvance):
             "energy_error": energy_error,
             "energy": torch.where(accepted, end_hamiltonian, start_hamiltonian),
             "potential_energy": new_state.energy,
+            # not recorded: what ChEES's gradient needs, the start, the end point and its velocity M^-1 p
+            "_start": state.position,
+            "_proposal": position,
+            "_velocity": velocity(momentum, state.inverse_mass),
         }
         # from a finite state, an accepted end point is not finite only at energy -inf (energy error -inf)
         return new_state, with_failure(info, StepFailure(failed=accepted & (energy_error == -torch.inf)))
