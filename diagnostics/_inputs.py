@@ -89,11 +89,14 @@ class Chains:
     def hamiltonian_energy(self) -> bool:
         """Whether sample_stats "energy" is a Hamiltonian (potential + kinetic) energy, so that E-BFMI
         and the energy plot mean something: the source says so (attribute energy_kind = "hamiltonian")
-        or records divergences, which only Hamiltonian samplers do. A toolkit trace's "energy" is the
-        potential E(x) of the kept state and is not used for E-BFMI."""
+        or records divergences (for a toolkit trace: records the potential E(x) apart, as HMC does). A
+        toolkit MALA trace's "energy" is the potential E(x) of the kept state and is not used for E-BFMI."""
         if "energy" not in self.sample_stats:
             return False
         kind = str(self.attrs.get("energy_kind", "")).lower()
+        if "sampler" in self.attrs:  # a toolkit trace: its HMC records E(x) apart, as potential_energy (MALA
+            # records divergences too, rejected non-finite proposals, but its "energy" is E(x))
+            return kind == "hamiltonian" or "potential_energy" in self.sample_stats
         return kind == "hamiltonian" or "diverging" in self.sample_stats
 
 
