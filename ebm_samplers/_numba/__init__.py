@@ -89,6 +89,8 @@ def run_compiled(
         loop(*shared, inverse_mass, low, high, float(kernel.divergence_threshold),
              out["n_leapfrog"], out["energy_error"], out["potential_energy"])  # fmt: skip
         out["diverging"] = out.pop("nonfinite")  # the HMC loop flags divergences there, as the torch kernel does
+        if kernel.n_leapfrog is None:  # as the torch kernel records it: the time integrated, L h
+            out["trajectory_length"] = out["n_leapfrog"] * step_size[:, None]
     else:
         loop(*shared)
         if name == "mala":

@@ -64,7 +64,7 @@ def chees_gradient(info: Info) -> Tensor:
     centre = (weight[:, None] * safe_proposal).sum(0) / (weight.sum() + 1e-20)
     centred = safe_proposal - centre
     change = centred.square().sum(-1) - (start - start.mean(0)).square().sum(-1)
-    time = info["trajectory_length"]  # t = 2 u T, so d t / d log T = t
+    time = info["_time"]  # t = 2 u T, so d t / d log T = t
     per_chain = change * (centred * torch.where(finite[:, None], velocity, 0.0)).sum(-1) * time
     per_chain = torch.where(torch.isfinite(per_chain), per_chain, 0.0)
     return (weight * per_chain).sum() / (weight.sum() + 1e-20)

@@ -116,8 +116,9 @@ class WarmupAdaptation:
             state = dataclasses.replace(state, step_size=step)
         if self._chees is not None:
             given = self._kernel.trajectory_length
-            # ChEES starts short (10 searched steps) and grows T by up to 40 % a transition
-            length = state.trajectory_length if given is not None else 10.0 * state.step_size
+            # ChEES starts short, at one (searched) step, and grows T: started long, it can settle on a later, lower
+            # peak of the criterion (on Gaussians it is periodic in T), which costs gradients for nothing
+            length = state.trajectory_length if given is not None else state.step_size
             state = dataclasses.replace(state, trajectory_length=length.clone())
             self._chees.start(length[0])
         return state

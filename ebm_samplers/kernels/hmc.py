@@ -85,7 +85,8 @@ class HMC(DrawThenAdvance):
 
     `n_leapfrog`: an int, or (min, max) for uniform jitter per chain and transition; None (the default): the
     integration time T is adapted in warm-up by ChEES (`adaptation.chees`; Hoffman, Radul & Sountsov 2021),
-    starting from `trajectory_length` (None: 10 step sizes), and each transition runs
+    starting from `trajectory_length` (None: the step size after the initial search; without warm-up, 10 step
+    sizes), and each transition runs
     ceil(2 u_k T / step_size) leapfrog steps (at most `MAX_LEAPFROG`) with u_k the k-th Halton point, shared by
     all chains; warm-up then aims the step size at a harmonic-mean acceptance of 0.651 instead of 0.8.
     `chees_learning_rate` is Adam's learning rate on log T (None: the paper's 0.025). Without warm-up, T stays
@@ -171,8 +172,8 @@ class HMC(DrawThenAdvance):
         new_state, info = self._trajectory(state, energy, draws["momentum"], n_leapfrog, high, draws["uniform"])
         info["n_leapfrog"] = draws["n_leapfrog"]
         if self.chees:
-            info["trajectory_length"] = draws["jitter"] * state.trajectory_length  # the jittered time of this draw
-            info["_jitter"] = draws["jitter"]
+            info["trajectory_length"] = draws["n_leapfrog"] * state.step_size  # the time integrated, L h
+            info["_time"] = draws["jitter"] * state.trajectory_length  # the jittered time 2 u T it was drawn from
             new_state = dataclasses.replace(new_state, transition=state.transition + 1)
         return new_state, info
 
