@@ -114,3 +114,18 @@ def test_the_step_size_statistic_is_the_harmonic_mean_over_chains_that_did_not_d
     assert float(chees.harmonic_mean_acceptance(info)) == 0.0
     info["diverging"] = torch.ones(4, dtype=torch.bool)
     assert float(chees.harmonic_mean_acceptance(info)) == 0.0
+
+
+def test_a_run_interrupted_in_warmup_resumes_chees_bit_identically(tmp_path):
+    from ebm_samplers.checkpoint import read_checkpoint
+    from tests.ebm_samplers.test_checkpoint import Interrupted, QuarticWell, _assert_same_trace
+
+    run = dict(n_chains=6, n_steps=60, warmup=100, seed=8)
+    full = ebm_samplers.sample(QuarticWell(), "hmc", **run)
+    assert full.attrs["adapted_trajectory_length"]
+    path = tmp_path / "run.ckpt"
+    with pytest.raises(Interrupted):  # ChEES's T, Adam's moments and the Halton counter are all mid-flight
+        ebm_samplers.sample(QuarticWell(fail_after=300), "hmc", checkpoint=path, checkpoint_every=10, **run)
+    assert 0 < read_checkpoint(path)["step"] < 100
+    resumed = ebm_samplers.sample(QuarticWell(), "hmc", checkpoint=path, checkpoint_every=10, **run)
+    _assert_same_trace(resumed, full)
