@@ -5,7 +5,9 @@ kernel's target acceptance (kernels whose class has `target_acceptance`), from t
 initial search in `start` (`step_size_search`); kernels whose state carries
 an `inverse_mass` (HMC, underdamped Langevin) also get a diagonal metric from the variance of the
 positions in Stan's slow windows, after each of which the step-size recursion restarts from the
-step size averaged so far. At the end of warm-up the step size is the averaged iterate h-bar.
+step size averaged so far. At the end of warm-up the step size is the averaged iterate h-bar. HMC with an
+adapted trajectory length (`n_leapfrog=None`) also gets its integration time from `chees`, and its step size
+aims at 0.651 of the harmonic-mean acceptance (a user's `target_acceptance` replaces the 0.651).
 """
 
 from __future__ import annotations
