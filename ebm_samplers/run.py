@@ -129,7 +129,10 @@ def sample(
             raise
         raise TypeError(f"{error} ({hint})") from None
     n_steps = _check_count(n_steps, "n_steps", minimum=1)
-    warmup = None if warmup is None else _check_count(warmup, "warmup", minimum=0)
+    if warmup is None:
+        adapting = {"adapt_step_size": adapt_step_size, "adapt_mass_matrix": adapt_mass_matrix}
+        warmup = default_warmup(kernel, n_steps, **adapting)
+    warmup = _check_count(warmup, "warmup", minimum=0)
     thin = _check_count(thin, "thin", minimum=1)
     if n_steps < thin:
         raise ValueError(f"n_steps ({n_steps}) must be at least thin ({thin}) so that one draw is kept")
@@ -166,9 +169,6 @@ def sample(
 
     state = kernel.init(init, energy)
     _check_step_size_fits(state, kernel)
-    if warmup is None:
-        adapting = {"adapt_step_size": adapt_step_size, "adapt_mass_matrix": adapt_mass_matrix}
-        warmup = default_warmup(kernel, state, n_steps, **adapting)
     adaptation = WarmupAdaptation(
         kernel,
         state,

@@ -30,14 +30,15 @@ DEFAULT_WARMUP = 1000
 
 
 def default_warmup(
-    kernel: Kernel, state: State, n_steps: int, *, adapt_step_size: bool = True, adapt_mass_matrix: bool = True
+    kernel: Kernel, n_steps: int, *, adapt_step_size: bool = True, adapt_mass_matrix: bool = True
 ) -> int:
     """Warm-up length when none is given: min(n_steps, 1000) for a kernel with something to adapt (a target
-    acceptance for its step size, or a metric in its state, with that adaptation switched on), else 0. Stan and
-    NumPyro also default to as many warm-up transitions as kept ones (Stan: 1,000); a kernel that adapts
-    nothing would only discard draws."""
+    acceptance for its step size, or a metric: an `inverse_mass` parameter, as HMC and underdamped Langevin have),
+    with that adaptation switched on, else 0. Stan and NumPyro also default to as many warm-up transitions as kept
+    ones (Stan: 1,000); a kernel that adapts nothing would only discard draws. Decided from the kernel alone, so
+    the run's options are settled before any chain exists."""
     step_size = adapt_step_size is True and type(kernel).target_acceptance is not None
-    metric = adapt_mass_matrix is True and hasattr(state, "inverse_mass")
+    metric = adapt_mass_matrix is True and hasattr(kernel, "inverse_mass")
     return min(n_steps, DEFAULT_WARMUP) if step_size or metric else 0
 
 

@@ -75,8 +75,7 @@ def test_default_warmup_is_min_of_n_steps_and_1000_for_adapting_kernels_only():
     # the cap, without running 2,000 steps: the rule itself
     from ebm_samplers.adaptation.warmup import default_warmup
 
-    kernel = MALA()
-    assert default_warmup(kernel, kernel.init(init, energy), 5000) == 1000
+    assert default_warmup(MALA(), 5000) == 1000
 
 
 def test_hmc_without_warmup_argument_no_longer_rejects_everything_on_a_badly_scaled_target():
