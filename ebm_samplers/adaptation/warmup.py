@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ebm_samplers._validate import check_flag
 from ebm_samplers.adaptation import chees
 from ebm_samplers.adaptation.dual_averaging import DualAveraging
 from ebm_samplers.adaptation.schedule import slow_windows
@@ -61,8 +62,7 @@ class WarmupAdaptation:
             ("step_size_per_chain", step_size_per_chain),
             ("adapt_mass_matrix", adapt_mass_matrix),
         ]:
-            if not isinstance(flag, bool):
-                raise TypeError(f"{name} must be True or False; got {flag!r}")
+            check_flag(flag, name)
         if target_acceptance is not None and (
             isinstance(target_acceptance, bool)
             or not isinstance(target_acceptance, (int, float))

@@ -21,8 +21,8 @@ accepted into a failing state, for the run's `on_nonfinite`. The state caches gr
 cost L gradients.
 
 Recorded per draw: `acceptance_rate`, `accepted`, `diverging`, `n_leapfrog`, `energy_error`,
-`energy` = the Hamiltonian H of the kept point (what ArviZ's BFMI and energy plot expect, as Stan's
-`energy__`) and `potential_energy` = E(x). The target acceptance for warm-up is 0.8.
+`hamiltonian` = H of the kept point (exported to ArviZ as `energy`, Stan's `energy__`, what BFMI and the
+energy plot read) and, as for every kernel, `potential_energy` = E(x). The target acceptance for warm-up is 0.8.
 """
 
 from __future__ import annotations
@@ -201,8 +201,7 @@ class HMC(DrawThenAdvance):
             "accepted": accepted,
             "diverging": ~(energy_error <= self.divergence_threshold),  # NaN errors diverge too
             "energy_error": energy_error,
-            "energy": torch.where(accepted, end_hamiltonian, start_hamiltonian),
-            "potential_energy": new_state.energy,
+            "hamiltonian": torch.where(accepted, end_hamiltonian, start_hamiltonian),
             # not recorded: what ChEES's gradient needs, the start, the end point and its velocity M^-1 p
             "_start": state.position,
             "_proposal": position,

@@ -96,7 +96,7 @@ def test_thinning_keeps_every_thin_th_step():
     )
     assert thinned.n_draws == 3
     assert torch.equal(thinned.draws, full.draws[:, 3::4])
-    assert torch.equal(thinned.stats["energy"], full.stats["energy"][:, 3::4])
+    assert torch.equal(thinned.stats["potential_energy"], full.stats["potential_energy"][:, 3::4])
 
 
 def test_mala_spends_one_energy_evaluation_per_step():
