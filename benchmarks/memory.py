@@ -34,11 +34,11 @@ chains, steps, thin, path, keep = int(sys.argv[1]), int(sys.argv[2]), int(sys.ar
 torch.set_num_threads(1)
 energy = default_mixture() if path == "numba" else GaussianMixture()
 options = {} if keep == "draws" else {"keep": keep}
-ebm_samplers.sample(energy, "mala", n_chains=8, n_steps=2 * thin, thin=thin, seed=0, step_size=0.3, progress=False,
-                    backend=path, **options)  # imports, compiled loops and allocator warm-up
+ebm_samplers.sample(energy, "mala", n_chains=8, n_steps=2 * thin, warmup=0, thin=thin, seed=0, step_size=0.3,
+                    progress=False, backend=path, **options)  # imports, compiled loops and allocator warm-up
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 start = time.perf_counter()
-result = ebm_samplers.sample(energy, "mala", n_chains=chains, n_steps=steps, thin=thin, seed=0, step_size=0.3,
+result = ebm_samplers.sample(energy, "mala", n_chains=chains, n_steps=steps, warmup=0, thin=thin, seed=0, step_size=0.3,
                              progress=False, backend=path, **options)
 seconds = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -76,7 +76,9 @@ def start_points(energy, n: int) -> torch.Tensor:
     generator = torch.Generator().manual_seed(0)
     if isinstance(energy, Gaussian):
         return energy.sample(n, generator)
-    trace = ebm_samplers.sample(energy, "mala", init=torch.randn(n, 2, generator=generator), n_steps=200, seed=0)
+    trace = ebm_samplers.sample(
+        energy, "mala", init=torch.randn(n, 2, generator=generator), warmup=0, n_steps=200, seed=0
+    )
     return trace.draws[:, -1]
 
 

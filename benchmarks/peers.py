@@ -222,6 +222,7 @@ def ours(target: str, kernel: str, path: str, init, step_size: float, seconds: f
             kernel,
             init=init,
             n_steps=n_steps,
+            warmup=0,  # a fixed step size h, as the peers' runs
             thin=n_steps,
             step_size=step_size,
             seed=0,

@@ -58,7 +58,7 @@ def measure(chains: int, steps: int, dtype: torch.dtype, repeats: int) -> dict[s
 
     def run(keep: str, thin: int = 1):
         return ebm_samplers.sample(
-            energy, "mala", init=init, n_steps=steps, thin=thin, step_size=STEP_SIZE, seed=1, keep=keep,
+            energy, "mala", init=init, warmup=0, n_steps=steps, thin=thin, step_size=STEP_SIZE, seed=1, keep=keep,
             backend="torch", progress=False,
         )  # fmt: skip
 

@@ -171,7 +171,7 @@ def run_one(target, kernel: str, n: int, path: str, bare: float, seed: int = 0):
     params = dict(step_size=target["step"].get(kernel, 0.1))
     if kernel == "hmc":
         params["n_leapfrog"] = HMC_LEAPFROG
-    run = dict(seed=seed, backend="torch" if path == "compiled" else path, progress=False, **params)
+    run = dict(seed=seed, warmup=0, backend="torch" if path == "compiled" else path, progress=False, **params)
     if path == "compiled":
         run["compile_step"] = True
     if init is None:

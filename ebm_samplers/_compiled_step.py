@@ -46,8 +46,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ebm_samplers._nonfinite import PROPOSAL_ENERGY, STATE_NONFINITE, energy_to_name, state_failures, step_failures
-from ebm_samplers.kernels.base import DrawThenAdvance, Info, Kernel, State, recorded
+from ebm_samplers._nonfinite import step_failures
+from ebm_samplers.kernels.base import DrawThenAdvance, Info, Kernel, State, recorded, with_failure
 from ebm_samplers.trace import kept_stats
 from energies.base import has_analytic_gradient
 
@@ -68,9 +68,9 @@ class Block:
     """What a block of transitions run as one call returns to the run loop.
 
     `positions` `(rows, n, *event)` and `stats` `(rows, n)` (energy, step size, the kernel's recorded info and
-    `nonfinite`) are the states at the rows `plan_block` asked for; `bad`, `state_bad` and `value`
-    `(steps, n)` are every step's failure flags, which of them are the new state's, and the energy to name (see
-    `NonfiniteGuard.note_block`).
+    `nonfinite`) are the states at the rows `plan_block` asked for; `bad` and `value` `(steps, n)` are every
+    step's failure flags and the energy to name (see `NonfiniteGuard.note_block`; `state_bad` is `bad`, kept
+    for the guard's call signature).
     """
 
     positions: Tensor
@@ -138,7 +138,7 @@ class CompiledStep:
     def _advance_and_check(self, state: State, energy, draws) -> tuple[State, Info]:
         """`advance`, and which new states are not finite (what the run loop would check eagerly next)."""
         new_state, info = self.kernel.advance(state, energy, draws)
-        return new_state, {**info, STATE_NONFINITE: state_failures(new_state, info)}
+        return new_state, with_failure(dict(info), step_failures(new_state, info))
 
     def _draw_then_advance(self, state: State, energy, generator: torch.Generator) -> tuple[State, Info]:
         return self._advance(state, energy, self.kernel.draw(state, generator))
@@ -146,18 +146,19 @@ class CompiledStep:
     def _advance_block(self, state: State, energy, draws: list, rows: tuple[int, ...]) -> tuple[State, Block]:
         """The transitions of a block, unrolled; what the run loop's guard and recorder would take from each (the
         states only at `rows`). torch.compile specialises on the number of draws and on `rows`."""
-        kept, bad, state_bad, value = [], [], [], []
+        kept, bad, value = [], [], []
         for row, row_draws in enumerate(draws):
             state, info = self.kernel.advance(state, energy, row_draws)
-            failed, failed_state = step_failures(state, info)
-            named = energy_to_name(failed_state, state.energy, info.get(PROPOSAL_ENERGY))
-            bad.append(failed), state_bad.append(failed_state), value.append(named)
+            failure = step_failures(state, info)
+            failed = failure.failed
+            bad.append(failed), value.append(failure.value)
             if row in rows:
                 stats = {**kept_stats(state, recorded(info)), "nonfinite": failed}
                 kept.append((state.position, stats))
         stats = {name: torch.stack([row_stats[name] for _, row_stats in kept]) for name in kept[0][1]}
         positions = torch.stack([position for position, _ in kept])
-        return state, Block(positions, stats, torch.stack(bad), torch.stack(state_bad), torch.stack(value))
+        flags = torch.stack(bad)
+        return state, Block(positions, stats, flags, flags, torch.stack(value))
 
     def __call__(self, state: State, energy, generator: torch.Generator) -> tuple[State, Info]:
         return self._timed("step", self._step, state, energy, generator)

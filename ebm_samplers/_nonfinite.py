@@ -1,10 +1,14 @@
 """What a run does when an energy or gradient turns NaN or infinite: `on_nonfinite="raise" | "reject" | "reset"`.
 
-A chain *fails* at a step when its new state has a non-finite energy or gradient, or when the kernel
-flags its proposal in `Info["nonfinite"]` (an adjusted kernel has already rejected such a proposal:
-a proposal where the density is NaN or zero has acceptance probability 0, which is exact MH). A kernel
-that knows which new states are non-finite passes them as `Info["_state_nonfinite"]` (MALA: the failed
-proposals it accepted, read off its acceptance ratio) and saves the check of the new state.
+A chain *fails* at a step when its new state has a non-finite energy or gradient. A non-finite *proposal*
+of a Metropolis-corrected kernel is never a failure, whatever the policy: the kernel rejects it (acceptance
+probability 0, which is exact MH for zero density) and counts it in its `diverging` stat. So the policy
+governs non-finite states: those of unadjusted kernels (ULA, annealed Langevin), which keep every proposal,
+and of adjusted ones that accepted a proposal at energy -inf. A kernel that knows which chains failed hands
+the loop a `StepFailure` (`kernels.base.with_failure`; MALA and HMC read it off their acceptance ratio) and
+saves the loop's check of the new state; for any other kernel the loop checks the state with
+`kernels.base.nonfinite`, and for a Metropolis kernel among them (one with a `target_acceptance`) takes a new
+state with energy +inf or NaN or a non-finite gradient back as a rejected proposal, counted in `diverging`.
 
 * "raise" (default): the run stops with a `FloatingPointError` naming the first failing chain, the
   step and the value. Each step's failure flags (and the tensors that name the value) are kept on the
@@ -33,34 +37,45 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ebm_samplers.kernels.base import TRANSIENT_PREFIX, Info, Kernel, State, nonfinite, recorded, where_state
+from ebm_samplers.kernels.base import (
+    Info,
+    Kernel,
+    State,
+    StepFailure,
+    nonfinite,
+    recorded,
+    step_failure,
+    where_state,
+)
 
 POLICIES = ("raise", "reject", "reset")
-
-#: Info key of a kernel that knows which of its new states are not finite, so the run loop need not check.
-STATE_NONFINITE = TRANSIENT_PREFIX + "state_nonfinite"
-#: Info key of an MH kernel's energies at its proposals, to name the value when a proposal is not finite.
-PROPOSAL_ENERGY = TRANSIENT_PREFIX + "proposal_energy"
 
 ResetPoints = Callable[[int, torch.Generator], Tensor]
 
 
-def state_failures(state: State, info: Info) -> Tensor:
-    """Per chain, whether the new state is not finite: the kernel's `STATE_NONFINITE`, else checked."""
-    state_bad = info.get(STATE_NONFINITE)
-    return nonfinite(state.energy, state.grad) if state_bad is None else state_bad
+def step_failures(state: State, info: Info) -> StepFailure:
+    """Which chains failed in one step and the energy to name: the kernel's `StepFailure`, else the new state
+    checked (a kernel that returns a plain Info dict), naming its energy."""
+    failure = step_failure(info)
+    if failure is None:
+        return StepFailure(failed=nonfinite(state.energy, state.grad), value=state.energy)
+    return failure if failure.value is not None else StepFailure(failure.failed, state.energy)
 
 
-def step_failures(state: State, info: Info) -> tuple[Tensor, Tensor]:
-    """(failed, failed in the new state) per chain for one step: a chain fails where its new state is not finite
-    or where the kernel flags its proposal (`nonfinite`)."""
-    state_bad = state_failures(state, info)
-    return (state_bad | info["nonfinite"] if "nonfinite" in info else state_bad), state_bad
-
-
-def energy_to_name(state_bad: Tensor, state_energy: Tensor, proposal_energy: Tensor | None) -> Tensor:
-    """The energy a failure report names per chain: the new state's where it failed, else the proposal's."""
-    return state_energy if proposal_energy is None else torch.where(state_bad, state_energy, proposal_energy)
+def _reject_accepted_divergences(previous: State, state: State, info: Info, bad: Tensor):
+    """For a Metropolis kernel that reports no `StepFailure` (a user kernel returning a plain Info dict): a new
+    state with energy +inf or NaN or a non-finite gradient is a proposal that should have been rejected (its
+    ratio can look finite, e.g. a random walk's ignores the gradient). Rejecting it now is the same event as
+    rejecting it before the uniform draw, so the chain keeps its previous state, the step counts as rejected
+    and as a divergence, and only energy -inf still fails. `(state, info, still failed)`."""
+    diverged = bad & (state.energy != -torch.inf)
+    state = where_state(diverged, previous, state)
+    if "accepted" in info:
+        info["accepted"] = info["accepted"] & ~diverged
+    if "acceptance_rate" in info:
+        info["acceptance_rate"] = torch.where(diverged, 0.0, info["acceptance_rate"])
+    info["diverging"] = info["diverging"] | diverged if "diverging" in info else diverged
+    return state, info, bad & ~diverged
 
 
 def check_policy(policy: object) -> str:
@@ -98,26 +113,28 @@ class NonfiniteGuard:
         self.reset = reset
         self.first_step = torch.full((n_chains,), -1, dtype=torch.long, device=like.device)
         self.first_value = torch.zeros(n_chains, dtype=like.dtype, device=like.device)
-        self.first_in_proposal = torch.zeros(n_chains, dtype=torch.bool, device=like.device)
         self.count = torch.zeros(n_chains, dtype=torch.long, device=like.device)
-        # under "raise": (step, bad, state_bad, state energy, proposal energy) of the steps not yet checked, and
-        # (first step, bad, state_bad, value to name) of blocks of steps run as one compiled call, each (steps, n)
-        self._unchecked: list[tuple[int, Tensor, Tensor, Tensor, Tensor | None]] = []
-        self._unchecked_blocks: list[tuple[int, Tensor, Tensor, Tensor]] = []
+        # under "raise": (step, failed, value to name) of the steps not yet checked, and the same for blocks of
+        # steps run as one compiled call, each (steps, n)
+        self._unchecked: list[tuple[int, Tensor, Tensor]] = []
+        self._unchecked_blocks: list[tuple[int, Tensor, Tensor]] = []
 
     def apply(
         self, step: int, previous: State, state: State, info: Info, kernel: Kernel, energy, generator
     ) -> tuple[State, Info]:
         """The state after the policy and the info to record (with `nonfinite`, without transient keys)."""
-        proposal_energy = info.get(PROPOSAL_ENERGY)
-        bad, state_bad = step_failures(state, info)
+        kernel_failure = step_failure(info)
+        failure = step_failures(state, info)
+        bad = failure.failed
         info = recorded(info)
+        if kernel_failure is None and type(kernel).target_acceptance is not None:
+            state, info, bad = _reject_accepted_divergences(previous, state, info, bad)
 
         if self.policy == "raise":  # no count: a run that returns has had no failure
-            self._unchecked.append((step, bad, state_bad, state.energy, proposal_energy))
+            self._unchecked.append((step, bad, failure.value))
         elif self.policy == "reject":
             self.count += bad
-            state = where_state(state_bad, previous, state)
+            state = where_state(bad, previous, state)
             if "accepted" in info:
                 info["accepted"] = info["accepted"] & ~bad
             if "acceptance_rate" in info:
@@ -132,10 +149,11 @@ class NonfiniteGuard:
     def note_block(self, first_step: int, bad: Tensor, state_bad: Tensor, value: Tensor) -> None:
         """Under "raise", the failure flags of consecutive steps run as one compiled call (see
         `_compiled_step`), each `(steps, n_chains)`: row i is step `first_step + i`; `value` is the energy to
-        name (the new state's where it failed, else the proposal's)."""
+        name. `state_bad` is the same as `bad` (every failure is a new state's since rejected proposals no
+        longer fail); the parameter stays for the loop's call."""
         if self.policy != "raise":
             raise ValueError(f"blocks of steps are only run under on_nonfinite='raise', not {self.policy!r}")
-        self._unchecked_blocks.append((first_step, bad, state_bad, value))
+        self._unchecked_blocks.append((first_step, bad | state_bad, value))
 
     def _fresh_state(self, state: State, kernel: Kernel, energy, generator, bad: Tensor) -> State:
         n = state.position.shape[0]
@@ -145,8 +163,9 @@ class NonfiniteGuard:
             expected = tuple(state.position.shape)
             raise ValueError(f"reset(n, generator) must return a tensor of shape {expected}; got {got}")
         fresh = kernel.init(points.to(state.position), energy)
-        if "step_size" in {f.name for f in dataclasses.fields(fresh)}:
-            fresh = dataclasses.replace(fresh, step_size=state.step_size)  # keep each chain's (adapted) step
+        # keep what warm-up settled (step size, trajectory length and its jitter counter), not the fresh defaults
+        settled = {"step_size", "trajectory_length", "transition"} & {f.name for f in dataclasses.fields(fresh)}
+        fresh = dataclasses.replace(fresh, **{name: getattr(state, name) for name in settled})
         if bool((nonfinite(fresh.energy, fresh.grad) & bad).any()):
             raise FloatingPointError(
                 f"on_nonfinite='reset': energy {self.energy_name} or its gradient is not finite at the reset points "
@@ -159,21 +178,17 @@ class NonfiniteGuard:
         the per-step search only when some step failed."""
         unchecked, self._unchecked = self._unchecked, []
         blocks, self._unchecked_blocks = self._unchecked_blocks, []
-        flags = [torch.stack([bad for _, bad, *_ in unchecked])] if unchecked else []
-        flags += [bad for _, bad, *_ in blocks]
+        flags = [torch.stack([bad for _, bad, _ in unchecked])] if unchecked else []
+        flags += [bad for _, bad, _ in blocks]
         if not flags or not bool(torch.cat([f.reshape(-1) for f in flags]).any()):
             return
-        rows = [
-            (step, bad, state_bad, energy_to_name(state_bad, state_energy, proposal))
-            for step, bad, state_bad, state_energy, proposal in unchecked
-        ]
-        for first, bad, state_bad, value in blocks:
-            rows += [(first + i, bad[i], state_bad[i], value[i]) for i in range(bad.shape[0])]
-        for step, bad, state_bad, value in sorted(rows, key=lambda row: row[0]):  # the first failure per chain
+        rows = list(unchecked)
+        for first, bad, value in blocks:
+            rows += [(first + i, bad[i], value[i]) for i in range(bad.shape[0])]
+        for step, bad, value in sorted(rows, key=lambda row: row[0]):  # the first failure per chain
             new = bad & (self.first_step < 0)
             self.first_step = torch.where(new, step, self.first_step)
             self.first_value = torch.where(new, value.to(self.first_value.dtype), self.first_value)
-            self.first_in_proposal = torch.where(new, ~state_bad, self.first_in_proposal)
 
     def raise_if_failed(self) -> None:
         """Under "raise", stop with the first failure (chain, step, value); otherwise nothing to do."""
@@ -185,12 +200,11 @@ class NonfiniteGuard:
         chain = int(torch.argmin(steps))  # the earliest failure, lowest chain on ties
         step = int(self.first_step[chain])
         value = float(self.first_value[chain])
-        where = "a proposal" if bool(self.first_in_proposal[chain]) else "the new state"
         what = f"energy {value}" if not math.isfinite(value) else f"energy {value:.6g} with a non-finite gradient"
         phase = f"warm-up step {step}" if step < self.warmup else f"step {step - self.warmup}"
         raise FloatingPointError(
             f"energy {self.energy_name} or its gradient became NaN or infinite in {int(failed.sum())} chain(s); "
-            f"first: chain {chain} at {phase} ({where}: {what}). Reduce the step size, check the energy for "
+            f"first: chain {chain} at {phase} (the new state: {what}). Reduce the step size, check the energy for "
             "overflow, or pass on_nonfinite='reject' or 'reset'"
         )
 
@@ -220,12 +234,11 @@ class NonfiniteGuard:
             "policy": self.policy,
             "first_step": self.first_step,
             "first_value": self.first_value,
-            "first_in_proposal": self.first_in_proposal,
             "count": self.count,
         }
 
     def load_state_dict(self, saved: dict[str, object]) -> None:
         if saved["policy"] != self.policy:
             raise ValueError(f"checkpoint was written with on_nonfinite={saved['policy']!r}, not {self.policy!r}")
-        for name in ("first_step", "first_value", "first_in_proposal", "count"):
+        for name in ("first_step", "first_value", "count"):
             setattr(self, name, saved[name].to(getattr(self, name).device))

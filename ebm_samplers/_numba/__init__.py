@@ -85,7 +85,7 @@ def run_numba(
     failure = np.empty(n, dtype=np.int64)
     shared = (energy.grad_fn, points, step_size, seeds, warmup, n_steps, thin, *out.values(), failure)
     if name == "hmc":
-        low, high = _leapfrog_bounds(kernel.n_leapfrog)
+        low, high = _leapfrog_bounds(kernel.n_leapfrog, state)
         out["n_leapfrog"] = np.empty((n, keep), dtype=np.int64)
         out["energy_error"] = np.empty((n, keep))
         out["potential_energy"] = np.empty((n, keep))
@@ -93,8 +93,12 @@ def run_numba(
         loop(*shared, inverse_mass, low, high, float(kernel.divergence_threshold),
              out["n_leapfrog"], out["energy_error"], out["potential_energy"])  # fmt: skip
         out["diverging"] = out.pop("nonfinite")  # the HMC loop flags divergences there, as the torch kernel does
+        if kernel.n_leapfrog is None:  # as the torch kernel records it: the time integrated, L h
+            out["trajectory_length"] = out["n_leapfrog"] * step_size[:, None]
     else:
         loop(*shared)
+        if name == "mala":
+            out["diverging"] = out.pop("nonfinite")  # rejected non-finite proposals, as the torch kernel flags them
     del shared  # it holds the float64 outputs, which are freed one by one below as they are converted
     if name == "ula":
         del out["nonfinite"]  # the torch ULA reports no per-proposal flag either
@@ -112,7 +116,15 @@ def run_numba(
     return draws, stats, torch.where(failure >= 0, failure + first_step, failure)
 
 
-def _leapfrog_bounds(n_leapfrog) -> tuple[int, int]:
+def _leapfrog_bounds(n_leapfrog, state) -> tuple[int, int]:
+    """The loop draws L uniformly from [low, high] per chain and transition. With an adapted trajectory length T
+    (`n_leapfrog=None`), [1, ceil(2 T / h)]: the torch kernel's jittered time 2 u T drawn uniformly per chain
+    rather than on the shared Halton sequence (both jitters are independent of the state, so both are exact)."""
+    if n_leapfrog is None:
+        from ebm_samplers.kernels.hmc import MAX_LEAPFROG
+
+        longest = torch.ceil(2.0 * state.trajectory_length / state.step_size).max()
+        return 1, int(min(max(float(longest), 1.0), MAX_LEAPFROG))
     if isinstance(n_leapfrog, (tuple, list)):
         return int(n_leapfrog[0]), int(n_leapfrog[1])
     return int(n_leapfrog), int(n_leapfrog)

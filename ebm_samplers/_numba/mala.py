@@ -5,11 +5,15 @@
 
 where log q(x' | x) = -||xi||^2 / 2. Same stats and trace layout as kernels/mala.py; the energy and gradient
 at the current point are kept, so each step makes one `grad_fn` call (at the proposal). Chains advance in
-blocks (`_blocks.py`). As for ULA, the d normal draws (`_random.py`, about 2 ns each) cost more than a cheap
+blocks (`_blocks.py`). As in the torch kernel, a proposal whose energy is +inf or NaN or whose gradient is not
+finite is rejected and flagged `diverging` (the shared flag output); only an accepted proposal at energy -inf
+fails the run. As for ULA, the d normal draws (`_random.py`, about 2 ns each) cost more than a cheap
 gradient at d = 100.
 """
 
 from __future__ import annotations
+
+import math
 
 import numba
 import numpy as np
@@ -49,6 +53,9 @@ def _mala_loop(
                     + langevin_log_density(x_c, proposal_c, gradient_c, h)
                     + 0.5 * forward_squared[c]
                 )
+                diverging = not finite and proposal_value[c] != -math.inf
+                if not finite:  # explicitly: -inf rejects whatever u is, +inf (energy -inf) accepts
+                    log_ratio = -math.inf if diverging else math.inf
                 accept, probability = metropolis_accept(log_ratio, row(rng, c))
                 if accept:  # copy rather than swap the buffers: swapping array references costs refcounting
                     x_c[:] = proposal_c
@@ -56,8 +63,8 @@ def _mala_loop(
                     value[c] = proposal_value[c]
                 if index >= 0:
                     record(draws, energy, acceptance, accepted, nonfinite, chain, index, x_c, value[c], probability,
-                           accept, not finite)  # fmt: skip
-                if not finite and failure[chain] < 0:
+                           accept, diverging)  # fmt: skip
+                if accept and not finite and failure[chain] < 0:
                     failure[chain] = step
 
 

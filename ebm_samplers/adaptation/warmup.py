@@ -1,10 +1,13 @@
 """Warm-up adaptation: what the run loop calls after every warm-up transition.
 
 It composes the two mechanisms of this package. The step size follows dual averaging toward the
-kernel's target acceptance (kernels whose class has `target_acceptance`); kernels whose state carries
+kernel's target acceptance (kernels whose class has `target_acceptance`), from the step size found by the
+initial search in `start` (`step_size_search`); kernels whose state carries
 an `inverse_mass` (HMC, underdamped Langevin) also get a diagonal metric from the variance of the
 positions in Stan's slow windows, after each of which the step-size recursion restarts from the
-step size averaged so far. At the end of warm-up the step size is the averaged iterate h-bar.
+step size averaged so far. At the end of warm-up the step size is the averaged iterate h-bar. HMC with an
+adapted trajectory length (`n_leapfrog=None`) also gets its integration time from `chees`, and its step size
+aims at 0.651 of the harmonic-mean acceptance (a user's `target_acceptance` replaces the 0.651).
 """
 
 from __future__ import annotations
@@ -16,10 +19,28 @@ import torch
 from torch import Tensor
 
 from ebm_samplers._validate import check_flag
+from ebm_samplers.adaptation import chees
 from ebm_samplers.adaptation.dual_averaging import DualAveraging
 from ebm_samplers.adaptation.schedule import slow_windows
+from ebm_samplers.adaptation.step_size_search import search_step_size
 from ebm_samplers.adaptation.welford import WelfordVariance
 from ebm_samplers.kernels.base import Info, Kernel, State
+
+#: `sample(..., warmup=None)` runs min(n_steps, DEFAULT_WARMUP) warm-up transitions for a kernel that adapts.
+DEFAULT_WARMUP = 1000
+
+
+def default_warmup(
+    kernel: Kernel, n_steps: int, *, adapt_step_size: bool = True, adapt_mass_matrix: bool = True
+) -> int:
+    """Warm-up length when none is given: min(n_steps, 1000) for a kernel with something to adapt (a target
+    acceptance for its step size, or a metric: an `inverse_mass` parameter, as HMC and underdamped Langevin have),
+    with that adaptation switched on, else 0. Stan and NumPyro also default to as many warm-up transitions as kept
+    ones (Stan: 1,000); a kernel that adapts nothing would only discard draws. Decided from the kernel alone, so
+    the run's options are settled before any chain exists."""
+    step_size = adapt_step_size is True and type(kernel).target_acceptance is not None
+    metric = adapt_mass_matrix is True and hasattr(kernel, "inverse_mass")
+    return min(n_steps, DEFAULT_WARMUP) if step_size or metric else 0
 
 
 class WarmupAdaptation:
@@ -62,14 +83,21 @@ class WarmupAdaptation:
                 f"has {'warmup=0' if warmup == 0 else 'adapt_step_size=False'}, so they would be ignored; "
                 "give warmup > 0 with adapt_step_size=True, or leave them out"
             )
+        # HMC with an adapted trajectory length (ChEES): its own adaptation of T, and its step-size target
+        adapts_length = warmup > 0 and bool(getattr(kernel, "chees", False))
+        self._chees = chees.ChEES(kernel.chees_learning_rate or chees.LEARNING_RATE) if adapts_length else None
+        if adapts_length:
+            kernel_target = chees.TARGET_ACCEPTANCE
         target = kernel_target if target_acceptance is None else target_acceptance
         self.warmup = warmup
         self.target_acceptance = target
+        self._kernel = kernel
         self._step_size = (
             DualAveraging(state.step_size, target, per_chain=step_size_per_chain)
             if warmup > 0 and adapt_step_size and target is not None
             else None
         )
+        self._searched_step_size: list[float] | None = None
         has_metric = hasattr(state, "inverse_mass")
         self._windows = slow_windows(warmup) if adapt_mass_matrix and has_metric else []
         # pooled over chains: a per-chain estimate from a 25-draw window of autocorrelated draws is too
@@ -78,12 +106,24 @@ class WarmupAdaptation:
 
     @property
     def active(self) -> bool:
-        return self._step_size is not None or bool(self._windows)
+        return self._step_size is not None or bool(self._windows) or self._chees is not None
 
-    def start(self, state: State, energy, generator: torch.Generator) -> State:
-        """The state to begin warm-up from. The run loop calls it once, before the first warm-up transition of a
-        run that is not resumed past step 0 (and only while `active`). Nothing is set up here yet: the state is
-        returned unchanged (an initial step-size search would go here)."""
+    def start(self, state: State, energy, generator) -> State:
+        """The state to start warm-up from (called once, before the first warm-up transition of a run that is not
+        resumed): the step size of the initial search (Hoffman & Gelman 2014, Alg. 4), from which dual
+        averaging starts with mu = log(10 h)."""
+        if self._step_size is not None:
+            step = search_step_size(self._kernel, state, energy, generator, self.target_acceptance).to(state.step_size)
+            self._step_size.restart(step)
+            self._searched_step_size = [float(step[0])]
+            state = dataclasses.replace(state, step_size=step)
+        if self._chees is not None:
+            given = self._kernel.trajectory_length
+            # ChEES starts short, at one (searched) step, and grows T: started long, it can settle on a later, lower
+            # peak of the criterion (on Gaussians it is periodic in T), which costs gradients for nothing
+            length = state.trajectory_length if given is not None else state.step_size
+            state = dataclasses.replace(state, trajectory_length=length.clone())
+            self._chees.start(length[0])
         return state
 
     def update(self, iteration: int, state: State, info: Info) -> State:
@@ -107,9 +147,17 @@ class WarmupAdaptation:
                 self._step_size.restart(restart)
                 changes["step_size"] = restart
             else:
-                changes["step_size"] = self._step_size.update(info["acceptance_rate"]).to(state.step_size)
+                statistic = info["acceptance_rate"]
+                if self._chees is not None and not self._step_size.per_chain:
+                    statistic = chees.harmonic_mean_acceptance(info).expand_as(statistic)
+                changes["step_size"] = self._step_size.update(statistic).to(state.step_size)
             if iteration + 1 == self.warmup:
                 changes["step_size"] = self._step_size.final_step_size().to(state.step_size)
+        if self._chees is not None:
+            length = self._chees.update(state, info)
+            if iteration + 1 == self.warmup:
+                length = self._chees.final_length()
+            changes["trajectory_length"] = length.to(state.trajectory_length).expand_as(state.trajectory_length)
         return dataclasses.replace(state, **changes) if changes else state
 
     def attrs(self, state: State) -> dict[str, Any]:
@@ -117,7 +165,12 @@ class WarmupAdaptation:
         attrs: dict[str, Any] = {"adapted_step_size": self._step_size is not None}
         if self._step_size is not None:
             attrs["target_acceptance"] = self.target_acceptance
+            if self._searched_step_size is not None:
+                attrs["initial_step_size"] = self._searched_step_size[0]
             attrs["final_step_size"] = state.step_size.tolist()
+        if self._chees is not None:
+            attrs["adapted_trajectory_length"] = True
+            attrs["trajectory_length"] = float(state.trajectory_length[0])
         if self._windows:
             attrs["adapted_mass_matrix"] = True
             # pooled over chains, so one (flattened event) row describes every chain
@@ -129,6 +182,8 @@ class WarmupAdaptation:
         return {
             "step_size": None if self._step_size is None else self._step_size.state_dict(),
             "variance": self._variance.state_dict(),
+            "searched_step_size": self._searched_step_size,
+            "chees": None if self._chees is None else self._chees.state_dict(),
         }
 
     def load_state_dict(self, saved: dict[str, object]) -> None:
@@ -137,3 +192,8 @@ class WarmupAdaptation:
         if self._step_size is not None:
             self._step_size.load_state_dict(saved["step_size"])
         self._variance.load_state_dict(saved["variance"])
+        self._searched_step_size = saved.get("searched_step_size")
+        if (saved.get("chees") is None) != (self._chees is None):
+            raise ValueError("checkpoint was written with a different trajectory-length adaptation setting")
+        if self._chees is not None:
+            self._chees.load_state_dict(saved["chees"])

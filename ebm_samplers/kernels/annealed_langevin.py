@@ -43,7 +43,7 @@ from torch import Tensor
 
 from ebm_samplers._validate import check_count, check_flag
 from ebm_samplers.kernels._langevin import langevin_proposal
-from ebm_samplers.kernels.base import Info, Kernel, State, check_positive, nonfinite
+from ebm_samplers.kernels.base import Info, Kernel, State, StepFailure, check_positive, nonfinite, with_failure
 from ebm_samplers.registry import register_sampler
 from energies import Energy, NoiseConditionalEnergy, energy_and_grad
 
@@ -153,7 +153,8 @@ class AnnealedLangevin(Kernel):
         failed = failed | nonfinite(value, grad)
         ones = torch.ones_like(value)
         new_state = State(position=x.detach(), energy=value, grad=grad, step_size=state.step_size)
-        return new_state, {"acceptance_rate": ones, "accepted": ones.bool(), "nonfinite": failed}
+        info = {"acceptance_rate": ones, "accepted": ones.bool()}
+        return new_state, with_failure(info, StepFailure(failed=failed))
 
 
 def _name(energy) -> str:

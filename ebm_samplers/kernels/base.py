@@ -4,9 +4,17 @@ A kernel is a small object holding its parameters. `init(x, energy)` builds a `S
 position, its energy and gradient, so a Metropolis-adjusted kernel spends one energy+gradient
 evaluation per step. `step(state, energy, generator)` returns the next state and an `Info` dict of
 per-chain figures of shape `(n_chains,)` (at least `acceptance_rate` and `accepted`); every entry of
-`Info` is recorded in the trace's stats, except keys starting with "_", which only the run loop reads
-(e.g. MALA's `_proposal_energy`, to name the value when a proposal is not finite). Kernels never touch
-global RNG state: all randomness comes from the `torch.Generator` passed in.
+`Info` is recorded in the trace's stats, except keys starting with "_", which only the run loop and warm-up
+read (e.g. HMC's trajectory end for ChEES). Kernels never touch global RNG state: all randomness comes from
+the `torch.Generator` passed in.
+
+Non-finite values. A proposal of a Metropolis-corrected kernel whose energy is +inf or NaN, or whose gradient
+is not finite, is rejected and counted in the `diverging` stat: zero density is a legitimate value, not a
+failure of the run. A chain *fails* only where its new state is not finite (an unadjusted kernel keeps every
+proposal; an adjusted one accepts a proposal at energy -inf), and the run's `on_nonfinite` policy decides
+what happens then. A kernel that knows which chains failed says so with a `StepFailure` (`with_failure`),
+which spares the run loop a pass over the gradients; for a kernel that does not (a plain Info dict), the loop
+checks the new state itself with `nonfinite`.
 """
 
 from __future__ import annotations
@@ -24,13 +32,39 @@ from energies import energy_and_grad
 
 #: Per-chain figures from one step, each of shape (n_chains,).
 Info = dict[str, Tensor]
-#: Info keys with this prefix are for the run loop (e.g. MALA's `_proposal_energy`) and are not recorded.
+#: Info keys with this prefix are for the run loop and warm-up (e.g. HMC's trajectory end) and are not recorded.
 TRANSIENT_PREFIX = "_"
+#: The Info key under which a kernel hands its `StepFailure` to the run loop (see `with_failure`).
+_FAILURE = TRANSIENT_PREFIX + "failure"
 
 
 def recorded(info: Info) -> Info:
     """The entries of `info` that go into the trace's stats (all but the transient ones)."""
     return {name: value for name, value in info.items() if not name.startswith(TRANSIENT_PREFIX)}
+
+
+@dataclass
+class StepFailure:
+    """Which chains failed in one step, as the kernel knows it: per chain, shape (n,).
+
+    `failed`: the chain's new state (or a point the step built it from, for a kernel that keeps every
+    proposal) has a non-finite energy or gradient. `value`: the energy a failure report names per chain;
+    None: the new state's. A rejected proposal is never a failure (see the module docstring).
+    """
+
+    failed: Tensor
+    value: Tensor | None = None
+
+
+def with_failure(info: Info, failure: StepFailure) -> Info:
+    """`info` carrying the kernel's `failure` to the run loop (not recorded)."""
+    info[_FAILURE] = failure  # type: ignore[assignment]
+    return info
+
+
+def step_failure(info: Info) -> StepFailure | None:
+    """The `StepFailure` a kernel put in `info`, or None (the loop then checks the new state itself)."""
+    return info.get(_FAILURE)  # type: ignore[return-value]
 
 
 #: The random numbers one transition consumes, by name (see `DrawThenAdvance`).
@@ -65,6 +99,12 @@ class Kernel(ABC):
     @abstractmethod
     def step(self, state: State, energy, generator: torch.Generator) -> tuple[State, Info]:
         """One transition of every chain."""
+
+    def probe_acceptance(self, state: State, energy, generator: torch.Generator) -> Tensor:
+        """The acceptance probability (n,) of one step from `state` at its step size, for the initial step-size
+        search (`adaptation.step_size_search`); the state is left as it was. Default: one whole transition;
+        HMC overrides it with one leapfrog step."""
+        return self.step(state, energy, generator)[1]["acceptance_rate"]
 
     def params(self) -> dict[str, object]:
         """The kernel's parameters by name (recorded in trace attributes)."""

@@ -10,9 +10,11 @@ The proposal is asymmetric, so both q terms are needed; their difference is one 
 point, so each step costs one energy+gradient evaluation (at the proposal). The optimal acceptance rate
 in high dimension is 0.574 (Roberts & Rosenthal 1998).
 
-Given a finite current state, the ratio is NaN or infinite exactly when the proposal's energy or gradient
-is (or, harmlessly, when it overflows), so the ratio alone flags failed proposals: one check on (n,) values
-instead of a pass over the gradient.
+A proposal whose energy is +inf or NaN or whose gradient is not finite is rejected and counted in
+`diverging` (zero density is a legitimate value: Stan and BlackJAX do the same). Given a finite current
+state, the ratio is NaN or infinite exactly when the proposal's energy or gradient is (or, harmlessly, when it
+overflows), so the ratio alone flags such proposals: one check on (n,) values instead of a pass over the
+gradient. Only a proposal at energy -inf is accepted into a failing state, for the run's `on_nonfinite`.
 """
 
 from __future__ import annotations
@@ -22,8 +24,17 @@ from dataclasses import dataclass
 import torch
 
 from ebm_samplers.kernels._langevin import langevin_log_ratio, langevin_move, langevin_noise
-from ebm_samplers.kernels._metropolis import acceptance_uniform, metropolis_decision
-from ebm_samplers.kernels.base import Draws, DrawThenAdvance, Info, State, check_positive, not_finite, where_state
+from ebm_samplers.kernels._metropolis import acceptance_uniform, metropolis_decision, reject_diverging
+from ebm_samplers.kernels.base import (
+    Draws,
+    DrawThenAdvance,
+    Info,
+    State,
+    StepFailure,
+    check_positive,
+    where_state,
+    with_failure,
+)
 from ebm_samplers.registry import register_sampler
 from energies import energy_and_grad
 
@@ -50,15 +61,9 @@ class MALA(DrawThenAdvance):
         proposal = State(position=position, energy=value, grad=grad, step_size=h)
 
         log_ratio = (state.energy - value) + langevin_log_ratio(state.position, position, state.grad, grad, h)
+        log_ratio, diverging = reject_diverging(log_ratio, value)
         accepted, probability = metropolis_decision(log_ratio, draws["uniform"])
-        failed = not_finite(log_ratio)
-        info = {
-            "acceptance_rate": probability,
-            "accepted": accepted,
-            "nonfinite": failed,
-            # not recorded: the new state fails only where a failed proposal was accepted (an energy of -inf),
-            # and the value to name if the run stops on a non-finite one
-            "_state_nonfinite": failed & accepted,
-            "_proposal_energy": value,
-        }
-        return where_state(accepted, proposal, state), info
+        info = {"acceptance_rate": probability, "accepted": accepted, "diverging": diverging}
+        # the new state fails only where a proposal at energy -inf was accepted (its ratio is +inf)
+        failure = StepFailure(failed=accepted & (value == -torch.inf))
+        return where_state(accepted, proposal, state), with_failure(info, failure)

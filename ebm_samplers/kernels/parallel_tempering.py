@@ -39,7 +39,17 @@ from torch import Tensor
 
 from ebm_samplers._validate import check_count, check_flag
 from ebm_samplers.kernels._resolve import resolve_kernel
-from ebm_samplers.kernels.base import Info, Kernel, State, nonfinite, per_chain, recorded
+from ebm_samplers.kernels.base import (
+    Info,
+    Kernel,
+    State,
+    StepFailure,
+    nonfinite,
+    per_chain,
+    recorded,
+    step_failure,
+    with_failure,
+)
 from ebm_samplers.registry import register_sampler
 from energies import Energy, energy_and_grad
 
@@ -107,15 +117,25 @@ class ParallelTempering(Kernel):
         swapped = proposed & (torch.log(uniform) < log_ratio)
         replicas = _swap_rows(replicas, swapped, beta)
 
-        info = {  # the inner kernel's transient "_" entries describe its own states, not the swapped ones
-            name: (value.reshape(n_replicas, n).any(0) if name == "nonfinite" else value[:n])
+        # the inner kernel's transient "_" entries describe its own states, not the swapped ones; its divergences
+        # (rejected non-finite proposals) count for a chain in any replica
+        info = {
+            name: (value.reshape(n_replicas, n).any(0) if name == "diverging" else value[:n])
             for name, value in recorded(inner_info).items()
         }
-        failed = nonfinite(replicas.energy, replicas.grad).reshape(n_replicas, n).any(0)
-        info["nonfinite"] = info["nonfinite"] | failed if "nonfinite" in info else failed
         for r in range(n_replicas - 1):
             info[f"swap_acceptance_{r}_{r + 1}"] = probability[r]
-        return self._with_replicas(replicas, state.step_size, swap_parity=1 - state.swap_parity), info
+        # a chain fails where any replica's state is not finite (a non-finite state is never swapped: its swap
+        # ratio is NaN), naming the untempered energy of its first failing replica
+        inner_failure = step_failure(inner_info)
+        if inner_failure is None:
+            rows_failed = nonfinite(replicas.energy, replicas.grad).reshape(n_replicas, n)
+        else:
+            rows_failed = inner_failure.failed.reshape(n_replicas, n)
+        first = rows_failed.to(torch.int8).argmax(0, keepdim=True)
+        failure = StepFailure(failed=rows_failed.any(0), value=untempered.gather(0, first)[0])
+        new_state = self._with_replicas(replicas, state.step_size, swap_parity=1 - state.swap_parity)
+        return new_state, with_failure(info, failure)
 
     def params(self) -> dict[str, object]:
         return {

@@ -27,7 +27,7 @@ from torch import Tensor
 
 from ebm_samplers._validate import check_count
 from ebm_samplers.kernels._resolve import resolve_kernel
-from ebm_samplers.kernels.base import Info, Kernel, State, nonfinite
+from ebm_samplers.kernels.base import Info, Kernel, State, StepFailure, nonfinite, step_failure, with_failure
 from ebm_samplers.registry import register_sampler
 from ebm_samplers.replay_buffer import ReplayBuffer
 
@@ -107,10 +107,10 @@ class Persistent(Kernel):
         for _ in range(self.n_inner_steps):
             inner, info = self.inner.step(inner, energy, generator)
             acceptance = acceptance + info["acceptance_rate"]
-            if "nonfinite" in info:
-                failed = failed | info["nonfinite"]
-        # A chain that blew up is reported in info["nonfinite"] and handled by the run's on_nonfinite policy; its
-        # state must not enter the buffer, or later calls keep restarting from it (a buffer full of NaN).
+            inner_failure = step_failure(info)
+            failed = failed | (nonfinite(inner.energy, inner.grad) if inner_failure is None else inner_failure.failed)
+        # A chain that blew up is reported to the run's on_nonfinite policy (a `StepFailure`); its state must not
+        # enter the buffer, or later calls keep restarting from it (a buffer full of NaN).
         finite = ~nonfinite(inner.energy, inner.grad)
         if bool(finite.all()):  # one host sync per call of n_inner_steps transitions
             self.buffer.push(inner.position, inner.energy, generator=generator)
@@ -123,9 +123,8 @@ class Persistent(Kernel):
             "acceptance_rate": acceptance / self.n_inner_steps,
             "accepted": torch.ones_like(reinitialised),  # every call's result is kept and pushed
             "reinitialised": reinitialised,
-            "nonfinite": failed,
         }
-        return new_state, info
+        return new_state, with_failure(info, StepFailure(failed=failed))
 
     def params(self) -> dict[str, object]:
         init = self.init_distribution

@@ -46,7 +46,7 @@ def sample(
     init: Tensor | None = None,
     n_chains: int | None = None,
     n_steps: int,
-    warmup: int = 0,
+    warmup: int | None = None,
     thin: int = 1,
     seed: int | None = None,
     progress: bool | None = None,
@@ -75,7 +75,11 @@ def sample(
         init: initial points `(n_chains, *event_shape)`; their device and dtype are used throughout.
         n_chains: with no `init`, start this many chains from N(0, I) (needs `energy.event_shape`).
         n_steps: transitions after warm-up; every `thin`-th one is kept.
-        warmup: transitions run first and discarded.
+        warmup: transitions run first and discarded, during which the step size (and metric) adapt. None (the
+            default): min(n_steps, 1000) for a kernel with something to adapt (a target acceptance, as MALA and
+            HMC, or a metric), else 0; `warmup=0` samples with the kernel's parameters as given. The value used
+            is `trace.attrs["warmup"]`. Before the first warm-up transition an initial step-size search
+            (Hoffman & Gelman 2014) replaces a step size off by orders of magnitude.
         seed: seeds the run's only random generator; None picks a fresh seed, stored in `trace.attrs`.
         progress: show a progress bar; None shows it on long runs when stderr is a terminal.
         device, dtype: for the N(0, I) initial points when `init` is None (with `init`, leave them out or match it).

@@ -81,10 +81,10 @@ def run_loop(
                 step += length
             else:
                 previous = state
-                state, info = backend.step(state, energy, generator)
-                state, info = guard.apply(step, previous, state, info, kernel, energy, generator)
-                if step < warmup and adaptation.active:
-                    state = adaptation.update(step, state, info)
+                state, step_info = backend.step(state, energy, generator)
+                state, info = guard.apply(step, previous, state, step_info, kernel, energy, generator)
+                if step < warmup and adaptation.active:  # the guarded stats and the kernel's transient entries
+                    state = adaptation.update(step, state, step_info | info)
                 if step >= warmup:
                     recorder.record(step - warmup, state, info)
                 step += 1

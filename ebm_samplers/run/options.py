@@ -19,6 +19,7 @@ from torch import Tensor
 
 from ebm_samplers._nonfinite import ResetPoints, check_policy
 from ebm_samplers._validate import check_count, check_flag, check_positive
+from ebm_samplers.adaptation.warmup import default_warmup
 from ebm_samplers.checkpoint import stored_seed
 from ebm_samplers.kernels._resolve import resolve_kernel
 from ebm_samplers.kernels.base import Kernel
@@ -96,6 +97,9 @@ class RunOptions:
         """Check every argument; the first one that is wrong raises a one-line error saying what was expected."""
         kernel = _kernel(sampler, sampler_params)
         n_steps = check_count(n_steps, "n_steps", minimum=1)
+        if warmup is None:  # the default: warm up kernels that have something to adapt
+            adapting = {"adapt_step_size": adapt_step_size, "adapt_mass_matrix": adapt_mass_matrix}
+            warmup = default_warmup(kernel, n_steps, **adapting)
         warmup = check_count(warmup, "warmup", minimum=0)
         thin = check_count(thin, "thin", minimum=1)
         if n_steps < thin:

@@ -28,7 +28,9 @@ def test_a_missing_mode_is_flagged_for_independent_samples_and_for_chains():
     assert "under-covered components [0]" in str(coverage)
 
     # MALA chains that all start in the (2, 2) mode never cross the barrier
-    trace = ebm_samplers.sample(mixture, "mala", init=torch.full((4, 2), 2.0), n_steps=500, seed=0, step_size=0.3)
+    trace = ebm_samplers.sample(
+        mixture, "mala", init=torch.full((4, 2), 2.0), warmup=0, n_steps=500, seed=0, step_size=0.3
+    )
     coverage = mode_coverage(trace, mixture)
     assert coverage.missing == [0]
 

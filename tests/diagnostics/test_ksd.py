@@ -121,7 +121,7 @@ def test_trace_datatree_and_array_give_the_same_ksd():
     from diagnostics import mode_coverage
 
     mixture = GaussianMixture()
-    trace = ebm_samplers.sample(mixture, "mala", n_chains=4, n_steps=100, seed=0, step_size=0.3)
+    trace = ebm_samplers.sample(mixture, "mala", n_chains=4, warmup=0, n_steps=100, seed=0, step_size=0.3)
     pooled = trace.draws.reshape(-1, 2)
     expected = ksd(pooled, mixture).v_statistic
     assert ksd(trace, mixture).v_statistic == pytest.approx(expected, rel=1e-12)

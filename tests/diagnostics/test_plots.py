@@ -15,7 +15,7 @@ def _is_png(path, min_bytes=5_000):
 
 
 def test_convergence_plots_for_a_trace_and_for_a_hamiltonian_datatree(tmp_path):
-    trace = ebm_samplers.sample(GaussianMixture(), "mala", n_chains=4, n_steps=200, seed=0, step_size=0.3)
+    trace = ebm_samplers.sample(GaussianMixture(), "mala", n_chains=4, warmup=0, n_steps=200, seed=0, step_size=0.3)
     written = convergence_plots(trace, tmp_path / "trace")
     assert [p.name for p in written] == ["trace.png", "rank.png", "autocorr.png"]
     assert all(_is_png(p) for p in written)

@@ -24,7 +24,7 @@ def test_healthy_mala_run_passes():
 def test_chains_in_different_modes_are_named():
     mixture = GaussianMixture()
     init = torch.tensor([[-2.0, -2.0], [2.0, 2.0], [-2.0, -2.0], [-2.0, -2.0], [2.0, 2.0], [-2.0, -2.0]])
-    trace = ebm_samplers.sample(mixture, "mala", init=init, n_steps=1000, seed=0, step_size=0.3)
+    trace = ebm_samplers.sample(mixture, "mala", init=init, warmup=0, n_steps=1000, seed=0, step_size=0.3)
     report = diagnose(trace)
     assert not report.ok
     (split,) = [p for p in report.problems if p.kind == "mode_split"]

@@ -30,7 +30,7 @@ def test_chains_in_different_places_are_flagged():
 
 
 def test_trace_datatree_and_tensor_agree():
-    trace = ebm_samplers.sample(Gaussian([0.0, 0.0]), "mala", n_chains=4, n_steps=200, seed=0, step_size=0.5)
+    trace = ebm_samplers.sample(Gaussian([0.0, 0.0]), "mala", n_chains=4, warmup=0, n_steps=200, seed=0, step_size=0.5)
     from_trace = summary(trace)
     from_tree = summary(trace.to_arviz())
     from_tensor = summary(trace.draws)

@@ -149,9 +149,14 @@ def test_bad_schedules_and_routes_are_rejected():
         ebm_samplers.get_sampler("annealed_langevin", annealing="cooling")
     with pytest.raises(ValueError, match="denoise"):
         ebm_samplers.sample(
-            lambda x: (x**2).sum(-1), "annealed_langevin", init=torch.zeros(3, 2), n_steps=1, denoise=True
+            lambda x: (x**2).sum(-1), "annealed_langevin", init=torch.zeros(3, 2), warmup=0, n_steps=1, denoise=True
         )
     with pytest.raises(TypeError, match="perturbed"):
         ebm_samplers.sample(
-            lambda x: (x**2).sum(-1), "annealed_langevin", init=torch.zeros(3, 2), n_steps=1, annealing="perturbed"
+            lambda x: (x**2).sum(-1),
+            "annealed_langevin",
+            init=torch.zeros(3, 2),
+            warmup=0,
+            n_steps=1,
+            annealing="perturbed",
         )

@@ -39,7 +39,7 @@ def test_compiled_step_computes_the_eager_step(sampler, params):
     accept decisions and hmc's per-chain leapfrog lengths."""
     energy, init = GaussianMixture(), torch.randn(300, 2, generator=torch.Generator().manual_seed(0))
     runs = [
-        ebm_samplers.sample(energy, sampler, init=init, n_steps=5, seed=9, compile_step=compiled, **params)
+        ebm_samplers.sample(energy, sampler, init=init, warmup=0, n_steps=5, seed=9, compile_step=compiled, **params)
         for compiled in (False, True)
     ]
     eager, compiled = runs
@@ -125,7 +125,7 @@ def test_an_autograd_gradient_is_traced_into_the_compiled_step():
         return network(x) + 2.0 * x.square().sum(-1)
 
     init = torch.randn(100, 2, generator=torch.Generator().manual_seed(2))
-    run = dict(init=init, n_steps=6, seed=5, step_size=0.4)
+    run = dict(init=init, warmup=0, n_steps=6, seed=5, step_size=0.4)
     eager = ebm_samplers.sample(energy, "mala", **run)
     torch._dynamo.utils.counters.clear()
     compiled = ebm_samplers.sample(energy, "mala", compile_step=True, **run)
@@ -144,16 +144,16 @@ def test_runs_keep_compiling_past_dynamos_default_recompile_limit():
     with torch._dynamo.config.patch(recompile_limit=1):
         for dtype in (torch.float32, torch.float64):
             init = torch.randn(20, 3, generator=torch.Generator().manual_seed(0), dtype=dtype)
-            ebm_samplers.sample(energy.to(dtype), "ula", init=init, n_steps=3, seed=0, compile_step=True)
+            ebm_samplers.sample(energy.to(dtype), "ula", init=init, warmup=0, n_steps=3, seed=0, compile_step=True)
     frames = torch._dynamo.utils.counters["frames"]
     assert frames["total"] >= 1 and frames["ok"] == frames["total"]  # every graph asked for was compiled
 
 
 def test_compile_step_is_checked_and_is_for_the_torch_path():
     with pytest.raises(TypeError, match="compile_step must be True or False"):
-        ebm_samplers.sample(GaussianMixture(), "mala", n_chains=4, n_steps=2, compile_step="yes")
+        ebm_samplers.sample(GaussianMixture(), "mala", n_chains=4, warmup=0, n_steps=2, compile_step="yes")
     with pytest.raises(ValueError, match="numba loops"):
-        ebm_samplers.sample(default_mixture(), "mala", n_chains=4, n_steps=2, compile_step=True)
+        ebm_samplers.sample(default_mixture(), "mala", n_chains=4, warmup=0, n_steps=2, compile_step=True)
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,7 @@ def test_shards_cover_the_chains_in_order():
 
 
 def test_single_process_reference_is_deterministic_and_independent_of_init_placement():
-    kwargs = dict(n_chains=5, n_steps=30, seed=3, step_size=0.2)
+    kwargs = dict(n_chains=5, warmup=0, n_steps=30, seed=3, step_size=0.2)
     first = sample_sharded(GaussianMixture(), "mala", n_shards=2, **kwargs)
     second = sample_sharded(GaussianMixture(), "mala", n_shards=2, **kwargs)
     assert first.draws.shape == (5, 30, 2)
@@ -36,7 +36,9 @@ def test_single_process_reference_is_deterministic_and_independent_of_init_place
     from ebm_samplers import sample
 
     # shard 1 alone, run as a plain single-process sample with its derived seed, reproduces chains 2..3
-    alone = sample(Gaussian([0.0, 0.0]), "ula", init=init[2:], n_steps=5, seed=shard_seed(1, 1), step_size=0.1)
+    alone = sample(
+        Gaussian([0.0, 0.0]), "ula", init=init[2:], warmup=0, n_steps=5, seed=shard_seed(1, 1), step_size=0.1
+    )
     assert torch.equal(sharded.draws[2:], alone.draws)
 
 
@@ -96,7 +98,7 @@ def test_the_command_line_works_under_torchrun_unchanged(tmp_path):
 
 
 def test_moments_and_per_shard_checkpoints_join_in_shard_order(tmp_path):
-    kwargs = dict(n_chains=5, n_steps=40, seed=3, step_size=0.2)
+    kwargs = dict(n_chains=5, warmup=0, n_steps=40, seed=3, step_size=0.2)
     moments = sample_sharded(GaussianMixture(), "mala", n_shards=2, keep="moments", **kwargs)
     trace = sample_sharded(GaussianMixture(), "mala", n_shards=2, **kwargs)
     assert moments.mean.shape == (5, 2)

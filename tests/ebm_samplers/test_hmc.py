@@ -33,7 +33,7 @@ def test_hmc_matches_moments_of_a_correlated_gaussian_after_adaptation(path):
 def test_a_too_large_step_on_a_stiff_target_is_flagged_diverging(path):
     stiff = gaussian_target(path, [0.0, 0.0], [[1e-4, 0.0], [0.0, 1.0]])  # the first coordinate needs steps < 0.02
     init = torch.full((20, 2), 0.01, dtype=torch.float64)
-    run = dict(init=init, n_steps=5, seed=32, n_leapfrog=3, backend=path)
+    run = dict(init=init, warmup=0, n_steps=5, seed=32, n_leapfrog=3, backend=path)
     trace = ebm_samplers.sample(stiff, "hmc", step_size=0.5, **run)
     assert bool(trace.stats["diverging"].all())
     assert not bool(trace.stats["accepted"].any())
@@ -49,10 +49,12 @@ def test_hmc_spends_one_gradient_per_leapfrog_step_and_jitters_within_its_range(
         calls["n"] += 1
         return 0.5 * (x**2).sum(-1)
 
-    ebm_samplers.sample(counted, "hmc", init=torch.zeros(5, 2), n_steps=7, seed=0, n_leapfrog=4)
+    ebm_samplers.sample(counted, "hmc", init=torch.zeros(5, 2), warmup=0, n_steps=7, seed=0, n_leapfrog=4)
     # check_energy four times (value, gradient, two per-sample probes), init once, then one per leapfrog step
     assert calls["n"] == 4 + 1 + 7 * 4
-    jittered = ebm_samplers.sample(Gaussian([0.0]), "hmc", n_chains=50, n_steps=20, seed=33, n_leapfrog=(2, 4))
+    jittered = ebm_samplers.sample(
+        Gaussian([0.0]), "hmc", n_chains=50, warmup=0, n_steps=20, seed=33, n_leapfrog=(2, 4)
+    )
     assert set(jittered.stats["n_leapfrog"].unique().tolist()) == {2, 3, 4}
 
 

@@ -43,9 +43,9 @@ def test_any_initial_points_run_or_are_refused_clearly(init, sampler):
     valid = init.ndim >= 1 and init.shape[0] >= 1 and init.is_floating_point() and bool(torch.isfinite(init).all())
     if not valid:
         with pytest.raises((ValueError, TypeError), match=r"initial points|n_chains|floating"):
-            ebm_samplers.sample(quadratic, sampler, init=init, n_steps=3, seed=0, step_size=0.01)
+            ebm_samplers.sample(quadratic, sampler, init=init, warmup=0, n_steps=3, seed=0, step_size=0.01)
         return
-    trace = ebm_samplers.sample(quadratic, sampler, init=init, n_steps=3, seed=0, step_size=0.01)
+    trace = ebm_samplers.sample(quadratic, sampler, init=init, warmup=0, n_steps=3, seed=0, step_size=0.01)
     assert trace.draws.shape == (init.shape[0], 3, *init.shape[1:]) and trace.draws.dtype == init.dtype
     assert torch.isfinite(trace.draws).all()
 
@@ -69,7 +69,7 @@ def test_any_run_parameters_run_or_are_refused_clearly(step_size, n_steps, warmu
     valid = (
         valid_step
         and _is_count(n_steps, 1)
-        and _is_count(warmup, 0)
+        and (warmup is None or _is_count(warmup, 0))  # None: the default warm-up
         and _is_count(thin, 1)
         and _is_count(checkpoint_every, 1)
         and n_steps >= thin
@@ -105,20 +105,22 @@ class Float64Net(torch.nn.Module):
 
 def test_dtype_mismatch_between_energy_and_init_is_named():
     with pytest.raises(TypeError, match=r"parameters are torch.float64 but the initial points are torch.float32"):
-        ebm_samplers.sample(Float64Net(), "mala", init=torch.zeros(3, 2), n_steps=2)
+        ebm_samplers.sample(Float64Net(), "mala", init=torch.zeros(3, 2), warmup=0, n_steps=2)
     net = Float64Net()
     with pytest.raises(TypeError, match=r"parameters are torch.float64 but the initial points are torch.float32"):
-        ebm_samplers.sample(lambda x: net(x), "mala", init=torch.zeros(3, 2), n_steps=2)  # a closure over it too
-    trace = ebm_samplers.sample(Float64Net(), "mala", init=torch.zeros(3, 2, dtype=torch.float64), n_steps=2)
+        ebm_samplers.sample(
+            lambda x: net(x), "mala", init=torch.zeros(3, 2), warmup=0, n_steps=2
+        )  # a closure over it too
+    trace = ebm_samplers.sample(Float64Net(), "mala", init=torch.zeros(3, 2, dtype=torch.float64), warmup=0, n_steps=2)
     assert trace.draws.dtype == torch.float64
     with pytest.raises(TypeError, match=r"returned torch.float64 on cpu for initial points of torch.float32"):
-        ebm_samplers.sample(lambda x: (x.double() ** 2).sum(-1), "mala", init=torch.zeros(3, 2), n_steps=2)
+        ebm_samplers.sample(lambda x: (x.double() ** 2).sum(-1), "mala", init=torch.zeros(3, 2), warmup=0, n_steps=2)
 
 
 def test_device_mismatch_between_energy_and_init_is_named():
     net = Float64Net().float().to("meta")  # a device other than the points' (CPU-only stand-in for cuda)
     with pytest.raises(TypeError, match=r"parameters are on meta but the initial points are on cpu"):
-        ebm_samplers.sample(net, "mala", init=torch.zeros(3, 2), n_steps=2)
+        ebm_samplers.sample(net, "mala", init=torch.zeros(3, 2), warmup=0, n_steps=2)
 
 
 @pytest.mark.parametrize(
@@ -133,13 +135,15 @@ def test_device_mismatch_between_energy_and_init_is_named():
 def test_energies_that_mix_samples_are_refused(mixing):
     for init in (torch.zeros(4, 2), torch.randn(6, 2, generator=torch.Generator().manual_seed(0))):
         with pytest.raises(ValueError, match="is not per-sample"):
-            ebm_samplers.sample(mixing, "mala", init=init, n_steps=2)
+            ebm_samplers.sample(mixing, "mala", init=init, warmup=0, n_steps=2)
 
 
 def test_an_energy_tied_to_one_batch_size_is_refused():
     per_chain_scale = torch.tensor([1.0, 2.0, 3.0])
     with pytest.raises(ValueError, match=r"failed on a batch of the first 3 initial points.*any number of points"):
-        ebm_samplers.sample(lambda x: per_chain_scale * (x**2).sum(-1), "mala", init=torch.zeros(3, 2), n_steps=2)
+        ebm_samplers.sample(
+            lambda x: per_chain_scale * (x**2).sum(-1), "mala", init=torch.zeros(3, 2), warmup=0, n_steps=2
+        )
 
 
 def test_batchnorm_in_training_mode_is_refused_and_in_eval_mode_accepted():
@@ -153,50 +157,52 @@ def test_batchnorm_in_training_mode_is_refused_and_in_eval_mode_accepted():
 
 def test_other_bad_inputs_are_named():
     with pytest.raises(TypeError, match="must be callable"):
-        ebm_samplers.sample(3, "mala", init=torch.zeros(2, 1), n_steps=2)
+        ebm_samplers.sample(3, "mala", init=torch.zeros(2, 1), warmup=0, n_steps=2)
     with pytest.raises(TypeError, match=r"init must be a torch\.Tensor"):
-        ebm_samplers.sample(quadratic, "mala", init=[[0.0]], n_steps=2)
+        ebm_samplers.sample(quadratic, "mala", init=[[0.0]], warmup=0, n_steps=2)
     with pytest.raises(ValueError, match=r"expects points of shape \(n, 2\); got initial points of shape \(3, 3\)"):
-        ebm_samplers.sample(Gaussian([0.0, 0.0]), "mala", init=torch.zeros(3, 3), n_steps=2)
+        ebm_samplers.sample(Gaussian([0.0, 0.0]), "mala", init=torch.zeros(3, 3), warmup=0, n_steps=2)
     with pytest.raises(ValueError, match="n_chains must be an integer >= 1; got 0"):
-        ebm_samplers.sample(Gaussian([0.0, 0.0]), "mala", n_chains=0, n_steps=2)
+        ebm_samplers.sample(Gaussian([0.0, 0.0]), "mala", n_chains=0, warmup=0, n_steps=2)
     with pytest.raises(ValueError, match=r"points contain NaN or infinite values in 1 chain\(s\) \(first: chain 1\)"):
-        ebm_samplers.sample(quadratic, "mala", init=torch.tensor([[0.0], [math.nan]]), n_steps=2)
+        ebm_samplers.sample(quadratic, "mala", init=torch.tensor([[0.0], [math.nan]]), warmup=0, n_steps=2)
     kernel = ebm_samplers.get_sampler("mala")
     kernel.step_size = -0.5  # changed after construction
     with pytest.raises(ValueError, match=r"mala step_size must be a finite number > 0; got -0\.5"):
-        ebm_samplers.sample(quadratic, kernel, init=torch.zeros(2, 1), n_steps=2)
+        ebm_samplers.sample(quadratic, kernel, init=torch.zeros(2, 1), warmup=0, n_steps=2)
 
 
 def test_bad_device_dtype_and_seed_are_named_before_torch_fails():
     mixture = Gaussian([0.0, 0.0])
     with pytest.raises(ValueError, match=r"device must be a torch device such as 'cpu'.*got 'gpu'"):
-        ebm_samplers.sample(mixture, "mala", n_chains=2, n_steps=2, device="gpu")
+        ebm_samplers.sample(mixture, "mala", n_chains=2, warmup=0, n_steps=2, device="gpu")
     with pytest.raises(ValueError, match=r"device .cuda:99. is not usable on this machine"):
-        ebm_samplers.sample(mixture, "mala", n_chains=2, n_steps=2, device="cuda:99")
+        ebm_samplers.sample(mixture, "mala", n_chains=2, warmup=0, n_steps=2, device="cuda:99")
     with pytest.raises(TypeError, match=r"dtype must be a floating torch.dtype.*got torch.int64"):
-        ebm_samplers.sample(mixture, "mala", n_chains=2, n_steps=2, dtype=torch.int64)
+        ebm_samplers.sample(mixture, "mala", n_chains=2, warmup=0, n_steps=2, dtype=torch.int64)
     with pytest.raises(TypeError, match=r"dtype must be a floating torch.dtype.*got 'float64'"):
-        ebm_samplers.sample(mixture, "mala", n_chains=2, n_steps=2, dtype="float64")
+        ebm_samplers.sample(mixture, "mala", n_chains=2, warmup=0, n_steps=2, dtype="float64")
     with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*64\); got 18446744073709551616"):
-        ebm_samplers.sample(mixture, "mala", n_chains=2, n_steps=2, seed=2**64)
-    assert ebm_samplers.sample(mixture, "mala", n_chains=2, n_steps=2, seed=2**64 - 1).attrs["seed"] == 2**64 - 1
+        ebm_samplers.sample(mixture, "mala", n_chains=2, warmup=0, n_steps=2, seed=2**64)
+    assert (
+        ebm_samplers.sample(mixture, "mala", n_chains=2, warmup=0, n_steps=2, seed=2**64 - 1).attrs["seed"] == 2**64 - 1
+    )
 
 
 def test_device_or_dtype_that_contradict_init_are_not_silently_ignored():
     init = torch.zeros(2, 2)
     with pytest.raises(ValueError, match=r"dtype=torch.float64 describe the N\(0, I\) initial points.*init is torch"):
-        ebm_samplers.sample(quadratic, "mala", init=init, n_steps=2, dtype=torch.float64)
+        ebm_samplers.sample(quadratic, "mala", init=init, warmup=0, n_steps=2, dtype=torch.float64)
     with pytest.raises(ValueError, match=r"device='meta'.*init is torch.float32 on cpu"):
-        ebm_samplers.sample(quadratic, "mala", init=init, n_steps=2, device="meta")
-    trace = ebm_samplers.sample(quadratic, "mala", init=init, n_steps=2, device="cpu", dtype=torch.float32)
+        ebm_samplers.sample(quadratic, "mala", init=init, warmup=0, n_steps=2, device="meta")
+    trace = ebm_samplers.sample(quadratic, "mala", init=init, warmup=0, n_steps=2, device="cpu", dtype=torch.float32)
     assert trace.draws.dtype == torch.float32
 
 
 @pytest.mark.skipif(torch.backends.mps.is_available(), reason="needs a machine without Apple's MPS backend")
 def test_an_unusable_device_is_named_in_one_short_sentence():
     with pytest.raises(ValueError) as error:
-        ebm_samplers.sample(Gaussian([0.0, 0.0]), "mala", n_chains=2, n_steps=2, device="mps")
+        ebm_samplers.sample(Gaussian([0.0, 0.0]), "mala", n_chains=2, warmup=0, n_steps=2, device="mps")
     assert str(error.value).startswith("device 'mps' is not usable on this machine (")
     assert len(str(error.value)) < 200 and "\n" not in str(error.value)  # torch's message runs to 2,000 characters
 
@@ -205,15 +211,15 @@ def test_a_misspelt_sample_argument_is_pointed_out():
     with pytest.raises(
         TypeError, match=r"has no parameter\(s\) n_chain.*\(did you mean sample\(\)'s n_chains= for n_chain=\?\)"
     ):
-        ebm_samplers.sample(Gaussian([0.0, 0.0]), "mala", n_chain=4, n_steps=2)
+        ebm_samplers.sample(Gaussian([0.0, 0.0]), "mala", n_chain=4, warmup=0, n_steps=2)
     with pytest.raises(
         TypeError, match=r"did you mean sample\(\)'s n_steps= for num_steps=, sample\(\)'s seed= for seeds="
     ):
-        ebm_samplers.sample(Gaussian([0.0, 0.0]), "mala", n_chains=4, n_steps=2, num_steps=2, seeds=0)
+        ebm_samplers.sample(Gaussian([0.0, 0.0]), "mala", n_chains=4, warmup=0, n_steps=2, num_steps=2, seeds=0)
     with pytest.raises(TypeError, match=r"its parameters are: step_size$"):  # no far-fetched guess
-        ebm_samplers.sample(Gaussian([0.0, 0.0]), "mala", n_chains=4, n_steps=2, stepsize=0.1)
+        ebm_samplers.sample(Gaussian([0.0, 0.0]), "mala", n_chains=4, warmup=0, n_steps=2, stepsize=0.1)
 
 
 def test_progress_is_a_bool_or_none():
     with pytest.raises(TypeError, match=r"progress must be True, False or None .*got 'yes'"):
-        ebm_samplers.sample(Gaussian([0.0, 0.0]), "mala", n_chains=2, n_steps=2, progress="yes")
+        ebm_samplers.sample(Gaussian([0.0, 0.0]), "mala", n_chains=2, warmup=0, n_steps=2, progress="yes")

@@ -82,7 +82,7 @@ def test_a_plain_lambda_is_an_energy():
 
 
 def test_same_seed_gives_the_same_draws_and_float64_is_kept():
-    kwargs = dict(init=torch.zeros(4, 2, dtype=torch.float64), n_steps=50, seed=11, step_size=0.2)
+    kwargs = dict(init=torch.zeros(4, 2, dtype=torch.float64), warmup=0, n_steps=50, seed=11, step_size=0.2)
     first = ebm_samplers.sample(Gaussian([0.0, 0.0]), "mala", **kwargs)
     second = ebm_samplers.sample(Gaussian([0.0, 0.0]), "mala", **kwargs)
     assert first.draws.dtype == torch.float64
@@ -90,8 +90,10 @@ def test_same_seed_gives_the_same_draws_and_float64_is_kept():
 
 
 def test_thinning_keeps_every_thin_th_step():
-    full = ebm_samplers.sample(Gaussian([0.0]), "ula", n_chains=3, n_steps=12, seed=5, step_size=0.1)
-    thinned = ebm_samplers.sample(Gaussian([0.0]), "ula", n_chains=3, n_steps=12, thin=4, seed=5, step_size=0.1)
+    full = ebm_samplers.sample(Gaussian([0.0]), "ula", n_chains=3, warmup=0, n_steps=12, seed=5, step_size=0.1)
+    thinned = ebm_samplers.sample(
+        Gaussian([0.0]), "ula", n_chains=3, warmup=0, n_steps=12, thin=4, seed=5, step_size=0.1
+    )
     assert thinned.n_draws == 3
     assert torch.equal(thinned.draws, full.draws[:, 3::4])
     assert torch.equal(thinned.stats["potential_energy"], full.stats["potential_energy"][:, 3::4])
@@ -104,7 +106,7 @@ def test_mala_spends_one_energy_evaluation_per_step():
         calls["n"] += 1
         return 0.5 * (x**2).sum(-1)
 
-    ebm_samplers.sample(counted, "mala", init=torch.zeros(5, 2), n_steps=30, seed=0)
+    ebm_samplers.sample(counted, "mala", init=torch.zeros(5, 2), warmup=0, n_steps=30, seed=0)
     # check_energy evaluates four times (value, two per-sample probes, gradient), init once, then one per step
     assert calls["n"] == 4 + 1 + 30
 

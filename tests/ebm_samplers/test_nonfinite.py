@@ -31,7 +31,7 @@ def test_raise_names_the_earliest_chain_step_and_value_even_when_checked_later()
     # the host checks every 256 steps, at step 511 here; the report must still be exact
     expected = r"3 chain\(s\); first: chain 1 at step 295 \(the new state: energy inf\)"
     with pytest.raises(FloatingPointError, match=expected):
-        ebm_samplers.sample(wall_at_300, Drift(), init=INIT, n_steps=1000, seed=0)
+        ebm_samplers.sample(wall_at_300, Drift(), init=INIT, warmup=0, n_steps=1000, seed=0)
     with pytest.raises(FloatingPointError, match=r"chain 1 at step 195 \(the new state: energy inf\)"):
         ebm_samplers.sample(wall_at_300, Drift(), init=INIT, n_steps=1000, warmup=100, seed=0)
     with pytest.raises(FloatingPointError, match=r"chain 1 at warm-up step 295"):
@@ -40,19 +40,25 @@ def test_raise_names_the_earliest_chain_step_and_value_even_when_checked_later()
 
 def test_raise_reports_a_finite_energy_with_a_non_finite_gradient():
     with pytest.raises(FloatingPointError, match=r"chain 1 at step 295 \(the new state: energy 0 with a non-finite"):
-        ebm_samplers.sample(cusp_at_301, Drift(), init=INIT, n_steps=400, seed=0)
+        ebm_samplers.sample(cusp_at_301, Drift(), init=INIT, warmup=0, n_steps=400, seed=0)
 
 
-def test_raise_reports_a_rejected_mala_proposal_and_its_value():
-    with pytest.raises(FloatingPointError, match=r"\(a proposal: energy nan\)"):
-        ebm_samplers.sample(nan_outside, "mala", init=torch.zeros(4, 1), n_steps=300, seed=0, step_size=1.0)
+def test_a_nan_mala_proposal_is_rejected_and_counted_as_a_divergence_not_a_failure():
+    # it used to stop the run under the default on_nonfinite="raise"
+    trace = ebm_samplers.sample(
+        nan_outside, "mala", init=torch.zeros(4, 1), n_steps=300, warmup=0, seed=0, step_size=1.0
+    )
+    assert trace.stats["diverging"].any() and not trace.stats["nonfinite"].any()
+    diverging = trace.stats["diverging"]
+    assert not trace.stats["accepted"][diverging].any() and (trace.stats["acceptance_rate"][diverging] == 0).all()
+    assert (trace.draws.abs() <= 1.5).all()
 
 
 def test_a_failed_run_never_checkpoints_the_failed_state(tmp_path):
     path = tmp_path / "run.ckpt"
     with pytest.raises(FloatingPointError, match="chain 1 at step 295"):
         ebm_samplers.sample(
-            wall_at_300, Drift(), init=INIT, n_steps=1000, seed=0, checkpoint=path, checkpoint_every=200
+            wall_at_300, Drift(), init=INIT, warmup=0, n_steps=1000, seed=0, checkpoint=path, checkpoint_every=200
         )
     saved = read_checkpoint(path)
     assert saved["step"] == 200
@@ -61,19 +67,29 @@ def test_a_failed_run_never_checkpoints_the_failed_state(tmp_path):
 
 def test_a_failed_run_never_streams_non_finite_draws(tmp_path):
     with pytest.raises(FloatingPointError, match="chain 1 at step 295"):
-        ebm_samplers.sample(wall_at_300, Drift(), init=INIT, n_steps=1000, seed=0, stream=tmp_path, stream_every=100)
+        ebm_samplers.sample(
+            wall_at_300, Drift(), init=INIT, warmup=0, n_steps=1000, seed=0, stream=tmp_path, stream_every=100
+        )
     with pytest.warns(UserWarning, match="holds 200 of 1000 draws"):
         partial = ebm_samplers.Trace.load(tmp_path)
     assert torch.isfinite(partial.stats["potential_energy"]).all()
     with pytest.raises(FloatingPointError, match="chain 1 at step 295"):  # also when only moments are kept
         ebm_samplers.sample(
-            wall_at_300, Drift(), init=INIT, n_steps=1000, seed=0, stream=tmp_path, stream_every=100, keep="moments"
+            wall_at_300,
+            Drift(),
+            init=INIT,
+            warmup=0,
+            n_steps=1000,
+            seed=0,
+            stream=tmp_path,
+            stream_every=100,
+            keep="moments",
         )
     assert len(list(tmp_path.glob("chunk-*.nc"))) == 2
 
 
 def test_reject_keeps_the_previous_state_of_an_unadjusted_kernel():
-    trace = ebm_samplers.sample(wall_at_300, Drift(), init=INIT, n_steps=320, seed=0, on_nonfinite="reject")
+    trace = ebm_samplers.sample(wall_at_300, Drift(), init=INIT, warmup=0, n_steps=320, seed=0, on_nonfinite="reject")
     x = trace.draws[:, :, 0]
     # chain 1 walks 6, 7, ..., 300 (draw 294) and then every move to 301 is rejected
     assert torch.equal(x[1, :295], torch.arange(6.0, 301.0))
@@ -103,13 +119,14 @@ def test_reject_is_exact_mh_for_mala_on_a_truncated_normal():
         step_size=1.0,
         on_nonfinite="reject",
     )
-    assert 0.05 < trace.stats["nonfinite"].double().mean() < 0.5  # the wall is hit often: the test has power
+    assert 0.05 < trace.stats["diverging"].double().mean() < 0.5  # the wall is hit often: the test has power
+    assert not trace.stats["nonfinite"].any()  # rejected proposals, not failures
     assert torch.isfinite(trace.draws).all() and (trace.draws.abs() <= a).all()
     assert_matches(trace.draws[..., 0].double().square().mean(1), truth, "truncated normal variance")
 
 
 def test_reset_restarts_failing_chains_from_their_initial_points_keeping_their_step_size():
-    trace = ebm_samplers.sample(wall_at_300, Drift(), init=INIT, n_steps=600, seed=0, on_nonfinite="reset")
+    trace = ebm_samplers.sample(wall_at_300, Drift(), init=INIT, warmup=0, n_steps=600, seed=0, on_nonfinite="reset")
     x = trace.draws[:, :, 0]
     # chain 1: 6 .. 300, fails at draw 295 and restarts at 5, then climbs again and fails at 295 + 296
     assert x[1, 295] == 5.0 and torch.equal(x[1, 296:591], torch.arange(6.0, 301.0)) and x[1, 591] == 5.0
@@ -122,16 +139,24 @@ def test_reset_uses_the_users_reset_points_and_checks_them():
         return torch.full((n, 1), -10.0)
 
     trace = ebm_samplers.sample(
-        wall_at_300, Drift(), init=INIT, n_steps=320, seed=0, on_nonfinite="reset", reset=to_minus_ten
+        wall_at_300, Drift(), init=INIT, warmup=0, n_steps=320, seed=0, on_nonfinite="reset", reset=to_minus_ten
     )
     assert trace.draws[1, 295, 0] == -10.0 and trace.draws[0, 300, 0] == -10.0
     with pytest.raises(ValueError, match=r"reset\(n, generator\) must return a tensor of shape \(3, 1\); got \(3, 2\)"):
         ebm_samplers.sample(
-            wall_at_300, Drift(), init=INIT, n_steps=320, on_nonfinite="reset", reset=lambda n, g: torch.zeros(n, 2)
+            wall_at_300,
+            Drift(),
+            init=INIT,
+            warmup=0,
+            n_steps=320,
+            on_nonfinite="reset",
+            reset=lambda n, g: torch.zeros(n, 2),
         )
     with pytest.raises(FloatingPointError, match="not finite at the reset points"):
         beyond_the_wall = lambda n, generator: torch.full((n, 1), 400.0)  # noqa: E731
-        ebm_samplers.sample(wall_at_300, Drift(), init=INIT, n_steps=320, on_nonfinite="reset", reset=beyond_the_wall)
+        ebm_samplers.sample(
+            wall_at_300, Drift(), init=INIT, warmup=0, n_steps=320, on_nonfinite="reset", reset=beyond_the_wall
+        )
 
 
 def test_reset_of_drawn_initial_points_draws_new_ones():
@@ -140,7 +165,9 @@ def test_reset_of_drawn_initial_points_draws_new_ones():
 
     energy = as_energy(nan_beyond_four, event_shape=(1,))
     # ULA at h = 1.5 on N(0, 1) has stationary sd 2 (see test_langevin_kernels), so |x| > 4 happens often
-    trace = ebm_samplers.sample(energy, "ula", n_chains=50, n_steps=200, seed=1, step_size=1.5, on_nonfinite="reset")
+    trace = ebm_samplers.sample(
+        energy, "ula", n_chains=50, warmup=0, n_steps=200, seed=1, step_size=1.5, on_nonfinite="reset"
+    )
     failed = trace.stats["nonfinite"]
     assert failed.sum() > 10
     restarted = trace.draws[..., 0][failed]
@@ -151,9 +178,10 @@ def test_reset_of_drawn_initial_points_draws_new_ones():
 @pytest.mark.parametrize("sampler", ["ula", "mala"])
 def test_no_nan_ever_reaches_a_returned_trace(policy, sampler):
     trace = ebm_samplers.sample(
-        nan_outside, sampler, init=torch.zeros(16, 2), n_steps=300, seed=3, step_size=1.5, on_nonfinite=policy
+        nan_outside, sampler, init=torch.zeros(16, 2), warmup=0, n_steps=300, seed=3, step_size=1.5, on_nonfinite=policy
     )
-    assert trace.stats["nonfinite"].any()
+    # ULA keeps every proposal, so the policy handles its failures; MALA rejects them as divergences
+    assert trace.stats["nonfinite" if sampler == "ula" else "diverging"].any()
     assert torch.isfinite(trace.draws).all()
     for name, values in trace.stats.items():
         assert not values.is_floating_point() or torch.isfinite(values).all(), name
@@ -162,12 +190,14 @@ def test_no_nan_ever_reaches_a_returned_trace(policy, sampler):
 
 def test_bad_policy_is_rejected():
     with pytest.raises(ValueError, match="on_nonfinite must be one of 'raise', 'reject', 'reset'; got 'ignore'"):
-        ebm_samplers.sample(nan_outside, "mala", init=torch.zeros(2, 1), n_steps=2, on_nonfinite="ignore")
+        ebm_samplers.sample(nan_outside, "mala", init=torch.zeros(2, 1), warmup=0, n_steps=2, on_nonfinite="ignore")
     with pytest.raises(TypeError, match="reset must be a callable"):
-        ebm_samplers.sample(nan_outside, "mala", init=torch.zeros(2, 1), n_steps=2, on_nonfinite="reset", reset=3)
+        ebm_samplers.sample(
+            nan_outside, "mala", init=torch.zeros(2, 1), warmup=0, n_steps=2, on_nonfinite="reset", reset=3
+        )
     with pytest.raises(ValueError, match=r"reset= is used only with on_nonfinite='reset'; got on_nonfinite='raise'"):
         ebm_samplers.sample(
-            nan_outside, "mala", init=torch.zeros(2, 1), n_steps=2, reset=lambda n, g: -torch.ones(n, 1)
+            nan_outside, "mala", init=torch.zeros(2, 1), warmup=0, n_steps=2, reset=lambda n, g: -torch.ones(n, 1)
         )
 
 

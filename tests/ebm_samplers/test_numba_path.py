@@ -25,7 +25,7 @@ def mixture():
 
 @pytest.mark.parametrize("sampler", SAMPLERS)
 def test_same_trace_layout_as_the_torch_path(mixture, sampler):
-    run = dict(n_chains=6, n_steps=20, thin=2, seed=0, step_size=0.1)
+    run = dict(n_chains=6, warmup=0, n_steps=20, thin=2, seed=0, step_size=0.1)
     compiled = ebm_samplers.sample(mixture, sampler, **run)
     reference = ebm_samplers.sample(mixture, sampler, backend="torch", **run)
     assert compiled.attrs["backend"] == "numba" and "backend" not in reference.attrs
@@ -39,7 +39,7 @@ def test_same_trace_layout_as_the_torch_path(mixture, sampler):
 
 @pytest.mark.parametrize("sampler", SAMPLERS)
 def test_same_seed_same_draws_whatever_the_thread_count(mixture, sampler):
-    run = dict(n_chains=9, n_steps=30, seed=5, step_size=0.2)
+    run = dict(n_chains=9, warmup=0, n_steps=30, seed=5, step_size=0.2)
     first = ebm_samplers.sample(mixture, sampler, **run)
     threads = numba.get_num_threads()
     numba.set_num_threads(1)
@@ -53,7 +53,7 @@ def test_same_seed_same_draws_whatever_the_thread_count(mixture, sampler):
 
 
 def test_thinning_keeps_every_thin_th_step(mixture):
-    run = dict(n_chains=3, n_steps=12, seed=5, step_size=0.1)
+    run = dict(n_chains=3, warmup=0, n_steps=12, seed=5, step_size=0.1)
     full = ebm_samplers.sample(mixture, "mala", **run)
     thinned = ebm_samplers.sample(mixture, "mala", thin=4, **run)
     assert torch.equal(thinned.draws, full.draws[:, 3::4])
@@ -64,7 +64,7 @@ def test_float64_chains_get_float64_draws_of_the_same_trajectory(mixture):
     # float32 chains have their draws written in float32 by the loop; float64 chains by a float64 version of it.
     # Same seed, same start and a step size exact in both dtypes: the same trajectory, rounded or not.
     init = torch.randn(5, 2, generator=torch.Generator().manual_seed(0))
-    run = dict(n_steps=12, thin=3, seed=4, step_size=0.125)
+    run = dict(warmup=0, n_steps=12, thin=3, seed=4, step_size=0.125)
     single = ebm_samplers.sample(mixture, "hmc", init=init, **run)
     double = ebm_samplers.sample(mixture, "hmc", init=init.double(), **run)
     assert single.draws.dtype == torch.float32 and double.draws.dtype == torch.float64
@@ -93,14 +93,14 @@ def test_numba_ula_matches_the_exact_biased_variance_of_a_stiff_coordinate():
 
 def test_selection_and_its_errors(mixture):
     with pytest.raises(ValueError, match="backend"):
-        ebm_samplers.sample(mixture, "mala", n_chains=2, n_steps=2, backend="jax")
+        ebm_samplers.sample(mixture, "mala", n_chains=2, warmup=0, n_steps=2, backend="jax")
     with pytest.raises(ValueError, match="NumbaEnergy"):
-        ebm_samplers.sample(Gaussian([0.0]), "mala", n_chains=2, n_steps=2, backend="numba")
+        ebm_samplers.sample(Gaussian([0.0]), "mala", n_chains=2, warmup=0, n_steps=2, backend="numba")
 
     class MyMALA(MALA):  # a user subclass may change step(), so it keeps the torch path
         pass
 
-    trace = ebm_samplers.sample(mixture, MyMALA(step_size=0.1), n_chains=2, n_steps=3, seed=0)
+    trace = ebm_samplers.sample(mixture, MyMALA(step_size=0.1), n_chains=2, warmup=0, n_steps=3, seed=0)
     assert "backend" not in trace.attrs
 
 
@@ -116,7 +116,7 @@ def test_a_nan_energy_fails_the_run_with_the_chain_and_step():
 
     energy = NumbaEnergy(energy_fn, grad_fn, 1, name="broken")
     with pytest.raises(FloatingPointError, match=r"broken .* chain"):
-        ebm_samplers.sample(energy, "ula", init=torch.zeros(50, 1), n_steps=2000, seed=0, step_size=0.5)
+        ebm_samplers.sample(energy, "ula", init=torch.zeros(50, 1), warmup=0, n_steps=2000, seed=0, step_size=0.5)
 
 
 def test_compiled_loops_are_cached_under_a_digest_of_the_helpers_compiled_into_them(monkeypatch):

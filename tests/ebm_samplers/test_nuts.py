@@ -218,10 +218,12 @@ def test_one_chain_and_many_chains_in_lockstep_sample_the_same_distribution():
 def test_max_tree_depth_caps_the_trajectory():
     target = Gaussian(MEAN, COVARIANCE)
     init = torch.zeros(32, 2, dtype=torch.float64)
-    one = ebm_samplers.sample(target, "nuts", init=init, n_steps=20, seed=45, max_tree_depth=1)
+    one = ebm_samplers.sample(target, "nuts", init=init, warmup=0, n_steps=20, seed=45, max_tree_depth=1)
     assert bool((one.stats["n_leapfrog"] == 1).all()) and bool((one.stats["tree_depth"] == 1).all())
     # steps far too small to turn: every tree runs to the cap, 2^3 - 1 states
-    capped = ebm_samplers.sample(target, "nuts", init=init, n_steps=20, seed=46, max_tree_depth=3, step_size=1e-3)
+    capped = ebm_samplers.sample(
+        target, "nuts", init=init, warmup=0, n_steps=20, seed=46, max_tree_depth=3, step_size=1e-3
+    )
     assert bool((capped.stats["n_leapfrog"] == 7).all()) and bool((capped.stats["tree_depth"] == 3).all())
     assert bool((capped.stats["n_leapfrog_batch"] == 7).all())
 
@@ -265,7 +267,9 @@ def test_nuts_is_not_compiled_and_has_no_numba_loop():
     kernel = ebm_samplers.get_sampler("nuts")
     assert not supports(kernel)
     with pytest.raises(ValueError, match="compile_step=True cannot compile the nuts step"):
-        ebm_samplers.sample(Gaussian(MEAN, COVARIANCE), "nuts", n_chains=2, n_steps=3, seed=0, compile_step=True)
+        ebm_samplers.sample(
+            Gaussian(MEAN, COVARIANCE), "nuts", n_chains=2, warmup=0, n_steps=3, seed=0, compile_step=True
+        )
 
 
 def test_sample_with_nuts_end_to_end_feeds_arviz():

@@ -90,7 +90,7 @@ def test_a_training_loop_can_change_the_energy_between_calls():
 def test_the_kernel_uses_a_given_buffer_and_records_reinitialisations():
     buffer = ReplayBuffer(100, (2,), reinit_probability=1.0)
     kernel = ebm_samplers.get_sampler("persistent", inner="ula", n_inner_steps=3, buffer=buffer, step_size=0.01)
-    trace = ebm_samplers.sample(Gaussian(MEAN, COVARIANCE), kernel, n_chains=10, n_steps=4, seed=0)
+    trace = ebm_samplers.sample(Gaussian(MEAN, COVARIANCE), kernel, n_chains=10, warmup=0, n_steps=4, seed=0)
     assert kernel.buffer is buffer and len(buffer) == 40
     assert trace.stats["reinitialised"].all()
     assert trace.attrs["sampler"] == "persistent" and trace.attrs["sampler_params"]["inner"] == "ula"
@@ -112,7 +112,7 @@ def test_states_that_blew_up_are_reported_but_never_stored_in_the_buffer():
     # x^4 with a large ULA step: chains that leave ~[-1.3, 1.3] overshoot to inf within a few steps
     kernel = ebm_samplers.get_sampler("persistent", inner="ula", step_size=0.3, n_inner_steps=20, capacity=64)
     trace = ebm_samplers.sample(
-        lambda x: (x**4).sum(-1), kernel, init=torch.zeros(16, 1), n_steps=10, seed=0, on_nonfinite="reject"
+        lambda x: (x**4).sum(-1), kernel, init=torch.zeros(16, 1), warmup=0, n_steps=10, seed=0, on_nonfinite="reject"
     )
     assert trace.attrs["nonfinite_total"] > 0  # failures happen and are counted...
     stored = kernel.buffer.state_dict()

@@ -53,7 +53,7 @@ def test_reused_stat_tensors_are_recorded_at_every_step():
 
 def test_ula_records_acceptance_one_and_adapted_step_sizes_are_kept_per_draw():
     energy = Gaussian(torch.zeros(2))
-    trace = ebm_samplers.sample(energy, "ula", init=torch.zeros(4, 2), n_steps=9, seed=1)
+    trace = ebm_samplers.sample(energy, "ula", init=torch.zeros(4, 2), warmup=0, n_steps=9, seed=1)
     assert torch.equal(trace.stats["acceptance_rate"], torch.ones(4, 9))
     assert bool(trace.stats["accepted"].all())
     # adapted in warm-up, one step size per chain, then fixed: every kept draw records its chain's value
@@ -67,7 +67,9 @@ def test_ula_records_acceptance_one_and_adapted_step_sizes_are_kept_per_draw():
 
 def test_inference_mode_tensors_without_a_version_counter_are_copied_every_time():
     with torch.inference_mode():
-        trace = ebm_samplers.sample(Gaussian(torch.zeros(2)), _CountingKernel(), n_chains=3, n_steps=6, seed=0)
+        trace = ebm_samplers.sample(
+            Gaussian(torch.zeros(2)), _CountingKernel(), n_chains=3, warmup=0, n_steps=6, seed=0
+        )
     assert torch.equal(trace.stats["counter"], torch.arange(1.0, 7.0).expand(3, -1))
     assert torch.equal(trace.stats["acceptance_rate"], torch.full((3, 6), 7.0))
 
@@ -85,7 +87,9 @@ def test_a_trace_that_would_not_fit_in_memory_is_refused_before_the_run(monkeypa
 
 
 def test_the_trace_is_a_view_of_the_recorded_storage_and_arviz_shares_it():
-    trace = ebm_samplers.sample(Gaussian(torch.zeros(3)), "mala", n_chains=5, n_steps=20, seed=0, step_size=0.3)
+    trace = ebm_samplers.sample(
+        Gaussian(torch.zeros(3)), "mala", n_chains=5, warmup=0, n_steps=20, seed=0, step_size=0.3
+    )
     assert trace.draws.stride()[:2] == (3, 15)  # stored draw-major, handed over as a (chain, draw) view
     assert all(values.stride() == (1, 5) for values in trace.stats.values())
     tree = trace.to_arviz()

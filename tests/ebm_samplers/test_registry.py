@@ -58,7 +58,9 @@ def test_a_user_registered_kernel_runs_through_sample_and_is_correct():
 
 
 def test_a_kernel_object_can_be_passed_directly():
-    trace = ebm_samplers.sample(Gaussian([0.0]), RandomWalkMetropolis(step_size=0.5), n_chains=2, n_steps=10, seed=0)
+    trace = ebm_samplers.sample(
+        Gaussian([0.0]), RandomWalkMetropolis(step_size=0.5), n_chains=2, warmup=0, n_steps=10, seed=0
+    )
     assert trace.n_draws == 10
 
 
@@ -66,7 +68,7 @@ def test_unknown_names_and_parameters_are_explained():
     with pytest.raises(KeyError, match=r"unknown sampler 'nope'.*mala"):
         ebm_samplers.get_sampler("nope")
     with pytest.raises(KeyError, match=r"unknown sampler 'mla' \(did you mean 'mala'\?\); available samplers"):
-        ebm_samplers.sample(Gaussian([0.0]), "mla", n_chains=2, n_steps=5)
+        ebm_samplers.sample(Gaussian([0.0]), "mla", n_chains=2, warmup=0, n_steps=5)
     with pytest.raises(TypeError, match=r"has no parameter.*stepsize.*step_size"):
         ebm_samplers.get_sampler("mala", stepsize=0.1)
     with pytest.raises(ValueError, match="step_size must be a finite number > 0"):
@@ -74,7 +76,7 @@ def test_unknown_names_and_parameters_are_explained():
     with pytest.raises(ValueError, match="already registered"):
         register_sampler("mala")(RandomWalkMetropolis)
     with pytest.raises(TypeError, match="given with a kernel object"):
-        ebm_samplers.sample(Gaussian([0.0]), RandomWalkMetropolis(), n_chains=2, n_steps=5, step_size=0.1)
+        ebm_samplers.sample(Gaussian([0.0]), RandomWalkMetropolis(), n_chains=2, warmup=0, n_steps=5, step_size=0.1)
 
 
 @pytest.mark.parametrize(
@@ -97,7 +99,9 @@ def test_bad_run_arguments_are_explained(kwargs, message):
 def test_a_blow_up_during_sampling_names_chain_and_step():
     # E = x^4 with a huge step: Langevin overshoots geometrically and overflows float32 within a few steps
     with pytest.raises(FloatingPointError, match="chain 0 at step"):
-        ebm_samplers.sample(lambda x: (x**4).sum(-1), "ula", init=torch.full((1, 1), 3.0), n_steps=50, step_size=1.0)
+        ebm_samplers.sample(
+            lambda x: (x**4).sum(-1), "ula", init=torch.full((1, 1), 3.0), warmup=0, n_steps=50, step_size=1.0
+        )
 
 
 def test_a_sampler_is_a_registered_name_or_a_kernel_object_and_parameters_need_a_name():
@@ -105,9 +109,9 @@ def test_a_sampler_is_a_registered_name_or_a_kernel_object_and_parameters_need_a
     kernel = ebm_samplers.get_sampler("mala", step_size=0.2)
     x = torch.zeros(4, 2)
     with pytest.raises(TypeError, match=r"sampler parameters \['step_size'\] were given with a kernel object"):
-        ebm_samplers.sample(lambda y: (y**2).sum(-1), kernel, init=x, n_steps=2, step_size=0.1)
+        ebm_samplers.sample(lambda y: (y**2).sum(-1), kernel, init=x, warmup=0, n_steps=2, step_size=0.1)
     with pytest.raises(TypeError, match="sampler must be a registered sampler name or a Kernel object; got int"):
-        ebm_samplers.sample(lambda y: (y**2).sum(-1), 3, init=x, n_steps=2)
+        ebm_samplers.sample(lambda y: (y**2).sum(-1), 3, init=x, warmup=0, n_steps=2)
     with pytest.raises(TypeError, match=r"inner parameters \['step_size'\] were given with an inner kernel object"):
         ebm_samplers.get_sampler("parallel_tempering", inner=kernel, step_size=0.1)
     with pytest.raises(ValueError, match="persistent cannot use itself as the inner kernel"):

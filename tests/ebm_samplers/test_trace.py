@@ -75,7 +75,7 @@ def test_trace_rejects_mismatched_stats():
 def test_the_hamiltonian_is_arviz_energy_and_comes_back_under_its_own_name(tmp_path):
     from energies import Gaussian
 
-    hmc = ebm_samplers.sample(Gaussian([0.0, 0.0]), "hmc", n_chains=4, n_steps=40, seed=0, step_size=0.3)
+    hmc = ebm_samplers.sample(Gaussian([0.0, 0.0]), "hmc", n_chains=4, warmup=0, n_steps=40, seed=0, step_size=0.3)
     assert {"hamiltonian", "potential_energy"} <= set(hmc.stats) and "energy" not in hmc.stats
     stats = hmc.to_arviz()["sample_stats"]
     assert "energy" in stats.data_vars and "hamiltonian" not in stats.data_vars
@@ -83,7 +83,7 @@ def test_the_hamiltonian_is_arviz_energy_and_comes_back_under_its_own_name(tmp_p
     back = Trace.load(hmc.save(tmp_path / "hmc.nc"))
     assert set(back.stats) == set(hmc.stats) and torch.equal(back.stats["hamiltonian"], hmc.stats["hamiltonian"])
     streamed = ebm_samplers.sample(
-        Gaussian([0.0, 0.0]), "hmc", n_chains=4, n_steps=40, seed=0, step_size=0.3, stream=tmp_path / "stream"
+        Gaussian([0.0, 0.0]), "hmc", n_chains=4, warmup=0, n_steps=40, seed=0, step_size=0.3, stream=tmp_path / "stream"
     )
     assert torch.equal(streamed.stats["hamiltonian"], hmc.stats["hamiltonian"])
 

@@ -75,7 +75,7 @@ def test_underdamped_langevin_spends_one_gradient_per_step():
         calls["n"] += 1
         return 0.5 * (x**2).sum(-1)
 
-    ebm_samplers.sample(counted, "underdamped_langevin", init=torch.zeros(5, 2), n_steps=30, seed=0)
+    ebm_samplers.sample(counted, "underdamped_langevin", init=torch.zeros(5, 2), warmup=0, n_steps=30, seed=0)
     # check_energy four times (value, gradient, two per-sample probes), init once, then one per step
     assert calls["n"] == 4 + 1 + 30
 

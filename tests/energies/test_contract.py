@@ -25,7 +25,7 @@ def test_broken_energies_raise_clear_errors(function, error, message):
     with pytest.raises(error, match=message):
         check_energy(function, X)
     with pytest.raises(error, match=message):
-        ebm_samplers.sample(function, "mala", init=X, n_steps=2)
+        ebm_samplers.sample(function, "mala", init=X, warmup=0, n_steps=2)
 
 
 def test_non_callable_is_rejected():
@@ -62,7 +62,7 @@ def test_a_user_module_is_an_energy():
     def energy(x):
         return net(x).squeeze(-1)
 
-    trace = ebm_samplers.sample(energy, "ula", init=torch.zeros(3, 2), n_steps=5, seed=0, step_size=0.01)
+    trace = ebm_samplers.sample(energy, "ula", init=torch.zeros(3, 2), warmup=0, n_steps=5, seed=0, step_size=0.01)
     assert trace.draws.shape == (3, 5, 2)
 
 

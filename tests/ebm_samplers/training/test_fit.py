@@ -119,7 +119,7 @@ def test_dsm_multiscale_gives_a_noise_conditional_energy_for_annealed_langevin(d
     assert isinstance(result.energy, NoiseConditionalEnergy)
     assert result.extras["sigmas"][0] == pytest.approx(2.0) and result.extras["sigmas"][-1] == pytest.approx(0.05)
     trace = ebm_samplers.sample(
-        result.energy, "annealed_langevin", init=torch.zeros(4, 2), n_steps=1, seed=0, steps_per_level=2
+        result.energy, "annealed_langevin", init=torch.zeros(4, 2), warmup=0, n_steps=1, seed=0, steps_per_level=2
     )
     assert torch.isfinite(trace.draws).all()
 

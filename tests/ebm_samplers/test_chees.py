@@ -1,0 +1,131 @@
+"""ChEES-HMC: hmc's default with warm-up adapts its integration time (Hoffman, Radul & Sountsov 2021)."""
+
+import math
+
+import pytest
+import torch
+
+import ebm_samplers
+from ebm_samplers.adaptation import chees
+from ebm_samplers.kernels import HMC
+from ebm_samplers.kernels.hmc import TrajectoryState, halton
+from energies import Gaussian
+from tests.helpers import assert_function_matches, assert_matches
+
+
+def assert_centred_moments(draws, variances):
+    draws = draws.double()
+    for i, variance in enumerate(variances):
+        assert_matches(draws[..., i].mean(1) / math.sqrt(variance), 0.0, f"mean[{i}] / sd")
+        assert_matches(draws[..., i].square().mean(1) / variance, 1.0, f"variance[{i}] / truth")
+
+
+def test_chees_hmc_is_exact_on_an_ill_conditioned_100d_gaussian():
+    variances = torch.logspace(-1, 1, 100, dtype=torch.float64)  # two orders of magnitude
+    energy = Gaussian(torch.zeros(100, dtype=torch.float64), torch.diag(variances))
+    init = torch.zeros(16, 100, dtype=torch.float64)
+    trace = ebm_samplers.sample(energy, "hmc", init=init, n_steps=300, warmup=300, seed=5)
+    assert trace.attrs["adapted_trajectory_length"] and trace.attrs["target_acceptance"] == chees.TARGET_ACCEPTANCE
+    assert 0.5 < trace.attrs["trajectory_length"] < 20.0  # of the order of the (whitened) scale, not stuck
+    assert_centred_moments(trace.draws[..., ::11], variances[::11].tolist())
+
+
+def test_chees_hmc_is_exact_on_a_strongly_correlated_2d_gaussian():
+    covariance = torch.tensor([[1.0, 0.99], [0.99, 1.0]], dtype=torch.float64)
+    energy = Gaussian(torch.zeros(2, dtype=torch.float64), covariance)
+    trace = ebm_samplers.sample(energy, "hmc", init=torch.zeros(16, 2, dtype=torch.float64), n_steps=400, seed=6)
+    # the length grows well past the short scale (0.1) toward the long one (1.41)
+    assert trace.attrs["trajectory_length"] > 0.5
+    draws = trace.draws.double()
+    assert_centred_moments(draws, [1.0, 1.0])
+    moments = torch.stack([draws[..., 0].square(), draws[..., 1].square(), draws[..., 0] * draws[..., 1]], -1)
+    assert_function_matches(moments.mean(1), lambda m: m[2] / torch.sqrt(m[0] * m[1]), 0.99, "correlation")
+
+
+def test_trajectories_keep_their_halton_jitter_around_the_adapted_length():
+    warmup = 100
+    trace = ebm_samplers.sample(Gaussian([0.0, 0.0]), "hmc", init=torch.zeros(8, 2), n_steps=256, warmup=warmup, seed=7)
+    length, step = trace.attrs["trajectory_length"], trace.attrs["final_step_size"][0]
+    steps = trace.stats["n_leapfrog"]
+    assert torch.equal(steps, steps[:1].expand_as(steps))  # one length per transition, shared by every chain
+    # transition k runs ceil(2 u_k T / h) steps, u_k the k-th Halton point
+    jitter = 2.0 * halton(torch.arange(warmup, warmup + 256))
+    expected = torch.ceil(jitter * torch.tensor(length, dtype=torch.float32) / torch.tensor(step)).long()
+    assert torch.equal(steps[0], expected.clamp(min=1))
+    assert abs(float(jitter.mean()) - 1.0) < 0.01  # Halton points fill (0, 1) evenly
+    torch.testing.assert_close(trace.stats["trajectory_length"], steps * trace.stats["step_size"])
+
+
+def test_halton_points_are_the_base_2_van_der_corput_sequence():
+    assert halton(torch.arange(7)).tolist() == [0.5, 0.25, 0.75, 0.125, 0.625, 0.375, 0.875]
+
+
+def test_an_explicit_n_leapfrog_keeps_the_fixed_trajectory_and_chees_options_need_none():
+    trace = ebm_samplers.sample(
+        Gaussian([0.0]), "hmc", init=torch.zeros(6, 1), n_steps=20, warmup=20, seed=1, n_leapfrog=(2, 4)
+    )
+    assert "trajectory_length" not in trace.attrs and "trajectory_length" not in trace.stats
+    assert trace.attrs["target_acceptance"] == 0.8
+    assert set(trace.stats["n_leapfrog"].unique().tolist()) <= {2, 3, 4}
+    with pytest.raises(ValueError, match=r"n_leapfrog=10 fixes the trajectory, but trajectory_length configure"):
+        HMC(n_leapfrog=10, trajectory_length=2.0)
+    with pytest.raises(ValueError, match="chees_learning_rate must be a finite number > 0"):
+        HMC(chees_learning_rate=-1.0)
+
+
+def test_without_warmup_the_length_stays_where_it_starts():
+    trace = ebm_samplers.sample(
+        Gaussian([0.0]), "hmc", init=torch.zeros(4, 1), n_steps=16, warmup=0, seed=2, trajectory_length=0.7
+    )
+    assert isinstance(HMC().init(torch.zeros(2, 1), Gaussian([0.0])), TrajectoryState)
+    assert float((trace.stats["n_leapfrog"] * 0.1).max()) < 1.4 + 0.1 + 1e-6  # within 2 T (one step of rounding)
+    assert "adapted_trajectory_length" not in trace.attrs
+
+
+def test_the_gradient_points_toward_longer_trajectories_when_they_are_too_short():
+    # a 1-D standard normal from the stationary law, after a short trajectory t: the proposal has moved little,
+    # and lengthening it increases the change of the squared distance
+    generator = torch.Generator().manual_seed(0)
+    n, t = 4096, 0.2
+    x = torch.randn(n, 1, generator=generator, dtype=torch.float64)
+    p = torch.randn(n, 1, generator=generator, dtype=torch.float64)
+    end, velocity = x * math.cos(t) + p * math.sin(t), -x * math.sin(t) + p * math.cos(t)  # exact flow
+    info = {
+        "_start": x,
+        "_proposal": end,
+        "_velocity": velocity,
+        "acceptance_rate": torch.ones(n, dtype=torch.float64),
+        "_time": torch.full((n,), t, dtype=torch.float64),
+    }
+    assert float(chees.chees_gradient(info)) > 0
+    t = 2.5  # past the half period pi/2 of the flow... up to pi: shortening helps
+    end, velocity = x * math.cos(t) + p * math.sin(t), -x * math.sin(t) + p * math.cos(t)
+    info |= {"_proposal": end, "_velocity": velocity, "_time": torch.full((n,), t, dtype=torch.float64)}
+    assert float(chees.chees_gradient(info)) < 0
+
+
+def test_the_step_size_statistic_is_the_harmonic_mean_over_chains_that_did_not_diverge():
+    info = {
+        "acceptance_rate": torch.tensor([0.5, 1.0, 0.0, 0.25]),
+        "diverging": torch.tensor([False, False, True, False]),
+    }
+    assert float(chees.harmonic_mean_acceptance(info)) == pytest.approx(3 / (2 + 1 + 4))
+    info["diverging"] = torch.tensor([False, False, False, False])  # a chain that accepts nothing: 0
+    assert float(chees.harmonic_mean_acceptance(info)) == 0.0
+    info["diverging"] = torch.ones(4, dtype=torch.bool)
+    assert float(chees.harmonic_mean_acceptance(info)) == 0.0
+
+
+def test_a_run_interrupted_in_warmup_resumes_chees_bit_identically(tmp_path):
+    from ebm_samplers.checkpoint import read_checkpoint
+    from tests.ebm_samplers.test_checkpoint import Interrupted, QuarticWell, _assert_same_trace
+
+    run = dict(n_chains=6, n_steps=60, warmup=100, seed=8)
+    full = ebm_samplers.sample(QuarticWell(), "hmc", **run)
+    assert full.attrs["adapted_trajectory_length"]
+    path = tmp_path / "run.ckpt"
+    with pytest.raises(Interrupted):  # ChEES's T, Adam's moments and the Halton counter are all mid-flight
+        ebm_samplers.sample(QuarticWell(fail_after=300), "hmc", checkpoint=path, checkpoint_every=10, **run)
+    assert 0 < read_checkpoint(path)["step"] < 100
+    resumed = ebm_samplers.sample(QuarticWell(), "hmc", checkpoint=path, checkpoint_every=10, **run)
+    _assert_same_trace(resumed, full)
