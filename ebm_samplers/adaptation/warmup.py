@@ -2,9 +2,10 @@
 
 It composes the two mechanisms of this package. The step size follows dual averaging toward the
 kernel's target acceptance (kernels whose class has `target_acceptance`); kernels whose state carries
-an `inverse_mass` (HMC, underdamped Langevin) also get a diagonal metric from the variance of the
-positions in Stan's slow windows, after each of which the step-size recursion restarts from the
-step size averaged so far. At the end of warm-up the step size is the averaged iterate h-bar.
+an `inverse_mass` (HMC, underdamped Langevin, MALA, ULA) also get a metric, diagonal or dense as the
+kernel's `metric` says, from the positions in Stan's slow windows (`metric.MetricAdaptation`), after each
+of which the step-size recursion restarts from the step size averaged so far. At the end of warm-up the
+step size is the averaged iterate h-bar.
 """
 
 from __future__ import annotations
@@ -12,17 +13,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import torch
-from torch import Tensor
-
 from ebm_samplers.adaptation.dual_averaging import DualAveraging
-from ebm_samplers.adaptation.schedule import slow_windows
-from ebm_samplers.adaptation.welford import WelfordVariance
+from ebm_samplers.adaptation.metric import MetricAdaptation
+from ebm_samplers.kernels._kinetic import DenseMetric, momentum_from_whitened, whiten_momentum
 from ebm_samplers.kernels.base import Info, Kernel, State
 
 
 class WarmupAdaptation:
-    """Adapts step size and (where the state has one) diagonal inverse mass over `warmup` steps."""
+    """Adapts step size and (where the state has one) the inverse mass over `warmup` steps."""
 
     def __init__(
         self,
@@ -71,10 +69,12 @@ class WarmupAdaptation:
             else None
         )
         has_metric = hasattr(state, "inverse_mass")
-        self._windows = slow_windows(warmup) if adapt_mass_matrix and has_metric else []
         # pooled over chains: a per-chain estimate from a 25-draw window of autocorrelated draws is too
         # noisy (and biased low for slowly moving chains, which a smaller metric then slows further)
-        self._variance = WelfordVariance(per_chain=False)
+        self._metric = (
+            MetricAdaptation(getattr(kernel, "metric", "diag"), warmup) if adapt_mass_matrix and has_metric else None
+        )
+        self._windows = self._metric.windows if self._metric is not None else []
 
     @property
     def active(self) -> bool:
@@ -82,18 +82,15 @@ class WarmupAdaptation:
 
     def update(self, iteration: int, state: State, info: Info) -> State:
         """The state to continue from after warm-up iteration `iteration` (0-based) produced `state`."""
-        changes: dict[str, Tensor] = {}
-        window = next((w for w in self._windows if w[0] <= iteration < w[1]), None)
-        if window is not None:
-            self._variance.update(state.position)
-            if iteration + 1 == window[1]:
-                inverse_mass = self._variance.regularised_variance(state.inverse_mass)
-                changes["inverse_mass"] = inverse_mass
-                if hasattr(state, "momentum"):
-                    # keep the whitened momentum p / sqrt(M): a momentum drawn under the old metric would
-                    # otherwise move at the wrong speed (and can blow up an unadjusted integrator)
-                    changes["momentum"] = state.momentum * torch.sqrt(state.inverse_mass / inverse_mass)
-                self._variance.reset()
+        changes: dict[str, object] = {}
+        inverse_mass = self._metric.update(iteration, state.position) if self._windows else None
+        if inverse_mass is not None:
+            changes["inverse_mass"] = inverse_mass
+            if hasattr(state, "momentum"):
+                # keep the whitened momentum M^{-1/2} p: a momentum drawn under the old metric would
+                # otherwise move at the wrong speed (and can blow up an unadjusted integrator)
+                whitened = whiten_momentum(state.momentum, state.inverse_mass)
+                changes["momentum"] = momentum_from_whitened(whitened, inverse_mass)
         if self._step_size is not None:
             if "inverse_mass" in changes:
                 # restart from the average so far: the last exploring iterate is noisy
@@ -114,15 +111,20 @@ class WarmupAdaptation:
             attrs["final_step_size"] = state.step_size.tolist()
         if self._windows:
             attrs["adapted_mass_matrix"] = True
-            # pooled over chains, so one (flattened event) row describes every chain
-            attrs["final_inverse_mass"] = state.inverse_mass[0].reshape(-1).tolist()
+            attrs["metric"] = self._metric.kind
+            if isinstance(state.inverse_mass, DenseMetric):  # the (d, d) matrix over the flattened event
+                attrs["final_inverse_mass"] = state.inverse_mass.inverse_mass.tolist()
+                attrs["metric_ridge_retries"] = self._metric.ridge_retries
+            elif state.inverse_mass is not None:
+                # pooled over chains, so one (flattened event) row describes every chain
+                attrs["final_inverse_mass"] = state.inverse_mass[0].reshape(-1).tolist()
         return attrs
 
     def state_dict(self) -> dict[str, object]:
         """Everything a checkpoint taken mid-warm-up needs to continue the adaptation exactly."""
         return {
             "step_size": None if self._step_size is None else self._step_size.state_dict(),
-            "variance": self._variance.state_dict(),
+            "metric": None if self._metric is None else self._metric.state_dict(),
         }
 
     def load_state_dict(self, saved: dict[str, object]) -> None:
@@ -130,4 +132,5 @@ class WarmupAdaptation:
             raise ValueError("checkpoint was written with a different step-size adaptation setting")
         if self._step_size is not None:
             self._step_size.load_state_dict(saved["step_size"])
-        self._variance.load_state_dict(saved["variance"])
+        if self._metric is not None and saved.get("metric") is not None:
+            self._metric.load_state_dict(saved["metric"])

@@ -1,4 +1,4 @@
-"""Hamiltonian Monte Carlo (HMC; Duane et al. 1987, Neal 2011) with a diagonal mass matrix.
+"""Hamiltonian Monte Carlo (HMC; Duane et al. 1987, Neal 2011) with a diagonal or dense mass matrix.
 
 Each transition draws a momentum p ~ N(0, M), runs L leapfrog steps of size h on
 H(x, p) = E(x) + 1/2 p^T M^{-1} p, and accepts the end point (x', p') with probability
@@ -28,7 +28,13 @@ from dataclasses import dataclass
 import torch
 
 from ebm_samplers.kernels._integrators import leapfrog
-from ebm_samplers.kernels._kinetic import KineticState, initial_inverse_mass, kinetic_energy, sample_momentum
+from ebm_samplers.kernels._kinetic import (
+    KineticState,
+    check_metric,
+    initial_inverse_mass,
+    kinetic_energy,
+    sample_momentum,
+)
 from ebm_samplers.kernels._metropolis import acceptance_uniform, metropolis_decision
 from ebm_samplers.kernels.base import Draws, DrawThenAdvance, Info, State, check_positive, where_state
 from ebm_samplers.registry import register_sampler
@@ -39,8 +45,9 @@ from ebm_samplers.registry import register_sampler
 class HMC(DrawThenAdvance):
     """HMC with step size `step_size` and `n_leapfrog` steps: an int, or (min, max) for uniform jitter.
 
-    `inverse_mass` is the starting diagonal metric (a number or a list of event shape; None: identity);
-    warm-up re-estimates it unless `sample(..., adapt_mass_matrix=False)`.
+    `metric` is "diag" (a diagonal mass matrix) or "dense" (one matrix over the flattened event, shared by
+    every chain). `inverse_mass` is the starting metric (a number or a list of event shape; with "dense" also
+    a (d, d) matrix; None: identity); warm-up re-estimates it unless `sample(..., adapt_mass_matrix=False)`.
     """
 
     target_acceptance = 0.8
@@ -48,9 +55,11 @@ class HMC(DrawThenAdvance):
     n_leapfrog: int | tuple[int, int] = (5, 15)
     divergence_threshold: float = 1000.0
     inverse_mass: float | list | None = None
+    metric: str = "diag"
 
     def __post_init__(self) -> None:
         check_positive(self.step_size, "hmc step_size")
+        check_metric(self.metric, "hmc")
         check_positive(self.divergence_threshold, "hmc divergence_threshold")
         bounds = self.n_leapfrog if isinstance(self.n_leapfrog, (tuple, list)) else (self.n_leapfrog, self.n_leapfrog)
         if len(bounds) != 2 or not all(isinstance(b, int) and not isinstance(b, bool) for b in bounds):
@@ -65,7 +74,8 @@ class HMC(DrawThenAdvance):
 
     def init(self, x, energy) -> KineticState:
         state = super().init(x, energy)
-        return KineticState(**vars(state), inverse_mass=initial_inverse_mass(self.inverse_mass, state.position, "hmc"))
+        inverse_mass = initial_inverse_mass(self.inverse_mass, state.position, "hmc", self.metric)
+        return KineticState(**vars(state), inverse_mass=inverse_mass)
 
     def draw(self, state: State, generator: torch.Generator) -> Draws:
         if not isinstance(state, KineticState):
