@@ -11,7 +11,8 @@ blocks of a few chains in lock-step, so the CPU overlaps their independent work 
 
 The loops start from a kernel `State` (after any adapting warm-up, which runs on the torch kernel) and use its
 per-chain step sizes and diagonal metric (inverse mass; the identity where the Langevin state has none) unchanged.
-A kernel with `metric="dense"` has no compiled loop: `supports` is False and it runs on the torch path.
+A kernel with `metric="dense"` has no compiled loop: `supports` is False and it runs on the torch path (the
+default `metric=None` resolves to "diag" on a `NumbaEnergy`, see `kernels._kinetic.resolve_metric`).
 
 Randomness: each chain owns a xoshiro256** stream (`_random.py`) seeded from a seed drawn from the run's torch
 generator, so a run is reproducible for a given seed whatever the thread count. The draws differ from the
@@ -38,7 +39,7 @@ def supports(kernel) -> bool:
     from ebm_samplers.registry import _REGISTRY
 
     name = getattr(kernel, "name", "")
-    return name in _MODULES and type(kernel) is _REGISTRY.get(name) and getattr(kernel, "metric", "diag") == "diag"
+    return name in _MODULES and type(kernel) is _REGISTRY.get(name) and getattr(kernel, "metric", None) != "dense"
 
 
 def load_loop(name: str, draws_dtype=np.float32):

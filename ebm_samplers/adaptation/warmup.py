@@ -15,7 +15,7 @@ from typing import Any
 
 from ebm_samplers.adaptation.dual_averaging import DualAveraging
 from ebm_samplers.adaptation.metric import MetricAdaptation
-from ebm_samplers.kernels._kinetic import DenseMetric, momentum_from_whitened, whiten_momentum
+from ebm_samplers.kernels._kinetic import DenseMetric, metric_in_use, momentum_from_whitened, whiten_momentum
 from ebm_samplers.kernels.base import Info, Kernel, State
 
 
@@ -72,7 +72,7 @@ class WarmupAdaptation:
         # pooled over chains: a per-chain estimate from a 25-draw window of autocorrelated draws is too
         # noisy (and biased low for slowly moving chains, which a smaller metric then slows further)
         self._metric = (
-            MetricAdaptation(getattr(kernel, "metric", "diag"), warmup) if adapt_mass_matrix and has_metric else None
+            MetricAdaptation(metric_in_use(kernel, state), warmup) if adapt_mass_matrix and has_metric else None
         )
         self._windows = self._metric.windows if self._metric is not None else []
 
@@ -112,8 +112,11 @@ class WarmupAdaptation:
         if self._windows:
             attrs["adapted_mass_matrix"] = True
             attrs["metric"] = self._metric.kind
-            if isinstance(state.inverse_mass, DenseMetric):  # the (d, d) matrix over the flattened event
-                attrs["final_inverse_mass"] = state.inverse_mass.inverse_mass.tolist()
+            if isinstance(state.inverse_mass, DenseMetric):
+                # the diagonal (the variances) under the same name as a diagonal metric's, and the whole
+                # (d, d) matrix over the flattened event
+                attrs["final_inverse_mass"] = state.inverse_mass.diagonal().tolist()
+                attrs["final_inverse_mass_dense"] = state.inverse_mass.inverse_mass.tolist()
                 attrs["metric_ridge_retries"] = self._metric.ridge_retries
             elif state.inverse_mass is not None:
                 # pooled over chains, so one (flattened event) row describes every chain

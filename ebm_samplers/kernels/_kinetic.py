@@ -19,6 +19,7 @@ The Langevin kernels (ULA, MALA) also accept None: the identity, at no cost at a
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -27,13 +28,41 @@ from torch import Tensor
 from ebm_samplers.kernels.base import State
 
 METRICS = ("diag", "dense")
+#: With `metric=None` (the default of hmc, mala and ula), events of at most this many entries get a dense metric,
+#: larger ones a diagonal one (the measurements behind it: docs/adaptation.md).
+DENSE_MAX_DIM = 100
 
 
-def check_metric(metric, what: str) -> str:
-    """`metric` if it is "diag" or "dense", else a one-line ValueError naming both."""
-    if not isinstance(metric, str) or metric not in METRICS:
-        raise ValueError(f"{what} metric must be 'diag' or 'dense'; got {metric!r}")
-    return metric
+def check_metric(metric, what: str, *, default_allowed: bool = False) -> str | None:
+    """`metric` if it is "diag" or "dense" (or None where `default_allowed`), else a one-line ValueError."""
+    if (metric is None and default_allowed) or (isinstance(metric, str) and metric in METRICS):
+        return metric
+    default = " (or None: dense up to {DENSE_MAX_DIM} coordinates, diag above)" if default_allowed else ""
+    raise ValueError(f"{what} metric must be 'diag' or 'dense'{default.format(DENSE_MAX_DIM=DENSE_MAX_DIM)}; "
+                     f"got {metric!r}")  # fmt: skip
+
+
+def resolve_metric(metric: str | None, like: Tensor, energy=None) -> str:
+    """The metric a kernel uses: `metric` itself, or for None "dense" when the event has at most `DENSE_MAX_DIM`
+    entries and "diag" otherwise. A `NumbaEnergy` gets "diag" (the compiled loops take a diagonal metric only)."""
+    if metric is not None:
+        return metric
+    numba_energy = sys.modules.get("energies.numba_energy")  # never imported here: only a loaded module's type
+    if numba_energy is not None and isinstance(energy, numba_energy.NumbaEnergy):
+        return "diag"
+    return "dense" if like[0].numel() <= DENSE_MAX_DIM else "diag"
+
+
+def metric_in_use(kernel, state) -> str:
+    """The form of `state`'s metric ("diag" or "dense"): from its type, or, for a Langevin state still at the
+    identity (None), what the kernel's `init` resolved."""
+    inverse_mass = getattr(state, "inverse_mass", None)
+    if isinstance(inverse_mass, DenseMetric):
+        return "dense"
+    if isinstance(inverse_mass, Tensor):
+        return "diag"
+    resolved = getattr(kernel, "_metric_in_use", None)
+    return resolved or resolve_metric(getattr(kernel, "metric", "diag"), state.position)
 
 
 @dataclass(frozen=True, eq=False)

@@ -33,6 +33,7 @@ from ebm_samplers.kernels._kinetic import (
     check_metric,
     initial_inverse_mass,
     kinetic_energy,
+    resolve_metric,
     sample_momentum,
 )
 from ebm_samplers.kernels._metropolis import acceptance_uniform, metropolis_decision
@@ -46,8 +47,9 @@ class HMC(DrawThenAdvance):
     """HMC with step size `step_size` and `n_leapfrog` steps: an int, or (min, max) for uniform jitter.
 
     `metric` is "diag" (a diagonal mass matrix) or "dense" (one matrix over the flattened event, shared by
-    every chain). `inverse_mass` is the starting metric (a number or a list of event shape; with "dense" also
-    a (d, d) matrix; None: identity); warm-up re-estimates it unless `sample(..., adapt_mass_matrix=False)`.
+    every chain); None, the default, is dense up to `_kinetic.DENSE_MAX_DIM` coordinates, diag above.
+    `inverse_mass` is the starting metric (a number or a list of event shape; with "dense" also a (d, d)
+    matrix; None: identity); warm-up re-estimates it unless `sample(..., adapt_mass_matrix=False)`.
     """
 
     target_acceptance = 0.8
@@ -55,11 +57,11 @@ class HMC(DrawThenAdvance):
     n_leapfrog: int | tuple[int, int] = (5, 15)
     divergence_threshold: float = 1000.0
     inverse_mass: float | list | None = None
-    metric: str = "diag"
+    metric: str | None = None
 
     def __post_init__(self) -> None:
         check_positive(self.step_size, "hmc step_size")
-        check_metric(self.metric, "hmc")
+        check_metric(self.metric, "hmc", default_allowed=True)
         check_positive(self.divergence_threshold, "hmc divergence_threshold")
         bounds = self.n_leapfrog if isinstance(self.n_leapfrog, (tuple, list)) else (self.n_leapfrog, self.n_leapfrog)
         if len(bounds) != 2 or not all(isinstance(b, int) and not isinstance(b, bool) for b in bounds):
@@ -74,7 +76,8 @@ class HMC(DrawThenAdvance):
 
     def init(self, x, energy) -> KineticState:
         state = super().init(x, energy)
-        inverse_mass = initial_inverse_mass(self.inverse_mass, state.position, "hmc", self.metric)
+        metric = resolve_metric(self.metric, state.position, energy)
+        inverse_mass = initial_inverse_mass(self.inverse_mass, state.position, "hmc", metric)
         return KineticState(**vars(state), inverse_mass=inverse_mass)
 
     def draw(self, state: State, generator: torch.Generator) -> Draws:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ebm_samplers.kernels._kinetic import KineticState, check_metric, initial_inverse_mass
+from ebm_samplers.kernels._kinetic import KineticState, check_metric, initial_inverse_mass, resolve_metric
 from ebm_samplers.kernels._langevin import langevin_log_ratio, langevin_move, langevin_noise
 from ebm_samplers.kernels._metropolis import acceptance_uniform, metropolis_decision
 from ebm_samplers.kernels.base import Draws, DrawThenAdvance, Info, State, check_positive, not_finite, where_state
@@ -38,25 +38,29 @@ class MALA(DrawThenAdvance):
     """Metropolis-adjusted Langevin with step size `step_size` (h).
 
     `metric` is the form of the preconditioner A that warm-up estimates: "diag" or "dense" (one matrix over the
-    flattened event, shared by every chain). `inverse_mass` is the starting A (a number or a list of event
-    shape; with "dense" also a (d, d) matrix); None, the default, is the identity, held as None in the state
-    (no extra operation) until warm-up sets it, unless `sample(..., adapt_mass_matrix=False)`.
+    flattened event, shared by every chain); None, the default, is dense up to `_kinetic.DENSE_MAX_DIM`
+    coordinates, diag above (and diag on a `NumbaEnergy`, whose compiled loop takes a diagonal).
+    `inverse_mass` is the starting A (a number or a list of event shape; with "dense" also a (d, d) matrix);
+    None, the default, is the identity, held as None in the state (no extra operation) until warm-up sets it,
+    unless `sample(..., adapt_mass_matrix=False)`.
     """
 
     target_acceptance = 0.574
     step_size: float = 0.1
     inverse_mass: float | list | None = None
-    metric: str = "diag"
+    metric: str | None = None
 
     def __post_init__(self) -> None:
         check_positive(self.step_size, "mala step_size")
-        check_metric(self.metric, "mala")
+        check_metric(self.metric, "mala", default_allowed=True)
 
     def init(self, x, energy) -> KineticState:
         state = super().init(x, energy)
+        # the form warm-up estimates (see `_kinetic.metric_in_use`: the identity state does not say)
+        self._metric_in_use = resolve_metric(self.metric, state.position, energy)
         inverse_mass = None  # the identity, with no operation at all
         if self.inverse_mass is not None:
-            inverse_mass = initial_inverse_mass(self.inverse_mass, state.position, "mala", self.metric)
+            inverse_mass = initial_inverse_mass(self.inverse_mass, state.position, "mala", self._metric_in_use)
         return KineticState(**vars(state), inverse_mass=inverse_mass)
 
     def draw(self, state: State, generator: torch.Generator) -> Draws:

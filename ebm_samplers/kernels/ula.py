@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ebm_samplers.kernels._kinetic import KineticState, check_metric, initial_inverse_mass
+from ebm_samplers.kernels._kinetic import KineticState, check_metric, initial_inverse_mass, resolve_metric
 from ebm_samplers.kernels._langevin import langevin_move, langevin_noise
 from ebm_samplers.kernels.base import Draws, DrawThenAdvance, Info, State, check_positive
 from ebm_samplers.registry import register_sampler
@@ -28,24 +28,27 @@ from energies import energy_and_grad
 class ULA(DrawThenAdvance):
     """Unadjusted Langevin with step size `step_size` (h).
 
-    `metric` ("diag" or "dense") is the form of the preconditioner A that warm-up estimates; `inverse_mass` is
+    `metric` ("diag" or "dense"; None, the default, chooses as for `mala`) is the form of the preconditioner A
+    that warm-up estimates; `inverse_mass` is
     the starting A as for `mala` (None: the identity, held as None in the state until warm-up sets it).
     """
 
     step_size: float = 0.01
     inverse_mass: float | list | None = None
-    metric: str = "diag"
+    metric: str | None = None
 
     def __post_init__(self) -> None:
         check_positive(self.step_size, "ula step_size")
-        check_metric(self.metric, "ula")
+        check_metric(self.metric, "ula", default_allowed=True)
         self._all_accepted: Info = {}
 
     def init(self, x, energy) -> KineticState:
         state = super().init(x, energy)
+        # the form warm-up estimates (see `_kinetic.metric_in_use`: the identity state does not say)
+        self._metric_in_use = resolve_metric(self.metric, state.position, energy)
         inverse_mass = None  # the identity, with no operation at all
         if self.inverse_mass is not None:
-            inverse_mass = initial_inverse_mass(self.inverse_mass, state.position, "ula", self.metric)
+            inverse_mass = initial_inverse_mass(self.inverse_mass, state.position, "ula", self._metric_in_use)
         return KineticState(**vars(state), inverse_mass=inverse_mass)
 
     def draw(self, state: State, generator: torch.Generator) -> Draws:
