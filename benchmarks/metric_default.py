@@ -35,13 +35,15 @@ import ebm_samplers  # noqa: E402
 METRICS = ("diag", "dense")
 
 
-def run(target_name: str, sampler: str, metric: str, seed: int, chains: int = 8) -> dict:
+def run(target_name: str, sampler: str, metric: str, seed: int, on_nonfinite: str = "raise", chains: int = 8) -> dict:
     target = PANEL[target_name]()
     counting = CountingEnergy(target)
     init = target.initial_point(chains, seed=seed)
     start = time.perf_counter()
     try:
-        trace = ebm_samplers.sample(counting, sampler, init=init, n_steps=1500, warmup=1000, seed=seed, metric=metric)
+        trace = ebm_samplers.sample(
+            counting, sampler, init=init, n_steps=1500, warmup=1000, seed=seed, metric=metric, on_nonfinite=on_nonfinite
+        )
     except Exception as error:
         traceback.print_exc()
         return {"dim": target.dim, "passed": False, "error": f"{type(error).__name__}: {error}"[:300]}
@@ -84,6 +86,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--targets", default=",".join(PANEL))
     parser.add_argument("--samplers", default="hmc,mala")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--on-nonfinite",
+        default="raise",
+        help="sample()'s policy; 'reject' lets a kernel that aborts on an infinite proposal in warm-up go on",
+    )
     parser.add_argument("--out-dir", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -95,7 +102,8 @@ def main(argv=None) -> dict:
         for sampler in args.samplers.split(","):
             key = f"{target}/{sampler}"
             for metric in METRICS:
-                result = run(target, sampler, metric, args.seed)
+                result = run(target, sampler, metric, args.seed, args.on_nonfinite)
+                result["on_nonfinite"] = args.on_nonfinite
                 results.setdefault(key, {})[metric] = result
                 print(key, metric, {k: result.get(k) for k in ("passed", "min_ess_bulk", "ess_per_1k_grads",
                                                                "ess_per_second", "seconds")}, flush=True)  # fmt: skip

@@ -54,15 +54,18 @@ def resolve_metric(metric: str | None, like: Tensor, energy=None) -> str:
 
 
 def metric_in_use(kernel, state) -> str:
-    """The form of `state`'s metric ("diag" or "dense"): from its type, or, for a Langevin state still at the
-    identity (None), what the kernel's `init` resolved."""
-    inverse_mass = getattr(state, "inverse_mass", None)
-    if isinstance(inverse_mass, DenseMetric):
-        return "dense"
-    if isinstance(inverse_mass, Tensor):
-        return "diag"
+    """The form ("diag" or "dense") in which warm-up estimates `kernel`'s metric: what its `init` resolved (kept
+    as `kernel._metric_in_use`, since a state at the identity does not say), else its `metric`, else the form of
+    the state's metric, else the rule by dimension."""
     resolved = getattr(kernel, "_metric_in_use", None)
-    return resolved or resolve_metric(getattr(kernel, "metric", "diag"), state.position)
+    if resolved is not None:
+        return resolved
+    metric = getattr(kernel, "metric", None)
+    if metric in METRICS:
+        return metric
+    if isinstance(getattr(state, "inverse_mass", None), DenseMetric):
+        return "dense"
+    return resolve_metric(None, state.position)
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,12 +141,13 @@ class MomentumState(KineticState):
 def initial_inverse_mass(value, like: Tensor, what: str, metric: str = "diag") -> Metric:
     """The starting metric from a kernel's `inverse_mass` parameter.
 
-    None gives the identity; a number or a nested list of event shape gives the same diagonal to every
-    chain. Entries must be finite and > 0. With `metric="dense"` the result is a `DenseMetric` with that
-    diagonal (or, for a (d, d) matrix given as `value`, that matrix).
+    None gives the identity, as a diagonal of ones whatever `metric` says (the same matrix, at the diagonal's
+    cost; warm-up then estimates the metric in the kernel's form). A number or a nested list of event shape
+    gives the same diagonal to every chain. Entries must be finite and > 0. With `metric="dense"` the result is
+    a `DenseMetric` with that diagonal (or, for a (d, d) matrix given as `value`, that matrix).
     """
     if value is None:
-        return torch.ones_like(like) if metric == "diag" else DenseMetric.identity(like)
+        return torch.ones_like(like)
     given = torch.as_tensor(value, dtype=like.dtype, device=like.device)
     event_shape = like.shape[1:]
     d = like[0].numel()

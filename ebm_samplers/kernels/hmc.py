@@ -76,8 +76,9 @@ class HMC(DrawThenAdvance):
 
     def init(self, x, energy) -> KineticState:
         state = super().init(x, energy)
-        metric = resolve_metric(self.metric, state.position, energy)
-        inverse_mass = initial_inverse_mass(self.inverse_mass, state.position, "hmc", metric)
+        # the form warm-up estimates (see `_kinetic.metric_in_use`: a state at the identity does not say)
+        self._metric_in_use = resolve_metric(self.metric, state.position, energy)
+        inverse_mass = initial_inverse_mass(self.inverse_mass, state.position, "hmc", self._metric_in_use)
         return KineticState(**vars(state), inverse_mass=inverse_mass)
 
     def draw(self, state: State, generator: torch.Generator) -> Draws:
