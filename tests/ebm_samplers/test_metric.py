@@ -288,3 +288,22 @@ def test_underdamped_langevin_with_a_dense_metric_keeps_baoabs_exact_gaussian_ma
     )  # fmt: skip
     assert trace.attrs["metric"] == "dense"
     assert_bivariate_gaussian_moments(trace.draws, mean, covariance)
+
+
+def test_the_default_metric_is_dense_up_to_100_coordinates_and_diag_above():
+    from ebm_samplers.kernels._kinetic import DENSE_MAX_DIM, resolve_metric
+    from energies.numba_targets import gaussian
+
+    assert DENSE_MAX_DIM == 100
+    assert resolve_metric(None, torch.zeros(2, 10, 10)) == "dense"  # 100 entries
+    assert resolve_metric(None, torch.zeros(2, 101)) == "diag"
+    assert resolve_metric("diag", torch.zeros(2, 3)) == "diag"
+    assert resolve_metric(None, torch.zeros(2, 2), gaussian([0.0, 0.0], [[1.0, 0.0], [0.0, 1.0]])) == "diag"
+    for d, expected in ((3, "dense"), (101, "diag")):
+        for sampler in ("hmc", "mala"):
+            trace = ebm_samplers.sample(Gaussian(torch.zeros(d)), sampler, n_chains=4, n_steps=2, warmup=150, seed=0)
+            assert trace.attrs["metric"] == expected, (sampler, d)
+    # without warm-up the identity stays a diagonal of ones (no dense products for nothing)
+    kernel = ebm_samplers.get_sampler("hmc")
+    state = kernel.init(torch.zeros(4, 3), Gaussian(torch.zeros(3)))
+    assert isinstance(state.inverse_mass, torch.Tensor) and kernel._metric_in_use == "dense"
