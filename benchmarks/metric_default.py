@@ -77,6 +77,8 @@ def table(results: dict) -> str:
                 continue
             mark = "pass" if r["passed"] else "FAIL " + ",".join(r["failed_checks"])
             cells.append(f"{mark}, {r['min_ess_bulk']:.0f}, {r['ess_per_1k_grads']:.2f}, {r['ess_per_second']:.1f}")
+        if results[key]["diag"].get("on_nonfinite", "raise") != "raise":
+            sampler += f" (on_nonfinite={results[key]['diag']['on_nonfinite']})"
         lines.append(f"| {target} | {results[key]['diag'].get('dim')} | {sampler} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines) + "\n"
 

@@ -135,5 +135,10 @@ class WarmupAdaptation:
             raise ValueError("checkpoint was written with a different step-size adaptation setting")
         if self._step_size is not None:
             self._step_size.load_state_dict(saved["step_size"])
-        if self._metric is not None and saved.get("metric") is not None:
+        if (saved.get("metric") is None) != (self._metric is None):
+            raise ValueError(
+                "checkpoint was written with a different metric adaptation setting (or before the metric's "
+                "estimator was saved as 'metric'); delete it to start afresh"
+            )
+        if self._metric is not None:
             self._metric.load_state_dict(saved["metric"])
