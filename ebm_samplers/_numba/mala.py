@@ -1,4 +1,4 @@
-"""MALA as a compiled loop over chains (numba, parallel; Roberts & Tweedie 1996).
+"""MALA as a numba loop over chains (numba, parallel; Roberts & Tweedie 1996).
 
     x' = x - h m grad E(x) + sqrt(2h) sqrt(m) xi
     log a = E(x) - E(x') + log q(x | x') - log q(x' | x),   accept with probability min(1, exp(log a)),
@@ -17,7 +17,7 @@ import numpy as np
 from numba import types
 
 from ebm_samplers._numba._blocks import block_count, block_size, kept_index, record, row, start_block
-from ebm_samplers._numba._loop import CompiledLoop
+from ebm_samplers._numba._loop import NumbaLoop
 from ebm_samplers._numba._moves import all_finite, langevin_log_density, langevin_proposal, metropolis_accept
 
 _MALA_ARGUMENTS = (types.float64[:, ::1], types.float64[:, ::1])  # inverse mass m, its square root, (n, d)
@@ -79,5 +79,5 @@ def _mala_loop(
                     failure[chain] = step
 
 
-run_mala = CompiledLoop(_mala_loop, _MALA_ARGUMENTS)
+run_mala = NumbaLoop(_mala_loop, _MALA_ARGUMENTS)
 run_mala[np.float32]  # the default dtype's version is compiled (or loaded from the cache) on import

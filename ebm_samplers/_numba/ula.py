@@ -1,4 +1,4 @@
-"""ULA as a compiled loop over chains (numba, parallel): x' = x - h m grad E(x) + sqrt(2h) sqrt(m) xi.
+"""ULA as a numba loop over chains (numba, parallel): x' = x - h m grad E(x) + sqrt(2h) sqrt(m) xi.
 
 m is a diagonal metric per chain (ones for the identity; a dense metric runs on the torch path).
 
@@ -14,7 +14,7 @@ import numpy as np
 from numba import types
 
 from ebm_samplers._numba._blocks import block_count, block_size, kept_index, record, row, start_block
-from ebm_samplers._numba._loop import CompiledLoop
+from ebm_samplers._numba._loop import NumbaLoop
 from ebm_samplers._numba._moves import all_finite, langevin_proposal
 
 _ULA_ARGUMENTS = (types.float64[:, ::1], types.float64[:, ::1])  # inverse mass m, its square root, (n, d)
@@ -64,5 +64,5 @@ def _ula_loop(
                     failure[chain] = step
 
 
-run_ula = CompiledLoop(_ula_loop, _ULA_ARGUMENTS)
+run_ula = NumbaLoop(_ula_loop, _ULA_ARGUMENTS)
 run_ula[np.float32]  # the default dtype's version is compiled (or loaded from the cache) on import
