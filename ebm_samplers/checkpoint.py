@@ -11,7 +11,8 @@ on_nonfinite, keep, stream) are compared, and a mismatch raises a `ValueError` n
 With `seed=None`, the seed stored in the checkpoint is used.
 
 Contents (tensors and plain Python only; read with `torch.load(weights_only=True)`, never unpickled):
-every field of the kernel's `State` dataclass (`dataclasses.fields`), the `torch.Generator` state, the
+every field of the kernel's `State` dataclass (`dataclasses.fields`; a dense metric as its tensors and the
+batch shape, rebuilt exactly on restore), the `torch.Generator` state, the
 step counter, and `state_dict()` of each stateful component of the run (the recorder, the non-finite
 guard, a kernel that has `state_dict`, and whatever else the run loop registers, e.g. adaptation).
 """
@@ -31,9 +32,11 @@ import torch
 from torch import Tensor
 
 from ebm_samplers._atomic import atomic_write
+from ebm_samplers.kernels._kinetic import DenseMetric
 from ebm_samplers.kernels.base import State
 
 FORMAT = "ebm-samplers/sample-checkpoint"
+_DENSE_METRIC = "dense_metric"
 VERSION = 1
 
 
@@ -59,7 +62,9 @@ class Checkpointer:
         fields = {}
         for field in dataclasses.fields(state):
             value = getattr(state, field.name)
-            if not isinstance(value, (Tensor, int, float, bool, str, type(None))):
+            if isinstance(value, DenseMetric):
+                value = {_DENSE_METRIC: value.tensors(), "shape": list(value.shape)}
+            elif not isinstance(value, (Tensor, int, float, bool, str, type(None))):
                 raise TypeError(
                     f"cannot checkpoint {type(state).__name__}.{field.name} of type {type(value).__name__}: "
                     "state fields must be tensors or plain numbers"
@@ -110,7 +115,11 @@ class Checkpointer:
                 f"checkpoint {self.path} holds a {payload['state_type']} state; this kernel uses "
                 f"{type(template).__qualname__}"
             )
-        state = dataclasses.replace(template, **_map_tensors(payload["state"], lambda t: t.to(device)))
+        fields = _map_tensors(payload["state"], lambda t: t.to(device))
+        for name, value in fields.items():
+            if isinstance(value, dict) and _DENSE_METRIC in value:
+                fields[name] = DenseMetric.from_tensors(value[_DENSE_METRIC], value["shape"])
+        state = dataclasses.replace(template, **fields)
         generator.set_state(payload["generator"])
         saved = payload["components"]
         if set(saved) != set(components):

@@ -38,7 +38,8 @@ trace = ebm_samplers.sample(
     sigma_min=0.05,
     n_levels=10,
     steps_per_level=100,
-    step_scale=5e-4, denoise=True,
+    step_scale=5e-4,
+    denoise=True,
 )
 samples = trace.draws[:, 0]
 print(f"samples: {len(samples)}, finite: {bool(torch.isfinite(samples).all())}")

@@ -10,7 +10,9 @@ loop's own file only, so the cache entries are named with a digest of the helper
 blocks of a few chains in lock-step, so the CPU overlaps their independent work (`_blocks.py`).
 
 The loops start from a kernel `State` (after any adapting warm-up, which runs on the torch kernel) and use its
-per-chain step sizes (and HMC's diagonal inverse mass) unchanged.
+per-chain step sizes and diagonal metric (inverse mass; the identity where the Langevin state has none) unchanged.
+A kernel with `metric="dense"` has no compiled loop: `supports` is False and it runs on the torch path (the
+default `metric=None` resolves to "diag" on a `NumbaEnergy`, see `kernels._kinetic.resolve_metric`).
 
 Randomness: each chain owns a xoshiro256** stream (`_random.py`) seeded from a seed drawn from the run's torch
 generator, so a run is reproducible for a given seed whatever the thread count. The draws differ from the
@@ -38,9 +40,10 @@ LOAD_SECONDS: dict[str, float] = {}
 
 
 def supports(kernel) -> bool:
-    """Whether `kernel` is a built-in kernel with a numba loop (a user subclass may change `step`)."""
+    """Whether `kernel` is a built-in kernel with a numba loop (a user subclass may change `step`); the loops
+    take a diagonal metric only, so a dense one keeps the torch path."""
     name = getattr(kernel, "name", "")
-    return name in _KERNELS and type(kernel) is _KERNELS[name]
+    return name in _KERNELS and type(kernel) is _KERNELS[name] and getattr(kernel, "metric", None) != "dense"
 
 
 def load_loop(name: str, draws_dtype=np.float32):
@@ -96,7 +99,8 @@ def run_numba(
         if kernel.n_leapfrog is None:  # as the torch kernel records it: the time integrated, L h
             out["trajectory_length"] = out["n_leapfrog"] * step_size[:, None]
     else:
-        loop(*shared)
+        inverse_mass = _diagonal_metric(state, n, points.shape[1])
+        loop(*shared, inverse_mass, np.sqrt(inverse_mass))
         if name == "mala":
             out["diverging"] = out.pop("nonfinite")  # rejected non-finite proposals, as the torch kernel flags them
     del shared  # it holds the float64 outputs, which are freed one by one below as they are converted
@@ -114,6 +118,16 @@ def run_numba(
         stats[key] = tensor.to(dtype) if tensor.is_floating_point() else tensor
     failure = torch.from_numpy(failure)
     return draws, stats, torch.where(failure >= 0, failure + first_step, failure)
+
+
+def _diagonal_metric(state, n: int, d: int) -> np.ndarray:
+    """The Langevin state's diagonal metric (n, d), ones where it has none (the identity)."""
+    inverse_mass = getattr(state, "inverse_mass", None)
+    if inverse_mass is None:
+        return np.ones((n, d))
+    if not isinstance(inverse_mass, Tensor):
+        raise TypeError(f"the numba loops take a diagonal metric; got {type(inverse_mass).__name__}")
+    return _numpy(inverse_mass, n)
 
 
 def _leapfrog_bounds(n_leapfrog, state) -> tuple[int, int]:

@@ -40,22 +40,24 @@ def weighted_squared_norm(weights, v):
 
 
 @numba.njit(inline="always", cache=True)
-def langevin_proposal(x, grad, h, out, rng):
-    """out = x - h grad E(x) + sqrt(2h) xi; returns ||xi||^2, so log q(out | x) = -||xi||^2 / 2 + const."""
+def langevin_proposal(x, grad, h, inverse_mass, noise_scale, out, rng):
+    """out = x - h m grad E(x) + sqrt(2h) sqrt(m) xi for a diagonal metric m (`noise_scale` = sqrt(m); ones for the
+    identity); returns ||xi||^2, so log q(out | x) = -||xi||^2 / 2 + const."""
     fill_standard_normal(out, rng)
     squared = squared_norm(out)
     scale = math.sqrt(2.0 * h)
     for i in range(x.shape[0]):
-        out[i] = x[i] - h * grad[i] + scale * out[i]
+        out[i] = x[i] - h * inverse_mass[i] * grad[i] + scale * noise_scale[i] * out[i]
     return squared
 
 
 @numba.njit(**_SUMS)
-def langevin_log_density(to, start, grad_at_start, h):
-    """log q(to | start) = -||to - start + h grad E(start)||^2 / (4h), up to the constant that cancels."""
+def langevin_log_density(to, start, grad_at_start, h, inverse_mass, noise_scale):
+    """log q(to | start) = -(r^T diag(m)^{-1} r) / (4h), r = to - start + h m grad E(start), up to the constant
+    that cancels (`noise_scale` = sqrt(m))."""
     squared = 0.0
     for i in range(to.shape[0]):
-        squared += (to[i] - start[i] + h * grad_at_start[i]) ** 2
+        squared += ((to[i] - start[i] + h * inverse_mass[i] * grad_at_start[i]) / noise_scale[i]) ** 2
     return -squared / (4.0 * h)
 
 

@@ -1,9 +1,10 @@
 """MALA as a numba loop over chains (numba, parallel; Roberts & Tweedie 1996).
 
-    x' = x - h grad E(x) + sqrt(2h) xi
+    x' = x - h m grad E(x) + sqrt(2h) sqrt(m) xi
     log a = E(x) - E(x') + log q(x | x') - log q(x' | x),   accept with probability min(1, exp(log a)),
 
-where log q(x' | x) = -||xi||^2 / 2. Same stats and trace layout as kernels/mala.py; the energy and gradient
+with a diagonal metric m per chain (ones for the identity; a dense metric runs on the torch path), where
+log q(x' | x) = -||xi||^2 / 2. Same stats and trace layout as kernels/mala.py; the energy and gradient
 at the current point are kept, so each step makes one `grad_fn` call (at the proposal). Chains advance in
 blocks (`_blocks.py`). As in the torch kernel, a proposal whose energy is +inf or NaN or whose gradient is not
 finite is rejected and flagged `diverging` (the shared flag output); only an accepted proposal at energy -inf
@@ -17,14 +18,31 @@ import math
 
 import numba
 import numpy as np
+from numba import types
 
 from ebm_samplers._numba._blocks import block_count, block_size, kept_index, record, row, start_block
 from ebm_samplers._numba._loop import NumbaLoop
 from ebm_samplers._numba._moves import all_finite, langevin_log_density, langevin_proposal, metropolis_accept
 
+_MALA_ARGUMENTS = (types.float64[:, ::1], types.float64[:, ::1])  # inverse mass m, its square root, (n, d)
+
 
 def _mala_loop(
-    grad_fn, init, step_size, seeds, warmup, n_steps, thin, draws, energy, acceptance, accepted, nonfinite, failure
+    grad_fn,
+    init,
+    step_size,
+    seeds,
+    warmup,
+    n_steps,
+    thin,
+    draws,
+    energy,
+    acceptance,
+    accepted,
+    nonfinite,
+    failure,
+    inverse_mass,
+    noise_scale,
 ):
     n, d = init.shape
     size = block_size(n)
@@ -36,9 +54,11 @@ def _mala_loop(
         forward_squared = np.empty(count)
         for step in range(warmup + n_steps):
             for c in range(count):  # each phase in turn for every chain of the block
+                chain = first + c
                 forward_squared[c] = langevin_proposal(
-                    row(x, c), row(grad, c), step_size[first + c], row(proposal, c), row(rng, c)
-                )
+                    row(x, c), row(grad, c), step_size[chain], row(inverse_mass, chain), row(noise_scale, chain),
+                    row(proposal, c), row(rng, c),
+                )  # fmt: skip
             for c in range(count):
                 proposal_value[c] = grad_fn(row(proposal, c), row(proposal_grad, c))
             index = kept_index(step, warmup, thin)
@@ -47,14 +67,13 @@ def _mala_loop(
                 h = step_size[chain]
                 x_c, grad_c, proposal_c, gradient_c = row(x, c), row(grad, c), row(proposal, c), row(proposal_grad, c)
                 finite = all_finite(proposal_value[c], gradient_c)
-                log_ratio = (
-                    value[c]
-                    - proposal_value[c]
-                    + langevin_log_density(x_c, proposal_c, gradient_c, h)
-                    + 0.5 * forward_squared[c]
+                backward = langevin_log_density(
+                    x_c, proposal_c, gradient_c, h, row(inverse_mass, chain), row(noise_scale, chain)
                 )
                 diverging = not finite and proposal_value[c] != -math.inf
-                if not finite:  # explicitly: -inf rejects whatever u is, +inf (energy -inf) accepts
+                if finite:
+                    log_ratio = value[c] - proposal_value[c] + backward + 0.5 * forward_squared[c]
+                else:  # explicitly: -inf rejects whatever u is, +inf (energy -inf) accepts
                     log_ratio = -math.inf if diverging else math.inf
                 accept, probability = metropolis_accept(log_ratio, row(rng, c))
                 if accept:  # copy rather than swap the buffers: swapping array references costs refcounting
@@ -68,5 +87,5 @@ def _mala_loop(
                     failure[chain] = step
 
 
-run_mala = NumbaLoop(_mala_loop)
+run_mala = NumbaLoop(_mala_loop, _MALA_ARGUMENTS)
 run_mala[np.float32]  # the default dtype's version is compiled (or loaded from the cache) on import

@@ -2,12 +2,12 @@
 
 It composes the two mechanisms of this package. The step size follows dual averaging toward the
 kernel's target acceptance (kernels whose class has `target_acceptance`), from the step size found by the
-initial search in `start` (`step_size_search`); kernels whose state carries
-an `inverse_mass` (HMC, underdamped Langevin) also get a diagonal metric from the variance of the
-positions in Stan's slow windows, after each of which the step-size recursion restarts from the
-step size averaged so far. At the end of warm-up the step size is the averaged iterate h-bar. HMC with an
-adapted trajectory length (`n_leapfrog=None`) also gets its integration time from `chees`, and its step size
-aims at 0.651 of the harmonic-mean acceptance (a user's `target_acceptance` replaces the 0.651).
+initial search in `start` (`step_size_search`); kernels whose state carries an `inverse_mass` (HMC, NUTS,
+underdamped Langevin, MALA, ULA) also get a metric, diagonal or dense as the kernel's `metric` says, from the
+positions in Stan's slow windows (`metric.MetricAdaptation`), after each of which the step-size recursion
+restarts from the step size averaged so far. At the end of warm-up the step size is the averaged iterate h-bar.
+HMC with an adapted trajectory length (`n_leapfrog=None`) also gets its integration time from `chees`, and its
+step size aims at 0.651 of the harmonic-mean acceptance (a user's `target_acceptance` replaces the 0.651).
 """
 
 from __future__ import annotations
@@ -16,14 +16,13 @@ import dataclasses
 from typing import Any
 
 import torch
-from torch import Tensor
 
 from ebm_samplers._validate import check_flag
 from ebm_samplers.adaptation import chees
 from ebm_samplers.adaptation.dual_averaging import DualAveraging
-from ebm_samplers.adaptation.schedule import slow_windows
+from ebm_samplers.adaptation.metric import MetricAdaptation
 from ebm_samplers.adaptation.step_size_search import search_step_size
-from ebm_samplers.adaptation.welford import WelfordVariance
+from ebm_samplers.kernels._kinetic import DenseMetric, metric_in_use, momentum_from_whitened, whiten_momentum
 from ebm_samplers.kernels.base import Info, Kernel, State
 
 #: `sample(..., warmup=None)` runs min(n_steps, DEFAULT_WARMUP) warm-up transitions for a kernel that adapts.
@@ -44,7 +43,7 @@ def default_warmup(
 
 
 class WarmupAdaptation:
-    """Adapts step size and (where the state has one) diagonal inverse mass over `warmup` steps."""
+    """Adapts step size and (where the state has one) the inverse mass over `warmup` steps."""
 
     def __init__(
         self,
@@ -99,10 +98,12 @@ class WarmupAdaptation:
         )
         self._searched_step_size: list[float] | None = None
         has_metric = hasattr(state, "inverse_mass")
-        self._windows = slow_windows(warmup) if adapt_mass_matrix and has_metric else []
         # pooled over chains: a per-chain estimate from a 25-draw window of autocorrelated draws is too
         # noisy (and biased low for slowly moving chains, which a smaller metric then slows further)
-        self._variance = WelfordVariance(per_chain=False)
+        self._metric = (
+            MetricAdaptation(metric_in_use(kernel, state), warmup) if adapt_mass_matrix and has_metric else None
+        )
+        self._windows = self._metric.windows if self._metric is not None else []
 
     @property
     def active(self) -> bool:
@@ -128,18 +129,15 @@ class WarmupAdaptation:
 
     def update(self, iteration: int, state: State, info: Info) -> State:
         """The state to continue from after warm-up iteration `iteration` (0-based) produced `state`."""
-        changes: dict[str, Tensor] = {}
-        window = next((w for w in self._windows if w[0] <= iteration < w[1]), None)
-        if window is not None:
-            self._variance.update(state.position)
-            if iteration + 1 == window[1]:
-                inverse_mass = self._variance.regularised_variance(state.inverse_mass)
-                changes["inverse_mass"] = inverse_mass
-                if hasattr(state, "momentum"):
-                    # keep the whitened momentum p / sqrt(M): a momentum drawn under the old metric would
-                    # otherwise move at the wrong speed (and can blow up an unadjusted integrator)
-                    changes["momentum"] = state.momentum * torch.sqrt(state.inverse_mass / inverse_mass)
-                self._variance.reset()
+        changes: dict[str, object] = {}
+        inverse_mass = self._metric.update(iteration, state.position) if self._windows else None
+        if inverse_mass is not None:
+            changes["inverse_mass"] = inverse_mass
+            if hasattr(state, "momentum"):
+                # keep the whitened momentum M^{-1/2} p: a momentum drawn under the old metric would
+                # otherwise move at the wrong speed (and can blow up an unadjusted integrator)
+                whitened = whiten_momentum(state.momentum, state.inverse_mass)
+                changes["momentum"] = momentum_from_whitened(whitened, inverse_mass)
         if self._step_size is not None:
             if "inverse_mass" in changes:
                 # restart from the average so far: the last exploring iterate is noisy
@@ -173,15 +171,23 @@ class WarmupAdaptation:
             attrs["trajectory_length"] = float(state.trajectory_length[0])
         if self._windows:
             attrs["adapted_mass_matrix"] = True
-            # pooled over chains, so one (flattened event) row describes every chain
-            attrs["final_inverse_mass"] = state.inverse_mass[0].reshape(-1).tolist()
+            attrs["metric"] = self._metric.kind
+            if isinstance(state.inverse_mass, DenseMetric):
+                # the diagonal (the variances) under the same name as a diagonal metric's, and the whole
+                # (d, d) matrix over the flattened event
+                attrs["final_inverse_mass"] = state.inverse_mass.diagonal().tolist()
+                attrs["final_inverse_mass_dense"] = state.inverse_mass.inverse_mass.tolist()
+                attrs["metric_ridge_retries"] = self._metric.ridge_retries
+            elif state.inverse_mass is not None:
+                # pooled over chains, so one (flattened event) row describes every chain
+                attrs["final_inverse_mass"] = state.inverse_mass[0].reshape(-1).tolist()
         return attrs
 
     def state_dict(self) -> dict[str, object]:
         """Everything a checkpoint taken mid-warm-up needs to continue the adaptation exactly."""
         return {
             "step_size": None if self._step_size is None else self._step_size.state_dict(),
-            "variance": self._variance.state_dict(),
+            "metric": None if self._metric is None else self._metric.state_dict(),
             "searched_step_size": self._searched_step_size,
             "chees": None if self._chees is None else self._chees.state_dict(),
         }
@@ -191,7 +197,13 @@ class WarmupAdaptation:
             raise ValueError("checkpoint was written with a different step-size adaptation setting")
         if self._step_size is not None:
             self._step_size.load_state_dict(saved["step_size"])
-        self._variance.load_state_dict(saved["variance"])
+        if (saved.get("metric") is None) != (self._metric is None):
+            raise ValueError(
+                "checkpoint was written with a different metric adaptation setting (or before the metric's "
+                "estimator was saved as 'metric'); delete it to start afresh"
+            )
+        if self._metric is not None:
+            self._metric.load_state_dict(saved["metric"])
         self._searched_step_size = saved.get("searched_step_size")
         if (saved.get("chees") is None) != (self._chees is None):
             raise ValueError("checkpoint was written with a different trajectory-length adaptation setting")

@@ -7,7 +7,8 @@ Two exact sub-flows (Leimkuhler & Reich 2004):
 
 Leapfrog (velocity Verlet) is B(h/2) A(h) B(h/2); consecutive half kicks of L steps merge, so L steps
 cost L gradients. BAOAB (underdamped Langevin) composes the same kick and drift around an
-Ornstein-Uhlenbeck step on the momentum.
+Ornstein-Uhlenbeck step on the momentum. The metric M^{-1} is a diagonal Tensor or a dense metric (see
+`_kinetic`); the diagonal path is unchanged by the dense one (one type check per call, no extra tensor operation).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ebm_samplers.kernels._kinetic import Metric, velocity
 from ebm_samplers.kernels.base import per_chain
 from energies import energy_and_grad
 
@@ -24,9 +26,11 @@ def kick(momentum: Tensor, grad: Tensor, duration: Tensor) -> Tensor:
     return torch.addcmul(momentum, per_chain(duration, momentum), grad, value=-1.0)
 
 
-def drift(position: Tensor, momentum: Tensor, inverse_mass: Tensor, duration: Tensor) -> Tensor:
+def drift(position: Tensor, momentum: Tensor, inverse_mass: Metric, duration: Tensor) -> Tensor:
     """A: x + t M^{-1} p, with a per-chain duration t of shape (n,)."""
-    return torch.addcmul(position, per_chain(duration, position) * inverse_mass, momentum)
+    if isinstance(inverse_mass, Tensor):
+        return torch.addcmul(position, per_chain(duration, position) * inverse_mass, momentum)
+    return torch.addcmul(position, per_chain(duration, position), velocity(momentum, inverse_mass))
 
 
 def leapfrog(
@@ -34,7 +38,7 @@ def leapfrog(
     position: Tensor,
     momentum: Tensor,
     grad: Tensor,
-    inverse_mass: Tensor,
+    inverse_mass: Metric,
     step_size: Tensor,
     n_steps: Tensor | None,
     max_steps: int,
@@ -48,15 +52,21 @@ def leapfrog(
 
     The loop carries the momentum half a step ahead: one half kick first, then per step a drift and a
     full kick (the end of this step's B(h/2) merged with the start of the next one's), and at the end the
-    surplus half kick is taken back. Two fused operations per step besides the gradient.
+    surplus half kick is taken back. Two fused operations per step besides the gradient (a dense metric adds
+    the product p M^{-1}).
     """
     half = per_chain(0.5 * step_size, momentum)
     full = per_chain(step_size, momentum)
-    velocity = full * inverse_mass  # x moves by velocity * p in a drift of one step
+    diagonal = isinstance(inverse_mass, Tensor)
+    if diagonal:
+        scale = full * inverse_mass  # x moves by scale * p in a drift of one step
     momentum = torch.addcmul(momentum, half, grad, value=-1.0)
     value = None
     for index in range(max_steps):  # n_steps >= 1, so every chain moves in the first step
-        new_position = torch.addcmul(position, velocity, momentum)
+        if diagonal:
+            new_position = torch.addcmul(position, scale, momentum)
+        else:
+            new_position = torch.addcmul(position, full, velocity(momentum, inverse_mass))
         new_value, new_grad = energy_and_grad(energy, new_position)
         new_momentum = torch.addcmul(momentum, full, new_grad, value=-1.0)
         if n_steps is None or index == 0:

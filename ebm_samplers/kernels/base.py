@@ -152,8 +152,10 @@ def where_state(accepted: Tensor, proposal: State, current: State) -> State:
     fields = {}
     for field in dataclasses.fields(current):
         new, old = getattr(proposal, field.name), getattr(current, field.name)
-        # fields the proposal shares with the current state (step size, metric) need no selection
-        fields[field.name] = old if new is old else torch.where(per_chain(accepted, new), new, old)
+        # fields the proposal shares with the current state (step size, metric) need no selection, nor do
+        # fields that are not per-chain tensors (a dense metric, shared by every chain; None)
+        shared = new is old or not isinstance(new, Tensor)
+        fields[field.name] = old if shared else torch.where(per_chain(accepted, new), new, old)
     return type(current)(**fields)
 
 

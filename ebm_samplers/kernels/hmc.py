@@ -1,4 +1,4 @@
-"""Hamiltonian Monte Carlo (HMC; Duane et al. 1987, Neal 2011) with a diagonal mass matrix.
+"""Hamiltonian Monte Carlo (HMC; Duane et al. 1987, Neal 2011) with a diagonal or dense mass matrix.
 
 Each transition draws a momentum p ~ N(0, M), runs L leapfrog steps of size h on
 H(x, p) = E(x) + 1/2 p^T M^{-1} p, and accepts the end point (x', p') with probability
@@ -40,8 +40,10 @@ from torch import Tensor
 from ebm_samplers.kernels._integrators import leapfrog
 from ebm_samplers.kernels._kinetic import (
     KineticState,
+    check_metric,
     initial_inverse_mass,
     kinetic_energy,
+    resolve_metric,
     sample_momentum,
     velocity,
 )
@@ -94,8 +96,12 @@ class HMC(DrawThenAdvance):
     ceil(2 u_k T / step_size) leapfrog steps (at most `MAX_LEAPFROG`) with u_k the k-th Halton point, shared by
     all chains; warm-up then aims the step size at a harmonic-mean acceptance of 0.651 instead of 0.8.
     `chees_learning_rate` is Adam's learning rate on log T (None: the paper's 0.025). Without warm-up, T stays
-    where it starts. `inverse_mass` is the starting diagonal metric (a number or a list of event shape; None:
-    identity); warm-up re-estimates it unless `sample(..., adapt_mass_matrix=False)`.
+    where it starts.
+
+    `metric` is "diag" (a diagonal mass matrix) or "dense" (one matrix over the flattened event, shared by
+    every chain); None, the default, is dense up to `_kinetic.DENSE_MAX_DIM` coordinates, diag above.
+    `inverse_mass` is the starting metric (a number or a list of event shape; with "dense" also a (d, d)
+    matrix; None: identity); warm-up re-estimates it unless `sample(..., adapt_mass_matrix=False)`.
     """
 
     target_acceptance = 0.8
@@ -105,9 +111,11 @@ class HMC(DrawThenAdvance):
     inverse_mass: float | list | None = None
     trajectory_length: float | None = None
     chees_learning_rate: float | None = None
+    metric: str | None = None
 
     def __post_init__(self) -> None:
         check_positive(self.step_size, "hmc step_size")
+        check_metric(self.metric, "hmc", default_allowed=True)
         check_positive(self.divergence_threshold, "hmc divergence_threshold")
         chees_options = [
             name for name in ("trajectory_length", "chees_learning_rate") if getattr(self, name) is not None
@@ -142,7 +150,10 @@ class HMC(DrawThenAdvance):
 
     def init(self, x, energy) -> KineticState:
         state = super().init(x, energy)
-        state = KineticState(**vars(state), inverse_mass=initial_inverse_mass(self.inverse_mass, state.position, "hmc"))
+        # the form warm-up estimates (see `_kinetic.metric_in_use`: a state at the identity does not say)
+        self._metric_in_use = resolve_metric(self.metric, state.position, energy)
+        inverse_mass = initial_inverse_mass(self.inverse_mass, state.position, "hmc", self._metric_in_use)
+        state = KineticState(**vars(state), inverse_mass=inverse_mass)
         if not self.chees:
             return state
         length = self.trajectory_length if self.trajectory_length is not None else 10.0 * self.step_size

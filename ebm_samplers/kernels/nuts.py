@@ -50,12 +50,18 @@ import torch
 from torch import Tensor
 
 from ebm_samplers.kernels._integrators import drift, kick
-from ebm_samplers.kernels._kinetic import KineticState, initial_inverse_mass, sample_momentum, velocity
+from ebm_samplers.kernels._kinetic import (
+    KineticState,
+    check_metric,
+    initial_inverse_mass,
+    resolve_metric,
+    sample_momentum,
+    velocity,
+)
 from ebm_samplers.kernels.base import Info, Kernel, State, check_positive, per_chain
 from ebm_samplers.registry import register_sampler
 from energies import energy_and_grad
 
-METRICS = ("diag", "dense")
 #: U-turn checks on momentum sums of at most this many numbers (all chains) are stacked into one product
 _STACK_LIMIT = 1 << 15
 
@@ -86,7 +92,8 @@ class _Checkpoint(NamedTuple):
 class NUTS(Kernel):
     """Multinomial NUTS with step size `step_size` and at most `max_tree_depth` doublings per transition.
 
-    `metric` is "diag" or "dense"; `inverse_mass` is the starting metric (a number or a list of event shape;
+    `metric` is "diag" or "dense" (None, the default: dense up to `_kinetic.DENSE_MAX_DIM` coordinates, diag
+    above); `inverse_mass` is the starting metric (a number or a list of event shape;
     None: identity), which warm-up re-estimates unless `sample(..., adapt_mass_matrix=False)`. A state whose
     energy error exceeds `divergence_threshold` is a divergence.
     """
@@ -97,7 +104,7 @@ class NUTS(Kernel):
     step_size: float = 0.1
     max_tree_depth: int = 10
     divergence_threshold: float = 1000.0
-    metric: str = "diag"
+    metric: str | None = None
     inverse_mass: float | list | None = None
 
     def __post_init__(self) -> None:
@@ -106,12 +113,14 @@ class NUTS(Kernel):
         depth = self.max_tree_depth
         if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
             raise ValueError(f"nuts max_tree_depth must be an int >= 1 (Stan's default is 10); got {depth!r}")
-        if self.metric not in METRICS:
-            raise ValueError(f"nuts metric must be 'diag' or 'dense'; got {self.metric!r}")
+        check_metric(self.metric, "nuts", default_allowed=True)
 
     def init(self, x, energy) -> KineticState:
         state = super().init(x, energy)
-        return KineticState(**vars(state), inverse_mass=initial_inverse_mass(self.inverse_mass, state.position, "nuts"))
+        # the form warm-up estimates (see `_kinetic.metric_in_use`: a state at the identity does not say)
+        self._metric_in_use = resolve_metric(self.metric, state.position, energy)
+        inverse_mass = initial_inverse_mass(self.inverse_mass, state.position, "nuts", self._metric_in_use)
+        return KineticState(**vars(state), inverse_mass=inverse_mass)
 
     def step(self, state: State, energy, generator: torch.Generator) -> tuple[State, Info]:
         if not isinstance(state, KineticState):

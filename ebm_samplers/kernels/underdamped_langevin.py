@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from ebm_samplers.kernels._integrators import drift, kick
-from ebm_samplers.kernels._kinetic import MomentumState, initial_inverse_mass, sample_momentum
+from ebm_samplers.kernels._kinetic import MomentumState, check_metric, initial_inverse_mass, sample_momentum
 from ebm_samplers.kernels.base import Info, Kernel, State, check_positive, per_chain
 from ebm_samplers.registry import register_sampler
 from energies import energy_and_grad
@@ -35,22 +35,26 @@ from energies import energy_and_grad
 class UnderdampedLangevin(Kernel):
     """BAOAB with step size `step_size` (h) and friction `friction` (gamma).
 
-    `inverse_mass` is the starting diagonal metric (a number or a list of event shape; None: identity);
-    warm-up re-estimates it unless `sample(..., adapt_mass_matrix=False)`. As the step size does not
-    adapt here (there is no acceptance to aim at), h must be stable for the starting metric too.
+    `metric` is "diag" or "dense" (one matrix over the flattened event, shared by every chain);
+    `inverse_mass` is the starting metric (a number or a list of event shape; with "dense" also a (d, d)
+    matrix; None: identity); warm-up re-estimates it unless `sample(..., adapt_mass_matrix=False)`. As the
+    step size does not adapt here (there is no acceptance to aim at), h must be stable for the starting metric
+    too.
     """
 
     step_size: float = 0.1
     friction: float = 1.0
     inverse_mass: float | list | None = None
+    metric: str = "diag"
 
     def __post_init__(self) -> None:
         check_positive(self.step_size, "underdamped_langevin step_size")
+        check_metric(self.metric, "underdamped_langevin")
         check_positive(self.friction, "underdamped_langevin friction")
 
     def init(self, x, energy) -> MomentumState:
         state = super().init(x, energy)
-        inverse_mass = initial_inverse_mass(self.inverse_mass, state.position, "underdamped_langevin")
+        inverse_mass = initial_inverse_mass(self.inverse_mass, state.position, "underdamped_langevin", self.metric)
         return MomentumState(**vars(state), inverse_mass=inverse_mass, momentum=torch.zeros_like(state.position))
 
     def step(self, state: State, energy, generator: torch.Generator) -> tuple[State, Info]:

@@ -216,7 +216,8 @@ def test_a_misspelt_sample_argument_is_pointed_out():
         TypeError, match=r"did you mean sample\(\)'s n_steps= for num_steps=, sample\(\)'s seed= for seeds="
     ):
         ebm_samplers.sample(Gaussian([0.0, 0.0]), "mala", n_chains=4, warmup=0, n_steps=2, num_steps=2, seeds=0)
-    with pytest.raises(TypeError, match=r"its parameters are: step_size$"):  # no far-fetched guess
+    # no far-fetched guess
+    with pytest.raises(TypeError, match=r"its parameters are: step_size, inverse_mass, metric$"):
         ebm_samplers.sample(Gaussian([0.0, 0.0]), "mala", n_chains=4, warmup=0, n_steps=2, stepsize=0.1)
 
 

@@ -23,6 +23,7 @@ def _standard_normal_variance(sampler: str, step_size: float, seed: int, path: s
         seed=seed,
         step_size=step_size,
         adapt_step_size=False,  # the exact variances below are for this step size
+        adapt_mass_matrix=False,  # and for the identity metric
         backend=path,
     )
     return trace.draws[..., 0].double().square().mean(dim=1)

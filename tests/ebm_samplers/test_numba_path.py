@@ -73,7 +73,7 @@ def test_float64_chains_get_float64_draws_of_the_same_trajectory(mixture):
 
 
 def test_warmup_without_adaptation_runs_compiled_and_continues_the_same_chains(mixture):
-    run = dict(n_chains=4, seed=3, step_size=0.1, adapt_step_size=False)
+    run = dict(n_chains=4, seed=3, step_size=0.1, adapt_step_size=False, adapt_mass_matrix=False)
     long = ebm_samplers.sample(mixture, "mala", n_steps=30, **run)
     warm = ebm_samplers.sample(mixture, "mala", n_steps=20, warmup=10, **run)
     assert torch.equal(warm.draws, long.draws[:, 10:])  # warm-up is the first 10 of the same transitions
@@ -84,7 +84,14 @@ def test_numba_ula_matches_the_exact_biased_variance_of_a_stiff_coordinate():
     variances = np.array([0.05, 1.0])
     h = 0.05
     trace = ebm_samplers.sample(
-        diagonal_gaussian(np.zeros(2), variances), "ula", n_chains=400, n_steps=400, warmup=100, seed=8, step_size=h
+        diagonal_gaussian(np.zeros(2), variances),
+        "ula",
+        n_chains=400,
+        n_steps=400,
+        warmup=100,
+        seed=8,
+        step_size=h,
+        adapt_mass_matrix=False,  # the identity metric: its exact variance below
     )
     per_chain = trace.draws.double().square().mean(dim=1)
     for i, v in enumerate(variances):
@@ -141,6 +148,8 @@ def _run_loop(name, energy, init, step_size, seeds, inverse_mass, n_steps=40, th
     if name == "hmc":  # a jittered path length, so the chains of a block run different numbers of leapfrog steps
         outputs += [np.empty((n, keep), dtype=np.int64), np.empty((n, keep)), np.empty((n, keep))]
         arguments += (inverse_mass, 2, 7, 1000.0, *outputs[6:])
+    else:  # a diagonal metric per chain
+        arguments += (inverse_mass, np.sqrt(inverse_mass))
     load_loop(name)(*arguments)
     return outputs
 
