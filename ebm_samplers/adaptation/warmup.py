@@ -15,8 +15,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import torch
-
 from ebm_samplers._validate import check_flag
 from ebm_samplers.adaptation import chees
 from ebm_samplers.adaptation.dual_averaging import DualAveraging
