@@ -24,12 +24,14 @@ from tqdm.auto import tqdm
 
 from ebm_samplers import distributed
 from ebm_samplers._compiled_step import CompiledStep, plan_block
+from ebm_samplers._event_check import check_init_events
 from ebm_samplers._nonfinite import NonfiniteGuard, ResetPoints, check_policy, default_reset
 from ebm_samplers.adaptation import WarmupAdaptation
 from ebm_samplers.checkpoint import Checkpointer, fingerprint, stored_seed
 from ebm_samplers.kernels._resolve import resolve_kernel
 from ebm_samplers.kernels.base import Info, Kernel, State, check_positive
 from ebm_samplers.moments import Moments, MomentsRecorder
+from ebm_samplers.naming import Naming, Transform
 from ebm_samplers.streaming import StreamingRecorder
 from ebm_samplers.trace import Trace
 from energies import Energy, as_energy, check_energy
@@ -64,6 +66,10 @@ def sample(
     stream_every: int = 1000,
     keep: str = "draws",
     compile_step: bool = False,
+    names=None,
+    coords: dict | None = None,
+    dims: dict | None = None,
+    transform: Transform | None = None,
     **sampler_params,
 ) -> Trace | Moments:
     """Draw `n_steps // thin` kept states from each of many chains targeting exp(-energy).
@@ -108,14 +114,22 @@ def sample(
             the time is in `attrs["compile_seconds"]`), and trajectories agree with the eager path's to
             rounding, not bit for bit. Worth it for long runs; see `ebm_samplers._compiled_step`. Torch kernels
             only.
+        names, coords, dims: name the parts of the flattened event ("mu, log_tau, theta[8]"), their axes
+            ({"theta": ["school"]}) and the axes' labels ({"school": [...]}) in the trace and its DataTree (see
+            `ebm_samplers.naming`). The sampler still moves the flat event.
+        transform: x (n, *event) -> {name: Tensor[n, ...]}, derived quantities of each kept draw (e.g. a
+            constraining map `{"tau": x[:, 1].exp()}`), recorded in `trace.derived` and summarised with the draws.
+            Checked on the initial points before sampling.
         **sampler_params: parameters for a sampler given by name (e.g. `step_size=0.1`).
 
     Under `torchrun` (or any initialised process group of several ranks) the chains are split across
     ranks; rank 0 returns all of them (see `ebm_samplers.distributed`).
     """
+    naming = Naming.build(names, coords, dims, transform)
     if distributed.should_shard():
-        arguments = {name: value for name, value in locals().items() if name != "sampler_params"}
-        return distributed.sample_distributed(sample, {**arguments, **sampler_params})
+        arguments = {name: value for name, value in locals().items() if name not in ("sampler_params", "naming")}
+        arguments |= dict.fromkeys(("names", "coords", "dims", "transform"))  # named once, on the joined trace
+        return naming.apply(distributed.sample_distributed(sample, {**arguments, **sampler_params}))
     try:
         kernel = resolve_kernel(sampler, sampler_params)
     except TypeError as error:  # extra keywords go to the sampler: a misspelt sample() argument lands there too
@@ -157,7 +171,11 @@ def sample(
     generator = torch.Generator(device=generator_device).manual_seed(seed)
     drawn_init = init is None
     init = _initial_points(energy, init, n_chains, generator, device, dtype)
+    check_init_events(energy, init)
     check_energy(energy, init)
+    if keep == "moments" and not naming.empty:
+        raise ValueError("names, coords, dims and transform describe kept draws; keep='moments' keeps none")
+    naming.check(init)
 
     state = kernel.init(init, energy)
     _check_step_size_fits(state, kernel)
@@ -277,11 +295,11 @@ def sample(
             stats.setdefault("nonfinite", torch.zeros(draws.shape[:2], dtype=torch.bool))
             bar.update(total - bar.n)
             attrs |= {**adaptation.attrs(state), **guard.attrs(), "backend": "numba"}
-            return Trace(draws=draws, stats=stats, attrs=attrs)
+            return naming.apply(Trace(draws=draws, stats=stats, attrs=attrs))
 
     if compile_step and step_function.compile_seconds is not None:
         attrs["compile_seconds"] = step_function.compile_seconds
-    return recorder.result({**attrs, **adaptation.attrs(state), **guard.attrs()})
+    return naming.apply(recorder.result({**attrs, **adaptation.attrs(state), **guard.attrs()}))
 
 
 def _misspelt_run_arguments(sampler_params: dict) -> str:

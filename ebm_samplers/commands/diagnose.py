@@ -58,12 +58,19 @@ def _load(path: Path):
     try:
         tree = az.from_netcdf(path).load()
     except (OSError, ValueError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f"{path} is not a readable netCDF file ({reason})") from None
+        raise ValueError(f"{path} is not a readable netCDF file ({_reason(error)})") from None
     if "posterior" not in tree.children:
         groups = ", ".join(tree.children) or "none"
         raise ValueError(f"{path} has no posterior group (groups: {groups}); expected an ArviZ netCDF file")
     return tree
+
+
+def _reason(error: Exception) -> str:
+    """Why xarray could not open a file, whole (its messages span lines: a first line alone can stop at 'see:')."""
+    text = " ".join(str(error).split())
+    if "IO backends" in text:  # xarray found no engine that recognises the bytes: the file is not netCDF/HDF5
+        return "its content is not netCDF/HDF5"
+    return text or type(error).__name__
 
 
 def _pooled_draws(tree, args):
