@@ -33,13 +33,14 @@ def test_bad_path_or_file_is_one_line_with_exit_status_two(tmp_path, capsys):
     az.from_dict({"prior": {"a": np.zeros((1, 10))}}).to_netcdf(tmp_path / "prior_only.nc")
     cases = [
         (str(tmp_path / "missing.nc"), "no file at"),
-        (str(tmp_path / "text.nc"), "is not a readable netCDF file"),
+        (str(tmp_path / "text.nc"), "is not a readable netCDF file (its content is not netCDF/HDF5)"),
         (str(tmp_path / "prior_only.nc"), "has no posterior group"),
     ]
     for path, message in cases:
         assert main(["diagnose", path, "--no-plots"]) == 2
         error = capsys.readouterr().err.strip().splitlines()
         assert len(error) == 1 and error[0].startswith("error: ") and message in error[0], error
+        assert not error[0].endswith(":)"), error  # xarray's first line alone stopped at 'see:'
 
 
 def test_unknown_energy_fails_before_the_report(tmp_path, capsys):
