@@ -18,6 +18,11 @@ def add_parser(commands) -> None:
     parser.add_argument("--out", default=None, help="folder for the plots (default: next to PATH, <stem>_diagnostics)")
     parser.add_argument("--energy", default=None, help="target energy (built-in or module:callable) for KSD/landscape")
     parser.add_argument("--no-plots", action="store_true", help="print the report only")
+    parser.add_argument("--var-names", default=None, help="plot only these variables, comma-separated (e.g. mu,theta)")
+    parser.add_argument(
+        "--coordinates", default=None, help="plot only these coordinates, comma-separated (e.g. 'x[0],x[3]')"
+    )
+    parser.add_argument("--max-coordinates", type=int, default=8, help="plot at most this many (default: 8)")
     parser.set_defaults(handler=run_command)
 
 
@@ -41,7 +46,12 @@ def run_command(args: argparse.Namespace) -> int:
         from diagnostics.plots import convergence_plots
 
         out = Path(args.out) if args.out else Path(args.path).with_name(f"{Path(args.path).stem}_diagnostics")
-        for written in convergence_plots(tree, out):
+        chosen = {
+            "var_names": _list(args.var_names),
+            "coordinates": _list(args.coordinates, brackets=True),
+            "max_coordinates": args.max_coordinates,
+        }
+        for written in convergence_plots(tree, out, **chosen):
             print(f"wrote {written}")
         if draws is not None:
             written = _landscape(draws, energy, out)
@@ -63,6 +73,21 @@ def _load(path: Path):
         groups = ", ".join(tree.children) or "none"
         raise ValueError(f"{path} has no posterior group (groups: {groups}); expected an ArviZ netCDF file")
     return tree
+
+
+def _list(text: str | None, brackets: bool = False) -> list[str] | None:
+    """'a, b' -> ['a', 'b']; with `brackets`, commas inside [...] stay ('x[0, 1],y' -> ['x[0, 1]', 'y'])."""
+    if text is None:
+        return None
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += (char == "[") - (char == "]") if brackets else 0
+        if char == "," and depth == 0:
+            parts.append(current.strip())
+            current = ""
+        else:
+            current += char
+    return [*parts, current.strip()]
 
 
 def _reason(error: Exception) -> str:

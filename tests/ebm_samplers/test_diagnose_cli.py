@@ -19,7 +19,7 @@ def test_foreign_netcdf_with_several_variables_and_no_sample_stats(tmp_path, cap
 
 def test_toolkit_trace_with_energy_gives_ksd_and_landscape(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["sample", "--steps", "200", "--warmup", "20", "--chains", "4", "--no-plot", "--out", str(out)]) == 0
+    assert main(["sample", "--steps", "200", "--warmup", "20", "--chains", "4", "--no-plot", "--out", str(out)]) == 1
     capsys.readouterr()
     status = main(["diagnose", str(out / "trace.nc"), "--energy", "mixture", "--out", str(out / "diag")])
     printed = capsys.readouterr().out
