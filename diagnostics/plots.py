@@ -291,6 +291,7 @@ def plot_energy_landscape(
     side.set_xlabel("density")
     top.tick_params(labelbottom=False)
     side.tick_params(labelleft=False)
+    side.locator_params(axis="x", nbins=2)  # a narrow panel: more tick labels run into each other
     figure.suptitle(title or f"energy landscape and {len(points)} samples", y=0.93)
     return _save_figure(figure, Path(path))
 

@@ -38,7 +38,7 @@ def run_command(args: argparse.Namespace) -> int:
     report = diagnose(tree)
     print(f"{args.path}: {report}")
     if draws is not None:
-        _sample_quality(draws, energy)
+        _sample_quality(draws, energy, float(report.table["ess_bulk"].min()))
     if not args.no_plots:
         import matplotlib
 
@@ -110,13 +110,58 @@ def _pooled_draws(tree, args):
     return torch.from_numpy(values.reshape(-1, *values.shape[2:]).copy())
 
 
-def _sample_quality(draws, energy) -> None:
+#: KSD is computed on at most this many draws (O(n^2) with a bootstrap), at least this many, and with
+#: this many bootstrap draws and exact-sample references.
+_KSD_MAX_DRAWS, _KSD_MIN_DRAWS, _KSD_BOOTSTRAP, _KSD_REFERENCES = 2000, 100, 500, 5
+
+
+def _sample_quality(draws, energy, ess_bulk: float) -> None:
+    """KSD of roughly independent draws, its bootstrap p-value and the figures that say what it means."""
+    import numpy as np
+    import torch
+
     from diagnostics import ksd
 
-    # KSD costs O(n^2): an evenly spaced subset of at most 10,000 draws keeps it to seconds
-    subset = draws[:: max(1, len(draws) // 10_000)]
-    result = ksd(subset, energy)
-    print(f"kernel Stein discrepancy against {energy.name} ({len(subset)} of {len(draws)} draws): {result}")
+    # the bootstrap assumes independent draws: keep about one per effective sample (bulk ESS, the lowest
+    # over coordinates), between _KSD_MIN_DRAWS and _KSD_MAX_DRAWS
+    n_keep = int(np.clip(ess_bulk if np.isfinite(ess_bulk) else len(draws), _KSD_MIN_DRAWS, _KSD_MAX_DRAWS))
+    step = max(1, len(draws) // n_keep)
+    subset = draws[::step][:n_keep]
+    generator = torch.Generator().manual_seed(0)
+    result = ksd(subset, energy, n_bootstrap=_KSD_BOOTSTRAP, generator=generator)
+    print(
+        f"kernel Stein discrepancy against {energy.name}: KSD {result.ksd:.4g} on {len(subset)} of {len(draws)} "
+        f"draws (one in {step}, about one per effective sample)"
+    )
+    verdict = "the draws do not follow the target" if result.p_value < 0.05 else "consistent with the target"
+    print(f"  bootstrap p = {result.p_value:.3g} ({verdict}; p < 0.05 rejects)")
+    print(f"  reference: 95% of the bootstrap null lies below KSD {result.null_quantile:.4g}")
+    exact = _exact_reference(energy, len(subset), subset)
+    if exact is not None:
+        low, middle, high = np.quantile(exact, [0.0, 0.5, 1.0])
+        print(
+            f"  reference: {len(exact)} sets of {len(subset)} exact draws from {energy.name} give KSD {middle:.4g} "
+            f"(median; range {low:.4g} to {high:.4g})"
+        )
+
+
+def _exact_reference(energy, n: int, like) -> list[float] | None:
+    """KSDs of exact draws of the same size, when the energy can draw them (`Energy.sample`)."""
+    import torch
+
+    from diagnostics import ksd
+
+    if not hasattr(energy, "sample"):
+        return None
+    generator = torch.Generator().manual_seed(1)
+    values = []
+    for _ in range(_KSD_REFERENCES):
+        try:
+            exact = energy.sample(n, generator)
+        except NotImplementedError:
+            return None
+        values.append(ksd(exact.to(like.dtype), energy).ksd)
+    return values
 
 
 def _landscape(draws, energy, out: Path):

@@ -24,7 +24,9 @@ def test_toolkit_trace_with_energy_gives_ksd_and_landscape(tmp_path, capsys):
     status = main(["diagnose", str(out / "trace.nc"), "--energy", "mixture", "--out", str(out / "diag")])
     printed = capsys.readouterr().out
     assert status in (0, 1) and ("problem(s)" in printed or "ok:" in printed)
-    assert "kernel Stein discrepancy against GaussianMixture (800 of 800 draws): KSD" in printed
+    assert "kernel Stein discrepancy against GaussianMixture: KSD" in printed and "of 800 draws (one in" in printed
+    assert "bootstrap p = " in printed and "95% of the bootstrap null lies below KSD" in printed
+    assert "5 sets of" in printed and "exact draws from GaussianMixture give KSD" in printed  # it can sample
     assert (out / "diag" / "landscape.png").stat().st_size > 20_000
 
 
