@@ -234,7 +234,42 @@ def _problems(chains: Chains, draws, table: pd.DataFrame, per_chain: pd.DataFram
     nonfinite = _nonfinite_problem(chains.attrs)
     if nonfinite is not None:
         problems.append(nonfinite)
+    capped = _not_converged_problem(chains.attrs)
+    if capped is not None:
+        problems.append(capped)
     return problems
+
+
+def _attribute(value):
+    """An ebm-samplers attribute as stored in netCDF ('json:...' text) or as given (a dict, a bool)."""
+    if isinstance(value, str) and value.startswith("json:"):
+        import json
+
+        return json.loads(value[5:])
+    return value
+
+
+def _not_converged_problem(attrs: dict) -> Problem | None:
+    """A run with until=Converged(...) that reached max_steps first (attributes `until`, `converged`, `shortfall`)."""
+    until = _attribute(attrs.get("until"))
+    if not isinstance(until, dict) or _truthy(attrs.get("converged")):
+        return None
+    shortfall = _attribute(attrs.get("shortfall")) or {}
+    worst = shortfall.get("worst", {})
+    parts = []
+    for name, word in (("r_hat", "largest R-hat"), ("ess_bulk", "lowest bulk ESS"), ("ess_tail", "lowest tail ESS")):
+        value = worst.get(name)
+        if value is not None:
+            parts.append(f"{word} {format_rhat(value) if name == 'r_hat' else f'{value:.0f}'}")
+    figures = f" ({', '.join(parts)})" if parts else ""
+    wanted = (
+        f"R-hat <= {until.get('r_hat')}, bulk ESS >= {until.get('ess_bulk'):g}, tail ESS >= {until.get('ess_tail'):g}"
+    )
+    return Problem(
+        "not_converged",
+        f"the run reached max_steps before meeting until=Converged({wanted}){figures}; "
+        "raise max_steps, or improve the sampler if the figures barely moved",
+    )
 
 
 def _truthy(value) -> bool:
