@@ -8,9 +8,17 @@ is in the trace's attrs (`converged`, `until`, `convergence_checks`, `check_seco
 the `shortfall` when the cap came first), so `diagnose` can say why a capped run is not done.
 
 Checks are spaced geometrically: the next one comes after `check_every` more kept draws, or after
-`growth` times the draws kept so far when that is later. The total cost of checking is then a fixed
-multiple (about 1 / (growth - 1) + 1) of one check on the final draws, whatever the run's length, while
-a run stops at most a factor `growth` later than the first draw count at which it met the thresholds.
+`growth` times the draws kept so far when that is later, so a run stops at most a factor `growth` later
+than the first draw count at which it met the thresholds. On top of that the checks keep to a time
+`budget`: a check is put off while the seconds spent checking, plus the expected cost of this check (the
+last one's), would exceed `budget` (5%) of the seconds spent sampling. On cheap
+targets, where one check on many draws costs more than many transitions, this spaces checks further apart
+(a later stop, never a wrong one); on costly energies the geometric schedule alone applies.
+
+Each check looks at an evenly thinned subset of at most `check_draws` draws per chain (more when the ESS
+thresholds need them), so its cost does not grow with the run. Thinning lowers the ESS estimate (never
+raises it beyond the subset's size), so a thinned check errs on the side of running on; when it passes,
+one check on all the draws confirms it before the run stops.
 """
 
 from __future__ import annotations
@@ -29,14 +37,17 @@ from diagnostics.convergence import MIN_DRAWS, convergence_figures
 @dataclass(frozen=True)
 class Converged:
     """Stop when every coordinate has R-hat <= `r_hat`, bulk ESS >= `ess_bulk` and tail ESS >= `ess_tail`
-    (Vehtari et al. 2021's thresholds by default). Checked after `check_every` kept draws and then at kept
-    draw counts growing by at least the factor `growth` (see the module docstring)."""
+    (Vehtari et al. 2021's thresholds by default). Checked after `check_every` kept draws, then at kept
+    draw counts growing by at least the factor `growth`, within a `budget` share of the sampling time
+    (see the module docstring)."""
 
     r_hat: float = 1.01
     ess_bulk: float = 400.0
     ess_tail: float = 400.0
     check_every: int = 100
     growth: float = 1.25
+    budget: float = 0.05
+    check_draws: int = 1000
 
     def __post_init__(self) -> None:
         if not (isinstance(self.r_hat, int | float) and math.isfinite(self.r_hat) and self.r_hat > 1.0):
@@ -50,6 +61,11 @@ class Converged:
             raise ValueError(f"Converged: check_every must be an integer >= {MIN_DRAWS} (kept draws); got {every!r}")
         if not (isinstance(self.growth, int | float) and self.growth > 1.0):
             raise ValueError(f"Converged: growth must be a number > 1 (e.g. 1.25); got {self.growth!r}")
+        draws = self.check_draws
+        if isinstance(draws, bool) or not isinstance(draws, int) or draws < MIN_DRAWS:
+            raise ValueError(f"Converged: check_draws must be an integer >= {MIN_DRAWS}; got {draws!r}")
+        if not (isinstance(self.budget, int | float) and 0 < self.budget <= 1):
+            raise ValueError(f"Converged: budget must be a share of the sampling time in (0, 1]; got {self.budget!r}")
 
     def met(self, figures: dict[str, np.ndarray]) -> bool:
         """Whether every coordinate meets every threshold (a NaN figure never does)."""
@@ -119,24 +135,51 @@ class ConvergenceMonitor:
         self.seconds = 0.0
         self.converged_at: int | None = None
         self.last_figures: dict[str, np.ndarray] | None = None
+        self.last_cost: float | None = None  # seconds of the last check
+        # the figures' numba kernels load (or compile) on first use: not a cost of the checks to budget for
+        convergence_figures(np.linspace(0.0, 1.0, 2 * MIN_DRAWS).reshape(2, MIN_DRAWS, 1))
         self.started = time.perf_counter()
 
-    def due(self, n_kept: int) -> bool:
-        return self.converged_at is None and n_kept >= self.next_check
+    def due(self, n_kept: int, sampling_seconds: float | None = None) -> bool:
+        """Whether to check now, with `n_kept` draws kept. `sampling_seconds`: the time spent sampling so far
+        (default: the wall time since the monitor started, less the time spent checking)."""
+        if self.converged_at is not None or n_kept < self.next_check:
+            return False
+        if self.last_cost is None:
+            return True
+        if sampling_seconds is None:
+            sampling_seconds = time.perf_counter() - self.started - self.seconds
+        # the last check's cost stands for this one's: small checks are mostly fixed overhead (extrapolating
+        # them linearly would forbid every later check), and large ones are at most `growth` apart
+        return self.seconds + self.last_cost <= self.until.budget * sampling_seconds
 
     def check(self, draws: Tensor, n_kept: int) -> bool:
         """Check the first `n_kept` draws of `draws` (chain, n_keep, *event); True when converged."""
         start = time.perf_counter()
-        kept = draws[:, :n_kept].detach()
-        figures = convergence_figures(kept.reshape(kept.shape[0], n_kept, -1).double().cpu().numpy())
+        # enough draws per chain that the subset could show the ESS thresholds, at least check_draws
+        wanted = max(
+            self.until.check_draws, math.ceil(2 * max(self.until.ess_bulk, self.until.ess_tail) / self.n_chains)
+        )
+        step = max(1, n_kept // wanted)
+        figures = self._figures(draws, n_kept, step)
+        met = self.until.met(figures)
+        if met and step > 1:  # confirm on every draw before stopping
+            figures = self._figures(draws, n_kept, 1)
+            met = self.until.met(figures)
         self.last_figures = figures
         self.checks += 1
-        met = self.until.met(figures)
         if met:
             self.converged_at = n_kept
         self.next_check = max(n_kept + self.until.check_every, math.ceil(n_kept * self.until.growth))
-        self.seconds += time.perf_counter() - start
+        spent = time.perf_counter() - start
+        self.seconds += spent
+        self.last_cost = spent
         return met
+
+    @staticmethod
+    def _figures(draws: Tensor, n_kept: int, step: int) -> dict[str, np.ndarray]:
+        kept = draws[:, (n_kept - 1) % step : n_kept : step].detach()  # every step-th, ending at the last draw
+        return convergence_figures(kept.reshape(kept.shape[0], kept.shape[1], -1).double().cpu().numpy())
 
     def final_check(self, draws: Tensor, n_kept: int) -> None:
         """At the cap: figures of all the draws, for the shortfall (unless the last check saw them all)."""

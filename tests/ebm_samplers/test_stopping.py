@@ -13,10 +13,11 @@ from ebm_samplers.stopping import Converged, ConvergenceMonitor, check_until, tr
 from ebm_samplers.trace import Trace
 
 
-def _feed(monitor: ConvergenceMonitor, draws: torch.Tensor) -> int:
-    """What the run loop does: after each kept draw, check when due; return the draws kept at the stop."""
+def _feed(monitor: ConvergenceMonitor, draws: torch.Tensor, seconds_per_draw: float = 1.0) -> int:
+    """What the run loop does: after each kept draw, check when due; return the draws kept at the stop.
+    Sampling is taken to cost `seconds_per_draw` (by default far more than a check: the budget never binds)."""
     for n_kept in range(1, draws.shape[1] + 1):
-        if monitor.due(n_kept) and monitor.check(draws, n_kept):
+        if monitor.due(n_kept, n_kept * seconds_per_draw) and monitor.check(draws, n_kept):
             return n_kept
     monitor.final_check(draws, draws.shape[1])
     return draws.shape[1]
@@ -51,6 +52,18 @@ def test_a_run_that_never_converges_reports_its_shortfall_and_checks_geometrical
     (problem,) = [p for p in diagnose(tree).problems if p.kind == "not_converged"]
     assert "reached max_steps before meeting until=Converged(R-hat <= 1.01" in problem.message
     assert f"largest R-hat {shortfall['worst']['r_hat']:.3f}" in problem.message
+
+
+def test_checks_keep_to_the_time_budget():
+    draws = torch.from_numpy(np.random.default_rng(3).normal(size=(4, 20_000, 2)))
+    never = Converged(r_hat=1 + 1e-12)
+    free = ConvergenceMonitor(never, n_chains=4)
+    _feed(free, draws)
+    # sampling as cheap as 1 microsecond per kept draw: 5% of it pays for only the first check
+    cheap = ConvergenceMonitor(never, n_chains=4)
+    _feed(cheap, draws, seconds_per_draw=1e-6)
+    assert cheap.checks == 1 < free.checks
+    assert free.attrs()["convergence_checks"] == free.checks
 
 
 def test_shortfall_survives_a_saved_trace(tmp_path):
