@@ -33,7 +33,14 @@ def test_stops_at_the_first_check_that_meets_every_threshold():
     assert until.met(figures)
     attrs = monitor.attrs()
     assert attrs["converged"] and attrs["converged_at_draw"] == stopped and "shortfall" not in attrs
-    assert attrs["until"] == {"r_hat": 1.01, "ess_bulk": 400.0, "ess_tail": 400.0, "check_every": 100, "growth": 1.25}
+    assert {k: attrs["until"][k] for k in ("r_hat", "ess_bulk", "ess_tail", "check_every", "growth")} == {
+        "r_hat": 1.01,
+        "ess_bulk": 400.0,
+        "ess_tail": 400.0,
+        "check_every": 100,
+        "growth": 1.25,
+    }
+    assert set(attrs["until"]) == {"r_hat", "ess_bulk", "ess_tail", "check_every", "growth", "budget", "check_draws"}
 
 
 def test_a_run_that_never_converges_reports_its_shortfall_and_checks_geometrically():
@@ -59,9 +66,9 @@ def test_checks_keep_to_the_time_budget():
     never = Converged(r_hat=1 + 1e-12)
     free = ConvergenceMonitor(never, n_chains=4)
     _feed(free, draws)
-    # sampling as cheap as 1 microsecond per kept draw: 5% of it pays for only the first check
+    # sampling as cheap as 10 ns per kept draw: 5% of it pays for nothing after the first check
     cheap = ConvergenceMonitor(never, n_chains=4)
-    _feed(cheap, draws, seconds_per_draw=1e-6)
+    _feed(cheap, draws, seconds_per_draw=1e-8)
     assert cheap.checks == 1 < free.checks
     assert free.attrs()["convergence_checks"] == free.checks
 
