@@ -182,8 +182,9 @@ class ConvergenceMonitor:
         return convergence_figures(kept.reshape(kept.shape[0], kept.shape[1], -1).double().cpu().numpy())
 
     def final_check(self, draws: Tensor, n_kept: int) -> None:
-        """At the cap: figures of all the draws, for the shortfall (unless the last check saw them all)."""
-        if self.converged_at is None and n_kept >= MIN_DRAWS and (self.checks == 0 or self.next_check <= n_kept):
+        """At the cap, when no check has run (a run shorter than `check_every`): one, for the shortfall. Otherwise
+        the shortfall is the last check's (diagnose recomputes every figure on all the draws anyway)."""
+        if self.converged_at is None and n_kept >= MIN_DRAWS and self.checks == 0:
             self.check(draws, n_kept)
 
     def attrs(self) -> dict[str, Any]:
