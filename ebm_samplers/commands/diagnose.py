@@ -13,7 +13,12 @@ from pathlib import Path
 
 
 def add_parser(commands) -> None:
-    parser = commands.add_parser("diagnose", help="convergence report and plots for an ArviZ netCDF file")
+    parser = commands.add_parser(
+        "diagnose",
+        help="convergence report and plots for an ArviZ netCDF file",
+        description="Convergence report and plots for any ArviZ netCDF file with a posterior group. Exit status: "
+        "0 when no problem is found, 1 when the report lists problems, 2 on a user error.",
+    )
     parser.add_argument("path", help="netCDF file with a posterior group (e.g. a trace.nc from `sample`)")
     parser.add_argument("--out", default=None, help="folder for the plots (default: next to PATH, <stem>_diagnostics)")
     parser.add_argument("--energy", default=None, help="target energy (built-in or module:callable) for KSD/landscape")
