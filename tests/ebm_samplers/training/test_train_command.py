@@ -22,7 +22,7 @@ def test_train_writes_metrics_checkpoint_and_pictures(tmp_path, capsys):
     assert json.loads((tmp_path / "metrics.json").read_text())["iterations"] == 25
     captured = capsys.readouterr()
     assert "test_nll" in captured.out
-    assert "it/s" not in captured.err  # stderr is not a terminal here: no progress bar redrawn into the log
+    assert "%|" not in captured.err  # stderr is not a terminal here: no progress bar redrawn into the log
 
 
 def test_train_on_digits_uses_fit_defaults_and_writes_image_metrics(tmp_path):
