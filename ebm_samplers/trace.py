@@ -138,11 +138,11 @@ class Trace:
         dims = dims if dims is not None else self.attrs.get("dims")
         return self.with_names(names, coords=coords, dims=dims)
 
-    def summary(self):
-        """Convergence table per coordinate (see `diagnostics.summary`)."""
+    def summary(self, **options):
+        """Convergence table per coordinate (see `diagnostics.summary`; `quantiles=`, `hdi_prob=`)."""
         from diagnostics import summary
 
-        return summary(self)
+        return summary(self, **options)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the trace as netCDF (ArviZ layout) atomically: a crash never leaves a half-written file.
