@@ -31,7 +31,15 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
-from diagnostics.convergence import MIN_DRAWS, convergence_figures
+#: The fewest draws per chain split R-hat and ESS need (diagnostics.convergence.MIN_DRAWS; diagnostics is
+#: imported only when a check runs, so that `import ebm_samplers` does not load numba's kernels).
+MIN_DRAWS = 4
+
+
+def convergence_figures(draws: np.ndarray) -> dict[str, np.ndarray]:
+    from diagnostics.convergence import convergence_figures as figures
+
+    return figures(draws)
 
 
 @dataclass(frozen=True)

@@ -132,3 +132,10 @@ def test_until_arguments_are_checked(arguments, message):
     assert (
         check_until(Converged(), 500, None, warmup=0, adapts=False, keep="draws", stream=None, checkpoint=None) == 500
     )
+
+
+def test_min_draws_agrees_with_the_diagnostics():
+    from diagnostics.convergence import MIN_DRAWS
+    from ebm_samplers import stopping
+
+    assert stopping.MIN_DRAWS == MIN_DRAWS
