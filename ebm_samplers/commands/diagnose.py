@@ -108,6 +108,11 @@ def _pooled_draws(tree, args):
     import torch
 
     variables = list(tree["posterior"].data_vars)
+    if "names" in tree["posterior"].attrs:  # a named ebm-samplers trace: its flat event is what the energy takes
+        from ebm_samplers import Trace
+
+        draws = Trace.load(args.path).draws
+        return draws.reshape(-1, *draws.shape[2:])
     if len(variables) != 1:
         print(f"note: --energy needs a posterior with one variable; {args.path} has {len(variables)}")
         return None

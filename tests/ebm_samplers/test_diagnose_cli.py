@@ -52,3 +52,14 @@ def test_unknown_energy_fails_before_the_report(tmp_path, capsys):
     assert captured.out == "" and captured.err.strip() == (
         "error: unknown energy 'nope'; use a built-in (banana, funnel, gaussian2d, mixture) or module:callable"
     )
+
+
+def test_a_named_trace_is_diagnosed_by_name_and_its_ksd_uses_the_flat_event(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["sample", "--energy", "gaussian2d", "--names", "a, b", "--steps", "100", "--chains", "4", "--no-plot"]
+    assert main([*args, "--out", str(out)]) == 1
+    capsys.readouterr()
+    main(["diagnose", str(out / "trace.nc"), "--energy", "gaussian2d", "--no-plots"])
+    printed = capsys.readouterr().out
+    assert "\na " in printed and "\nb " in printed  # rows named a and b
+    assert "kernel Stein discrepancy against Gaussian: KSD" in printed
