@@ -3,7 +3,7 @@
 Figures use `matplotlib.figure.Figure` directly (no pyplot state, no backend switch).
 
 * `convergence_plots`: trace + per-chain marginals, rank histograms, autocorrelation, and the energy
-  plot when the sample_stats "energy" is a Hamiltonian; one panel per coordinate, one colour per chain,
+  plot when there is a Hamiltonian per draw (sample_stats "energy"); one panel per coordinate, one colour per chain,
   a chain legend, titles and labelled axes. The rank plot is drawn from thinned draws, so that
   autocorrelation does not fake non-uniformity; the thinning step is the largest within-chain
   autocorrelation time N / ESS over single chains. (ArviZ's `thin=True` uses the pooled ESS, which

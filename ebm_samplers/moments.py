@@ -5,8 +5,8 @@ Welford's update (Welford 1962) over the kept draws x_1, x_2, ... of each chain,
     n <- n + 1,   delta = x - mean,   mean <- mean + delta / n,   M2 <- M2 + delta * (x - mean)
 
 and variance = M2 / (n - 1). It is numerically stable over millions of draws (no difference of large
-sums) and is accumulated in float64 whatever the sampling dtype. Every stat (acceptance rate, energy,
-...) keeps its per-chain running mean. Memory is O(chains x event), independent of the run length.
+sums) and is accumulated in float64 whatever the sampling dtype. Every stat (acceptance rate, potential
+energy, ...) keeps its per-chain running mean. Memory is O(chains x event), independent of the run length.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from ebm_samplers.kernels.base import Info, State
+from ebm_samplers.trace import kept_stats
 
 
 @dataclass
@@ -67,7 +68,7 @@ class MomentsRecorder:
         delta = x - self.mean
         self.mean += delta / self.count
         self.m2 += delta * (x - self.mean)
-        for name, value in {"energy": state.energy, "step_size": state.step_size, **info}.items():
+        for name, value in kept_stats(state, info).items():
             value = value.detach().to(torch.float64)
             self.stats_sum[name] = self.stats_sum[name] + value if name in self.stats_sum else value.clone()
 

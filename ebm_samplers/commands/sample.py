@@ -44,6 +44,12 @@ def add_parser(commands) -> None:
     )
     run.add_argument("--warmup", type=int, default=500, help="adapting warm-up transitions, discarded (default: 500)")
     run.add_argument("--thin", type=int, default=1, help="keep every THIN-th transition (default: 1)")
+    run.add_argument(
+        "--until-converged",
+        action="store_true",
+        help="stop after warm-up as soon as every coordinate has R-hat <= 1.01 and bulk and tail ESS >= 400; "
+        "--steps is then the cap",
+    )
     run.add_argument("--step-size", type=float, default=None, help="sampler step size (default: the sampler's)")
     run.add_argument("--dtype", choices=("float32", "float64"), default=None, help="floating type (default: float32)")
     run.add_argument("--device", default=None, help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)")
@@ -138,11 +144,13 @@ def run_command(args: argparse.Namespace) -> int:
     dtype = None if args.dtype is None else getattr(torch, args.dtype)
     if isinstance(energy, torch.nn.Module) and (dtype is not None or args.device is not None):
         energy = energy.to(device=args.device, dtype=dtype)  # its parameters follow the chains
+    steps = {"until": ebm_samplers.Converged(), "max_steps": args.steps} if args.until_converged else {}
     trace = ebm_samplers.sample(
         energy,
         args.sampler,
         n_chains=args.chains,
-        n_steps=args.steps,
+        n_steps=None if args.until_converged else args.steps,
+        **steps,
         warmup=args.warmup,
         thin=args.thin,
         seed=args.seed,
@@ -165,6 +173,14 @@ def run_command(args: argparse.Namespace) -> int:
         f"{trace.attrs['sampler']} on {trace.attrs['energy']}: {trace.n_chains} chains x {trace.n_draws} draws, "
         f"mean acceptance {acceptance}"
     )
+    if args.until_converged:
+        when = trace.attrs.get("converged_at_draw")
+        print(
+            f"converged after {when} draws per chain ({trace.attrs['convergence_checks']} checks, "
+            f"{100 * trace.attrs['check_share']:.1f}% of the run)"
+            if when is not None
+            else f"not converged within --steps {args.steps} (see the problems below)"
+        )
     print(summary(trace).to_text())
     report = diagnose(trace)  # what the figures mean, in words
     if report.ok:

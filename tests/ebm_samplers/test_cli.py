@@ -170,3 +170,11 @@ def test_sampler_options_dtype_names_and_multidimensional_events(tmp_path, monke
     args = ["sample", "--energy", "my_model:Model", "--steps", "20", "--warmup", "0", "--chains", "4", "--no-plot"]
     assert main([*args, "--out", "b"]) == 1
     assert Trace.load(tmp_path / "b" / "trace.nc").draws.shape == (4, 20, 3)
+
+
+def test_until_converged_on_the_command_line(tmp_path, capsys):
+    args = ["sample", "--energy", "gaussian2d", "--sampler", "hmc", "--until-converged", "--steps", "20000"]
+    assert main([*args, "--chains", "4", "--warmup", "300", "--no-plot", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "converged after" in printed and "ok: no problems found" in printed
+    assert Trace.load(tmp_path / "trace.nc").n_draws < 20000

@@ -139,3 +139,37 @@ def test_min_draws_agrees_with_the_diagnostics():
     from ebm_samplers import stopping
 
     assert stopping.MIN_DRAWS == MIN_DRAWS
+
+
+def test_sample_until_converged_stops_early_and_meets_the_thresholds():
+    import ebm_samplers
+    from diagnostics import summary
+    from energies import Gaussian
+
+    until = Converged()
+    trace = ebm_samplers.sample(
+        Gaussian([0.0, 0.0], [1.0, 4.0]), "mala", n_chains=4, warmup=300, until=until, max_steps=20_000, seed=0
+    )
+    assert trace.attrs["converged"] and trace.n_draws == trace.attrs["converged_at_draw"] < 20_000
+    assert trace.attrs["n_steps"] == trace.n_draws and trace.stats["potential_energy"].shape == (4, trace.n_draws)
+    table = summary(trace)
+    assert (table["r_hat"] <= 1.01).all() and (table["ess_bulk"] >= 400).all() and (table["ess_tail"] >= 400).all()
+
+    capped = ebm_samplers.sample(
+        Gaussian([0.0, 0.0], [1.0, 4.0]), "mala", n_chains=4, warmup=300, until=until, max_steps=150, seed=0
+    )
+    assert not capped.attrs["converged"] and capped.n_draws == 150 and "shortfall" in capped.attrs
+    assert "not_converged" in diagnose(capped).kinds()
+
+
+def test_sample_until_refuses_what_it_cannot_do():
+    import ebm_samplers
+    from energies import Gaussian
+
+    target = Gaussian([0.0, 0.0])
+    with pytest.raises(ValueError, match="with warmup=0 on a kernel that adapts"):
+        ebm_samplers.sample(target, "mala", n_chains=4, warmup=0, until=Converged(), max_steps=100)
+    with pytest.raises(ValueError, match="give max_steps"):
+        ebm_samplers.sample(target, "mala", n_chains=4, warmup=10, until=Converged(), n_steps=100)
+    with pytest.raises(ValueError, match="give n_steps"):
+        ebm_samplers.sample(target, "mala", n_chains=4)
