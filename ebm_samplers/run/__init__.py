@@ -16,7 +16,6 @@ built here and called from the loop.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable
 
@@ -28,7 +27,7 @@ from ebm_samplers._nonfinite import NonfiniteGuard, ResetPoints, default_reset
 from ebm_samplers.adaptation import WarmupAdaptation
 from ebm_samplers.kernels.base import Kernel
 from ebm_samplers.moments import Moments
-from ebm_samplers.naming import Naming, Transform
+from ebm_samplers.naming import Transform
 from ebm_samplers.run import sharding
 from ebm_samplers.run.backends import choose_backend
 from ebm_samplers.run.loop import run_loop
@@ -161,16 +160,18 @@ def sample(
         keep=keep,
         compile_step=compile_step,
         sampler_params=sampler_params,
-        naming=Naming.build(names, coords, dims, transform),
+        names=names,
+        coords=coords,
+        dims=dims,
+        transform=transform,
         until=until,
         max_steps=max_steps,
     )
     if sharding.should_shard():
         if options.until is not None:
             raise ValueError("until=Converged(...) stops chains together; it is not supported across ranks yet")
-        unnamed = dataclasses.replace(options, naming=Naming())  # named once, on the joined trace
-        return options.naming.apply(sharding.run_across_ranks(run_local, unnamed))
-    return run_local(options)
+        return options.naming.apply(sharding.run_across_ranks(run_local, options))  # named once, when joined
+    return options.naming.apply(run_local(options))
 
 
 def run_local(options: RunOptions) -> Trace | Moments:
@@ -220,7 +221,7 @@ def run_local(options: RunOptions) -> Trace | Moments:
     recorder = make_recorder(options, init, attrs, guard)
     parts = stateful_parts(recorder, guard, adaptation, kernel)
     checkpointer, state, start = resume(options, attrs, init, state, generator, parts)
-    result = run_loop(
+    return run_loop(
         options,
         kernel=kernel,
         state=state,
@@ -235,4 +236,3 @@ def run_local(options: RunOptions) -> Trace | Moments:
         attrs=attrs,
         monitor=monitor,
     )
-    return options.naming.apply(result)

@@ -96,7 +96,10 @@ class RunOptions:
         keep,
         compile_step,
         sampler_params: dict[str, Any],
-        naming: Naming | None = None,
+        names=None,
+        coords=None,
+        dims=None,
+        transform=None,
         until: Converged | None = None,
         max_steps: int | None = None,
     ) -> RunOptions:
@@ -108,7 +111,7 @@ class RunOptions:
             until, max_steps, n_steps, warmup=warmup, adapts=adapts, keep=keep, stream=stream, checkpoint=checkpoint
         )
         n_steps = check_count(n_steps, "n_steps", minimum=1)
-        naming = naming or Naming()
+        naming = Naming.build(names, coords, dims, transform)
         if keep == "moments" and not naming.empty:
             raise ValueError("names, coords, dims and transform describe kept draws; keep='moments' keeps none")
         thin = check_count(thin, "thin", minimum=1)
