@@ -83,7 +83,7 @@ def sample(
         sampler: a registered sampler name (see `available_samplers()`) or a kernel object.
         init: initial points `(n_chains, *event_shape)`; their device and dtype are used throughout.
         n_chains: with no `init`, start this many chains from N(0, I) (needs `energy.event_shape`).
-        n_steps: transitions after warm-up; every `thin`-th one is kept.
+        n_steps: transitions after warm-up; every `thin`-th one is kept (with `until`, give `max_steps` instead).
         warmup: transitions run first and discarded.
         seed: seeds the run's only random generator; None picks a fresh seed, stored in `trace.attrs`.
         progress: show a progress bar; None shows it on long runs when stderr is a terminal.
