@@ -57,6 +57,9 @@ def add_parser(commands) -> None:
     run.add_argument("--out", default="runs/sample", help="output folder (default: runs/sample)")
     run.add_argument("--no-plot", action="store_true", help="skip the plots")
     run.add_argument("--var-names", default=None, help="plot only these variables, comma-separated (e.g. mu,theta)")
+    run.add_argument(
+        "--coordinates", default=None, help="plot only these coordinates, comma-separated (e.g. 'x[0],x[3]')"
+    )
     run.add_argument("--max-coordinates", type=int, default=8, help="plot at most this many coordinates (default: 8)")
     run.add_argument(
         "--on-nonfinite",
@@ -193,8 +196,9 @@ def run_command(args: argparse.Namespace) -> int:
     print(f"wrote {trace_path}")
     if not args.no_plot:
         from diagnostics.plots import convergence_plots
+        from ebm_samplers.commands.diagnose import _list
 
-        var_names = None if args.var_names is None else [name.strip() for name in args.var_names.split(",")]
-        for written in convergence_plots(trace, out, var_names=var_names, max_coordinates=args.max_coordinates):
+        chosen = {"var_names": _list(args.var_names), "coordinates": _list(args.coordinates, brackets=True)}
+        for written in convergence_plots(trace, out, **chosen, max_coordinates=args.max_coordinates):
             print(f"wrote {written}")
     return 0 if report.ok else 1
