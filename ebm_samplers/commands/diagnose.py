@@ -33,7 +33,7 @@ def add_parser(commands) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     from diagnostics import diagnose
-    from ebm_samplers.commands.sample import load_energy
+    from ebm_samplers.commands.sample import load_energy, split_list
 
     tree = _load(Path(args.path))
     draws = energy = None
@@ -52,8 +52,8 @@ def run_command(args: argparse.Namespace) -> int:
 
         out = Path(args.out) if args.out else Path(args.path).with_name(f"{Path(args.path).stem}_diagnostics")
         chosen = {
-            "var_names": _list(args.var_names),
-            "coordinates": _list(args.coordinates, brackets=True),
+            "var_names": split_list(args.var_names),
+            "coordinates": split_list(args.coordinates, brackets=True),
             "max_coordinates": args.max_coordinates,
         }
         for written in convergence_plots(tree, out, **chosen):
@@ -78,21 +78,6 @@ def _load(path: Path):
         groups = ", ".join(tree.children) or "none"
         raise ValueError(f"{path} has no posterior group (groups: {groups}); expected an ArviZ netCDF file")
     return tree
-
-
-def _list(text: str | None, brackets: bool = False) -> list[str] | None:
-    """'a, b' -> ['a', 'b']; with `brackets`, commas inside [...] stay ('x[0, 1],y' -> ['x[0, 1]', 'y'])."""
-    if text is None:
-        return None
-    parts, depth, current = [], 0, ""
-    for char in text:
-        depth += (char == "[") - (char == "]") if brackets else 0
-        if char == "," and depth == 0:
-            parts.append(current.strip())
-            current = ""
-        else:
-            current += char
-    return [*parts, current.strip()]
 
 
 def _reason(error: Exception) -> str:

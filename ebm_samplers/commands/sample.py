@@ -196,9 +196,23 @@ def run_command(args: argparse.Namespace) -> int:
     print(f"wrote {trace_path}")
     if not args.no_plot:
         from diagnostics.plots import convergence_plots
-        from ebm_samplers.commands.diagnose import _list
 
-        chosen = {"var_names": _list(args.var_names), "coordinates": _list(args.coordinates, brackets=True)}
+        chosen = {"var_names": split_list(args.var_names), "coordinates": split_list(args.coordinates, brackets=True)}
         for written in convergence_plots(trace, out, **chosen, max_coordinates=args.max_coordinates):
             print(f"wrote {written}")
     return 0 if report.ok else 1
+
+
+def split_list(text: str | None, brackets: bool = False) -> list[str] | None:
+    """'a, b' -> ['a', 'b']; with `brackets`, commas inside [...] stay ('x[0, 1],y' -> ['x[0, 1]', 'y'])."""
+    if text is None:
+        return None
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += (char == "[") - (char == "]") if brackets else 0
+        if char == "," and depth == 0:
+            parts.append(current.strip())
+            current = ""
+        else:
+            current += char
+    return [*parts, current.strip()]
