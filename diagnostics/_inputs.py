@@ -14,6 +14,11 @@ import numpy as np
 
 def posterior_arrays(source) -> dict[str, np.ndarray]:
     """Named `(chain, draw, *event)` arrays from a Trace, a DataTree/Dataset, or one array."""
+    return _posterior(source)[0]
+
+
+def _posterior(source) -> tuple[dict[str, np.ndarray], dict[str, list]]:
+    """`posterior_arrays` and, per variable, the labels along each event axis (its coordinate values)."""
     if hasattr(source, "to_arviz") and hasattr(source, "draws"):
         source = source.to_arviz()
     if hasattr(source, "children") and "posterior" in getattr(source, "children", {}):
@@ -24,15 +29,25 @@ def posterior_arrays(source) -> dict[str, np.ndarray]:
         }
         if not arrays:
             raise ValueError("the posterior group holds no variables")
-        return {name: _check(array, name) for name, array in arrays.items()}
+        labels = {str(name): _event_labels(var) for name, var in source.data_vars.items()}
+        return {name: _check(array, name) for name, array in arrays.items()}, labels
     if hasattr(source, "detach"):  # torch tensor
         source = source.detach().cpu().numpy()
     if isinstance(source, np.ndarray):
-        return {"x": _check(source, "x")}
+        return {"x": _check(source, "x")}, {}
     raise TypeError(
         "expected a Trace, an xarray.DataTree with a posterior group, or an array of shape (chain, draw, *event); "
         f"got {type(source).__name__}"
     )
+
+
+def _event_labels(var) -> list:
+    """Per event axis of a DataArray: its coordinate values as plain Python values, or None (indices)."""
+    labels = []
+    for dim in var.transpose("chain", "draw", ...).dims[2:]:
+        values = var.coords[dim].values if dim in var.coords else None
+        labels.append(None if values is None else [v.item() if isinstance(v, np.generic) else v for v in values])
+    return labels
 
 
 def _check(array: np.ndarray, name: str) -> np.ndarray:
@@ -49,13 +64,20 @@ def _check(array: np.ndarray, name: str) -> np.ndarray:
     return array
 
 
-def flatten_coordinates(name: str, array: np.ndarray) -> tuple[list[str], np.ndarray]:
-    """Labels like `x[0, 1]` and the array reshaped to (chain, draw, n_coordinates)."""
+def flatten_coordinates(name: str, array: np.ndarray, axis_labels: list | None = None) -> tuple[list[str], np.ndarray]:
+    """Labels like `x[0, 1]` (or `theta[Choate]` with `axis_labels`, one list or None per event axis) and the
+    array reshaped to (chain, draw, n_coordinates)."""
     event = array.shape[2:]
     flat = array.reshape(array.shape[0], array.shape[1], -1)
     if not event:
         return [name], flat
-    labels = [f"{name}[{', '.join(map(str, index))}]" for index in np.ndindex(*event)]
+    axis_labels = axis_labels or [None] * len(event)
+
+    def label(axis: int, i: int) -> str:
+        given = axis_labels[axis]
+        return str(i) if given is None else str(given[i])
+
+    labels = [f"{name}[{', '.join(label(a, i) for a, i in enumerate(index))}]" for index in np.ndindex(*event)]
     return labels, flat
 
 
@@ -67,6 +89,8 @@ class Chains:
     #: per-step statistics, each (chain, draw): acceptance_rate, accepted, diverging, energy, ...
     sample_stats: dict[str, np.ndarray] = field(default_factory=dict)
     attrs: dict = field(default_factory=dict)
+    #: per variable, the labels along each event axis (None: indices)
+    labels: dict[str, list] = field(default_factory=dict)
 
     @property
     def n_chains(self) -> int:
@@ -80,7 +104,7 @@ class Chains:
         """Labels of every scalar coordinate of every variable and the draws as (chain, draw, K)."""
         labels, flats = [], []
         for name, array in self.posterior.items():
-            names, flat = flatten_coordinates(name, array)
+            names, flat = flatten_coordinates(name, array, self.labels.get(name))
             labels += names
             flats.append(flat)
         return labels, flats[0] if len(flats) == 1 else np.concatenate(flats, axis=2)
@@ -116,7 +140,7 @@ def read_chains(source, sample_stats: dict | None = None) -> Chains:
             for name, values in group.data_vars.items():
                 if set(values.dims) == {"chain", "draw"}:
                     stats[str(name)] = np.asarray(values.transpose("chain", "draw").values)
-    posterior = posterior_arrays(source)
+    posterior, labels = _posterior(source)
     shapes = {array.shape[:2] for array in posterior.values()}
     if len(shapes) != 1:
         raise ValueError(f"posterior variables disagree on (chain, draw): {sorted(shapes)}")
@@ -131,7 +155,7 @@ def read_chains(source, sample_stats: dict | None = None) -> Chains:
     for name, values in stats.items():
         if values.shape != shape:
             raise ValueError(f"sample stat {name!r} has shape {values.shape}; expected (chain, draw) = {shape}")
-    return Chains(posterior=posterior, sample_stats=stats, attrs=attrs)
+    return Chains(posterior=posterior, sample_stats=stats, attrs=attrs, labels=labels)
 
 
 def chain_draws_of(source):

@@ -1,14 +1,14 @@
 """Pictures that show whether sampling worked, written as PNG files without a display.
 
-Own figures use `matplotlib.figure.Figure` directly (no pyplot state, no backend switch); ArviZ's plots
-go through pyplot, which falls back to Agg on a headless machine (the CLI selects Agg explicitly).
+Figures use `matplotlib.figure.Figure` directly (no pyplot state, no backend switch).
 
-* `convergence_plots`: ArviZ trace + marginals, rank ECDF differences, autocorrelation, and the energy
-  plot when there is a Hamiltonian per draw (sample_stats "energy"). The rank plot is drawn from thinned draws, so
-  that autocorrelation does not fake non-uniformity; the thinning step is the largest within-chain
+* `convergence_plots`: trace + per-chain marginals, rank histograms, autocorrelation, and the energy
+  plot when there is a Hamiltonian per draw (sample_stats "energy"); one panel per coordinate, one colour per chain,
+  a chain legend, titles and labelled axes. The rank plot is drawn from thinned draws, so that
+  autocorrelation does not fake non-uniformity; the thinning step is the largest within-chain
   autocorrelation time N / ESS over single chains. (ArviZ's `thin=True` uses the pooled ESS, which
   collapses to a handful of draws exactly when chains disagree and the plot matters most.)
-  The first `max_coordinates` coordinates are drawn, one panel row each.
+  `var_names=` or `coordinates=` choose what is drawn (default: the first `max_coordinates`).
 * `plot_energy_landscape`: a 2-D energy as filled contours with the samples on top, and the marginal
   histograms against the true marginal densities when the target's normalised `log_prob` is known.
 * `plot_replay_buffer`: a snapshot of a persistent-chain buffer (points or images, ages, energies).
@@ -17,6 +17,7 @@ go through pyplot, which falls back to Agg on a headless machine (the CLI select
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -29,39 +30,67 @@ from diagnostics._inputs import chain_draws_of, read_chains
 _DPI = 90
 
 
-def convergence_plots(source, out_dir: str | os.PathLike, *, max_coordinates: int = 4) -> list[Path]:
+def convergence_plots(
+    source,
+    out_dir: str | os.PathLike,
+    *,
+    var_names: Sequence[str] | None = None,
+    coordinates: Sequence[str] | None = None,
+    max_coordinates: int = 8,
+) -> list[Path]:
     """Write trace.png, rank.png (two or more chains), autocorr.png, and energy.png (Hamiltonian samplers)
-    into `out_dir`; return the paths written."""
-    import arviz as az
+    into `out_dir`; return the paths written.
 
+    One panel (row) per coordinate, one colour per chain with a legend naming chains as `diagnose` does
+    (chain 0, 1, ...). `var_names` picks variables (every coordinate of `theta`), `coordinates` picks
+    coordinates by their labels (`"theta[Choate]"`, `"x[1]"`); otherwise the first `max_coordinates` are
+    drawn, and a note printed when that is not all of them."""
     chains = read_chains(source)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     labels, draws = chains.coordinates()
-    # one scalar variable per coordinate, so every panel row is one coordinate with one colour per chain
-    posterior = {label: draws[:, :, index] for index, label in enumerate(labels[:max_coordinates])}
-    groups = {"posterior": posterior}
-    if chains.hamiltonian_energy:
-        groups["sample_stats"] = {"energy": chains.sample_stats["energy"]}
-    tree = az.from_dict(groups)
-    height = 2.3 * len(posterior) + 0.8
+    chosen = _choose(labels, var_names, coordinates, max_coordinates)
+    if var_names is None and coordinates is None and len(chosen) < len(labels):
+        shown = ", ".join(labels[i] for i in chosen)
+        print(
+            f"note: the plots show {len(chosen)} of {len(labels)} coordinates ({shown}); "
+            "pick others with var_names= or coordinates= (CLI: --var-names, --coordinates)"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    names = [labels[i] for i in chosen]
+    selected = draws[:, :, chosen]
+    colours = _chain_colours(chains.n_chains)
+    subtitle = f"{chains.n_chains} chain{'s' if chains.n_chains > 1 else ''} x {chains.n_draws} draws"
 
-    written = []
-    collection = az.plot_trace_dist(
-        tree, aes={"color": ["chain"]}, figure_kwargs={"figsize": (10, height), "layout": "constrained"}
-    )
-    written.append(_save(collection, out / "trace.png"))
+    written = [_save_figure(_trace_figure(selected, names, colours, subtitle), out / "trace.png")]
     if chains.n_chains > 1:  # ranks compare chains: nothing to draw for one
-        step = _thinning(draws[:, :, : len(posterior)])
-        thinned = tree.isel(draw=slice(None, None, step))
-        collection = az.plot_rank(thinned, figure_kwargs={"figsize": (10, height)})
-        written.append(_save(collection, out / "rank.png"))
-    collection = az.plot_autocorr(tree, max_lag=min(100, chains.n_draws - 1), figure_kwargs={"figsize": (10, height)})
-    written.append(_save(collection, out / "autocorr.png"))
+        step = _thinning(selected)
+        figure = _rank_figure(selected[:, ::step], names, colours, subtitle, step)
+        written.append(_save_figure(figure, out / "rank.png"))
+    written.append(_save_figure(_autocorr_figure(selected, names, colours, subtitle), out / "autocorr.png"))
     if chains.hamiltonian_energy:
-        collection = az.plot_energy(tree, figure_kwargs={"figsize": (6, 4)})
-        written.append(_save(collection, out / "energy.png"))
+        written.append(_save_figure(_energy_figure(chains.sample_stats["energy"], colours), out / "energy.png"))
     return written
+
+
+def _choose(labels: list[str], var_names, coordinates, max_coordinates: int) -> list[int]:
+    """Indices of the coordinates to draw (see `convergence_plots`)."""
+    if var_names is not None and coordinates is not None:
+        raise ValueError("give var_names or coordinates, not both")
+    if var_names is not None:
+        variables = [label.split("[")[0] for label in labels]
+        unknown = [name for name in var_names if name not in variables]
+        if unknown:
+            raise ValueError(f"var_names: no variable {unknown[0]!r}; the variables are {sorted(set(variables))}")
+        return [i for i, variable in enumerate(variables) if variable in var_names]
+    if coordinates is not None:
+        unknown = [name for name in coordinates if name not in labels]
+        if unknown:
+            listed = ", ".join(labels[:10]) + (", ..." if len(labels) > 10 else "")
+            raise ValueError(f"coordinates: no coordinate {unknown[0]!r}; they are labelled like {listed}")
+        return [labels.index(name) for name in coordinates]
+    if isinstance(max_coordinates, bool) or not isinstance(max_coordinates, int) or max_coordinates < 1:
+        raise ValueError(f"max_coordinates must be an integer >= 1; got {max_coordinates!r}")
+    return list(range(min(max_coordinates, len(labels))))
 
 
 def _thinning(draws: np.ndarray) -> int:
@@ -73,6 +102,133 @@ def _thinning(draws: np.ndarray) -> int:
             ess, _ = ess_of_series(draws[None, chain : chain + 1, :, coordinate])
             worst = max(worst, n_draws / float(ess[0]))
     return max(1, min(int(np.ceil(worst)), n_draws // 20 or 1))
+
+
+def _chain_colours(n_chains: int) -> list:
+    import matplotlib
+
+    if n_chains <= 10:
+        return [matplotlib.colormaps["tab10"](i) for i in range(n_chains)]
+    return [matplotlib.colormaps["viridis"](i / (n_chains - 1)) for i in range(n_chains)]
+
+
+def _chain_legend(figure, axis, n_chains: int) -> None:
+    """One legend for the figure, below the panels, naming chains as `diagnose` does."""
+    handles, names = axis.get_legend_handles_labels()
+    figure.legend(handles, names, loc="outside lower center", ncols=min(n_chains, 10), fontsize=9, frameon=False)
+
+
+def _trace_figure(draws: np.ndarray, names: list[str], colours: list, subtitle: str) -> Figure:
+    n_chains, n_draws, k = draws.shape
+    figure = Figure(figsize=(11, 1.9 * k + 1.2), layout="constrained")
+    axes = figure.subplots(k, 2, squeeze=False, width_ratios=(3, 1))
+    for row, name in enumerate(names):
+        values = draws[:, :, row]
+        bins = np.histogram_bin_edges(values, bins=40)
+        for chain in range(n_chains):
+            axes[row, 0].plot(values[chain], color=colours[chain], lw=0.6, alpha=0.8, label=f"chain {chain}")
+            axes[row, 1].hist(values[chain], bins=bins, density=True, histtype="step", color=colours[chain])
+        axes[row, 0].set_ylabel(name)
+        axes[row, 1].set_xlabel(name)
+        axes[row, 1].set_ylabel("density")
+        axes[row, 0].set_xlim(0, n_draws - 1)
+        axes[row, 0].set_xlabel("draw (after warm-up)" if row == k - 1 else "")
+    _chain_legend(figure, axes[0, 0], n_chains)
+    figure.suptitle(f"Trace and per-chain marginals: {subtitle}")
+    return figure
+
+
+def _panel_grid(k: int, width: float = 11, row_height: float = 2.6) -> tuple[Figure, np.ndarray]:
+    columns = min(k, 3)
+    rows = -(-k // columns)
+    figure = Figure(figsize=(width, row_height * rows + 1.2), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    for axis in axes[k:]:
+        axis.set_visible(False)
+    return figure, axes
+
+
+def _rank_figure(draws: np.ndarray, names: list[str], colours: list, subtitle: str, step: int) -> Figure:
+    """Rank histograms (Vehtari et al. 2021): ranks of all draws pooled, histogram per chain. Chains that agree
+    are uniform: inside the grey band (99% binomial interval per bin) around the dashed expected count."""
+    from scipy import stats
+
+    n_chains, n_draws, k = draws.shape
+    n_bins = int(np.clip(n_draws // 10, 5, 20))
+    figure, axes = _panel_grid(k)
+    expected = n_draws / n_bins
+    low, high = stats.binom.ppf([0.005, 0.995], n_draws, 1 / n_bins)
+    edges = np.linspace(0, n_chains * n_draws, n_bins + 1)
+    for index, name in enumerate(names):
+        axis = axes[index]
+        ranks = stats.rankdata(draws[:, :, index].ravel()).reshape(n_chains, n_draws)
+        axis.axhspan(low, high, color="0.88", lw=0)
+        axis.axhline(expected, color="0.4", ls="--", lw=1)
+        for chain in range(n_chains):
+            counts, _ = np.histogram(ranks[chain], bins=edges)
+            axis.stairs(counts, edges, color=colours[chain], lw=1.3, label=f"chain {chain}")
+        axis.set_title(name)
+        axis.set_xlabel("rank among all draws")
+        axis.set_ylabel("draws per bin")
+        axis.set_xlim(0, n_chains * n_draws)
+    _chain_legend(figure, axes[0], n_chains)
+    thinned = f", one draw in {step} (the autocorrelation time)" if step > 1 else ""
+    figure.suptitle(
+        f"Rank histograms: {subtitle}{thinned}\nchains that agree stay near the dashed line, inside the 99% band"
+    )
+    return figure
+
+
+def _autocorr_figure(draws: np.ndarray, names: list[str], colours: list, subtitle: str) -> Figure:
+    n_chains, n_draws, k = draws.shape
+    max_lag = min(100, n_draws - 1)
+    figure, axes = _panel_grid(k)
+    for index, name in enumerate(names):
+        axis = axes[index]
+        rho = _autocorrelation(draws[:, :, index])[:, : max_lag + 1]
+        for chain in range(n_chains):
+            axis.plot(rho[chain], color=colours[chain], lw=1, label=f"chain {chain}")
+        axis.axhline(0, color="0.4", lw=0.8)
+        axis.set_ylim(-0.3, 1.05)
+        axis.set_title(name)
+        axis.set_xlabel("lag (draws)")
+        axis.set_ylabel("autocorrelation")
+    _chain_legend(figure, axes[0], n_chains)
+    figure.suptitle(f"Autocorrelation per chain: {subtitle}")
+    return figure
+
+
+def _autocorrelation(series: np.ndarray) -> np.ndarray:
+    """Per row of (chains, n): the autocorrelation at every lag, by FFT (rho[:, 0] == 1; 0 for constant rows)."""
+    centred = series - series.mean(axis=1, keepdims=True)
+    n = series.shape[1]
+    size = 1 << (2 * n - 1).bit_length()
+    spectrum = np.fft.rfft(centred, size, axis=1)
+    covariance = np.fft.irfft(spectrum * np.conj(spectrum), size, axis=1)[:, :n]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = covariance / covariance[:, :1]
+    return np.nan_to_num(rho, nan=0.0)
+
+
+def _energy_figure(energy: np.ndarray, colours: list) -> Figure:
+    """Betancourt's energy plot: the marginal energy distribution against that of its transitions. When the
+    transitions' histogram is much narrower, momentum resampling explores energy levels slowly (low E-BFMI)."""
+    energy = energy.astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        bfmi = np.square(np.diff(energy, axis=1)).mean(axis=1) / energy.var(axis=1, ddof=1)
+    figure = Figure(figsize=(7, 4.2), layout="constrained")
+    axis = figure.subplots()
+    centred = (energy - energy.mean()).ravel()
+    transitions = np.diff(energy, axis=1).ravel()
+    bins = np.histogram_bin_edges(np.concatenate([centred, transitions]), bins=60)
+    axis.hist(centred, bins=bins, density=True, alpha=0.5, color="tab:blue", label="energy E - mean(E)")
+    axis.hist(transitions, bins=bins, density=True, alpha=0.5, color="tab:orange", label="transition dE")
+    axis.set_xlabel("energy (centred)")
+    axis.set_ylabel("density")
+    axis.legend(fontsize=8)
+    values = ", ".join(f"{chain}: {value:.2f}" for chain, value in enumerate(bfmi))
+    figure.suptitle(f"Energy and its transitions; E-BFMI per chain {values} (below 0.3: low)", fontsize=10)
+    return figure
 
 
 def plot_energy_landscape(
@@ -135,6 +291,7 @@ def plot_energy_landscape(
     side.set_xlabel("density")
     top.tick_params(labelbottom=False)
     side.tick_params(labelleft=False)
+    side.locator_params(axis="x", nbins=2)  # a narrow panel: more tick labels run into each other
     figure.suptitle(title or f"energy landscape and {len(points)} samples", y=0.93)
     return _save_figure(figure, Path(path))
 
@@ -243,14 +400,6 @@ def _dtype(energy) -> torch.dtype:
             if tensor.is_floating_point():
                 return tensor.dtype
     return torch.get_default_dtype()
-
-
-def _save(collection, path: Path) -> Path:
-    import matplotlib.pyplot as plt  # ArviZ draws through pyplot; close its figure so loops do not leak
-
-    collection.savefig(path, dpi=_DPI, bbox_inches="tight")
-    plt.close(collection.viz["figure"].item())
-    return path
 
 
 def _save_figure(figure, path: Path) -> Path:

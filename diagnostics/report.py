@@ -11,7 +11,9 @@ rank-normalised split R-hat <= 1.01, bulk and tail ESS >= 400, at least 4 chains
   coordinate); more than one group means the chains sit in different modes;
 * divergences (a "diverging" stat; Hamiltonian samplers record it);
 * E-BFMI < 0.3 per chain (Betancourt 2016), when there is a Hamiltonian per draw: sample_stats "energy"
-  (ArviZ's name) or "hamiltonian" (a trace's); see `Chains.hamiltonian_energy`.
+  (ArviZ's name) or "hamiltonian" (a trace's); see `Chains.hamiltonian_energy`. The advice depends on
+  whether warm-up already adapted a mass matrix (attribute `adapted_mass_matrix`);
+* non-finite energies or gradients that the run's `on_nonfinite` policy handled (attribute `nonfinite_total`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import pandas as pd
 
 from diagnostics._inputs import Chains, read_chains
 from diagnostics.convergence import MIN_DRAWS, convergence_figures
-from diagnostics.summary import ESS_MIN, RHAT_MAX, threshold_flags
+from diagnostics.summary import ESS_MIN, RHAT_MAX, SummaryTable, format_rhat, threshold_flags
 
 MIN_CHAINS = 4
 MIN_ACCEPTANCE = 0.05
@@ -71,7 +73,7 @@ class Report:
             worst = table.assign(_order=-table["r_hat"].fillna(np.inf)).sort_values("_order").drop(columns="_order")
             table = worst.head(_PRINTED_ROWS)
             lines.append(f"(the {_PRINTED_ROWS} coordinates with the largest R-hat of {len(self.table)})")
-        lines.append(table.to_string(float_format=_format))
+        lines.append(SummaryTable(table).to_text())
         if len(self.chains.columns):
             lines += ["", "per chain:", self.chains.to_string(float_format=_format)]
         lines.append("")
@@ -215,22 +217,103 @@ def _problems(chains: Chains, draws, table: pd.DataFrame, per_chain: pd.DataFram
         low = [int(c) for c in np.flatnonzero(per_chain["bfmi"].to_numpy() < BFMI_MIN)]
         if low:
             values = ", ".join(f"{c}: {per_chain['bfmi'].iloc[c]:.2f}" for c in low)
+            if _truthy(chains.attrs.get("adapted_mass_matrix")):
+                advice = (
+                    "warm-up already adapted a mass matrix, so reparameterise (e.g. non-centred) or use a dense metric"
+                )
+            else:
+                advice = "reparameterise, or adapt a mass matrix during warm-up (adapt_mass_matrix=True, warmup > 0)"
             problems.append(
                 Problem(
                     "low_bfmi",
                     f"E-BFMI below {BFMI_MIN} in {_chains_phrase(low)} ({values}): momentum resampling explores "
-                    "the energy levels poorly (heavy tails); reparameterise or adapt a mass matrix",
+                    f"the energy levels poorly (heavy tails); {advice}",
                     chains=tuple(low),
                 )
             )
+    nonfinite = _nonfinite_problem(chains.attrs)
+    if nonfinite is not None:
+        problems.append(nonfinite)
+    capped = _not_converged_problem(chains.attrs)
+    if capped is not None:
+        problems.append(capped)
     return problems
+
+
+def _attribute(value):
+    """An ebm-samplers attribute as stored in netCDF ('json:...' text) or as given (a dict, a bool)."""
+    if isinstance(value, str) and value.startswith("json:"):
+        import json
+
+        return json.loads(value[5:])
+    return value
+
+
+def _not_converged_problem(attrs: dict) -> Problem | None:
+    """A run with until=Converged(...) that reached max_steps first (attributes `until`, `converged`, `shortfall`)."""
+    until = _attribute(attrs.get("until"))
+    if not isinstance(until, dict) or _truthy(attrs.get("converged")):
+        return None
+    shortfall = _attribute(attrs.get("shortfall")) or {}
+    worst = shortfall.get("worst", {})
+    parts = []
+    for name, word in (("r_hat", "largest R-hat"), ("ess_bulk", "lowest bulk ESS"), ("ess_tail", "lowest tail ESS")):
+        value = worst.get(name)
+        if value is not None:
+            parts.append(f"{word} {format_rhat(value) if name == 'r_hat' else f'{value:.0f}'}")
+    figures = f" ({', '.join(parts)})" if parts else ""
+    wanted = (
+        f"R-hat <= {until.get('r_hat')}, bulk ESS >= {until.get('ess_bulk'):g}, tail ESS >= {until.get('ess_tail'):g}"
+    )
+    return Problem(
+        "not_converged",
+        f"the run reached max_steps before meeting until=Converged({wanted}){figures}; "
+        "raise max_steps, or improve the sampler if the figures barely moved",
+    )
+
+
+def _truthy(value) -> bool:
+    """An attribute read back from netCDF may be a bool, a 0/1 number, or text ('True'; ebm-samplers' 'json:true')."""
+    if isinstance(value, str):
+        return value.strip().lower().removeprefix("json:") in ("true", "1")
+    return bool(value) if value is not None else False
+
+
+def _nonfinite_problem(attrs: dict) -> Problem | None:
+    """Non-finite energies or gradients the run met and handled (ebm-samplers' `nonfinite_total` attribute)."""
+    total = attrs.get("nonfinite_total")
+    try:
+        total = int(total)
+    except (TypeError, ValueError):
+        return None
+    if total <= 0:
+        return None
+    policy = str(attrs.get("on_nonfinite", "?"))
+    per_chain = attrs.get("nonfinite_per_chain")
+    if isinstance(per_chain, str) and per_chain.startswith("json:"):
+        import json
+
+        per_chain = json.loads(per_chain[5:])
+    chains: tuple[int, ...] = ()
+    where = ""
+    if isinstance(per_chain, list | tuple | np.ndarray) and len(per_chain):
+        chains = tuple(int(c) for c in np.flatnonzero(np.asarray(per_chain) > 0))
+        where = " (per chain " + ", ".join(f"{c}: {int(per_chain[c])}" for c in chains) + ")"
+    handled = {"reject": "the chain kept its previous state", "reset": "the chain restarted"}.get(policy, "handled")
+    return Problem(
+        "nonfinite",
+        f"{total} non-finite energies or gradients were met{where} and handled by on_nonfinite={policy!r} "
+        f"({handled}): draws near those regions are less reliable; find where the energy overflows "
+        "(trace.attrs, or on_nonfinite='raise' to stop at the first) or reduce the step size",
+        chains=chains,
+    )
 
 
 def _rhat_extent(r_hat: pd.Series) -> str:
     """Where R-hat is worst among the flagged coordinates: the largest defined value and the first undefined one
     (NaN: no spread to compare, e.g. constant draws, or a single chain)."""
     defined = r_hat.dropna()
-    parts = [f"up to {defined.max():.3g} at {defined.idxmax()}"] if len(defined) else []
+    parts = [f"up to {format_rhat(defined.max())} at {defined.idxmax()}"] if len(defined) else []
     if r_hat.isna().any():
         parts.append(f"undefined at {r_hat.isna().idxmax()}")
     return ", ".join(parts)

@@ -9,12 +9,14 @@ from ebm_samplers.moments import Moments
 from ebm_samplers.registry import available_samplers, get_sampler, register_sampler
 from ebm_samplers.replay_buffer import ReplayBuffer
 from ebm_samplers.run import sample
+from ebm_samplers.stopping import Converged
 from ebm_samplers.trace import Trace
 
 __all__ = [
     "HMC",
     "MALA",
     "ULA",
+    "Converged",
     "Info",
     "Kernel",
     "Moments",

@@ -57,4 +57,4 @@ def sample_sharded(energy, sampler="mala", *, n_shards: int, **arguments: Any) -
     bound = inspect.signature(sample).bind(energy, sampler, **arguments)
     bound.apply_defaults()
     options = RunOptions.build(**bound.arguments)
-    return run_shards(run_local, options, n_shards)
+    return options.naming.apply(run_shards(run_local, options, n_shards))  # named once, when joined

@@ -101,7 +101,7 @@ def run_command(args: argparse.Namespace) -> int:
         learning_rate=args.learning_rate,
         checkpoint=checkpoint,
         resume=checkpoint if args.resume else None,
-        progress=True,
+        progress=None,  # a bar on a terminal only: in a redirected log every redraw would be a line
         **options,
     )
     from ebm_samplers import distributed

@@ -22,10 +22,12 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from ebm_samplers._event_check import check_init_events
 from ebm_samplers._nonfinite import NonfiniteGuard, ResetPoints, default_reset
 from ebm_samplers.adaptation import WarmupAdaptation
 from ebm_samplers.kernels.base import Kernel
 from ebm_samplers.moments import Moments
+from ebm_samplers.naming import Transform
 from ebm_samplers.run import sharding
 from ebm_samplers.run.backends import choose_backend
 from ebm_samplers.run.loop import run_loop
@@ -33,6 +35,7 @@ from ebm_samplers.run.options import RunOptions, kernel_name
 from ebm_samplers.run.recording import make_recorder
 from ebm_samplers.run.resume import resume, stateful_parts
 from ebm_samplers.run.start import check_step_size_fits, initial_points, make_generator
+from ebm_samplers.stopping import Converged, ConvergenceMonitor
 from ebm_samplers.trace import Trace
 from energies import check_energy
 
@@ -45,7 +48,7 @@ def sample(
     *,
     init: Tensor | None = None,
     n_chains: int | None = None,
-    n_steps: int,
+    n_steps: int | None = None,
     warmup: int | None = None,
     thin: int = 1,
     seed: int | None = None,
@@ -65,6 +68,12 @@ def sample(
     stream_every: int = 1000,
     keep: str = "draws",
     compile_step: bool = False,
+    names=None,
+    coords: dict | None = None,
+    dims: dict | None = None,
+    transform: Transform | None = None,
+    until: Converged | None = None,
+    max_steps: int | None = None,
     **sampler_params,
 ) -> Trace | Moments:
     """Draw `n_steps // thin` kept states from each of many chains targeting exp(-energy).
@@ -74,7 +83,7 @@ def sample(
         sampler: a registered sampler name (see `available_samplers()`) or a kernel object.
         init: initial points `(n_chains, *event_shape)`; their device and dtype are used throughout.
         n_chains: with no `init`, start this many chains from N(0, I) (needs `energy.event_shape`).
-        n_steps: transitions after warm-up; every `thin`-th one is kept.
+        n_steps: transitions after warm-up; every `thin`-th one is kept (with `until`, give `max_steps` instead).
         warmup: transitions run first and discarded, during which the step size (and metric) adapt. None (the
             default): min(n_steps, 1000) for a kernel with something to adapt (a target acceptance, as MALA and
             HMC, or a metric), else 0; `warmup=0` samples with the kernel's parameters as given. The value used
@@ -113,6 +122,17 @@ def sample(
             compile (seconds to tens of seconds; the time is in `attrs["compile_seconds"]`), and trajectories
             agree with the eager path's to rounding, not bit for bit. Worth it for long runs; see
             `ebm_samplers._compiled_step`. Torch kernels only.
+        names, coords, dims: name the parts of the flattened event ("mu, log_tau, theta[8]"), their axes
+            ({"theta": ["school"]}) and the axes' labels ({"school": [...]}) in the trace and its DataTree (see
+            `ebm_samplers.naming`). The sampler still moves the flat event.
+        transform: x (n, *event) -> {name: Tensor[n, ...]}, derived quantities of each kept draw (e.g. a
+            constraining map `{"tau": x[:, 1].exp()}`), recorded in `trace.derived` and summarised with the draws.
+            Checked on the initial points before sampling.
+        until: `Converged(r_hat=1.01, ess_bulk=400, ess_tail=400)` stops the run after warm-up as soon as every
+            coordinate meets the thresholds, checked on the kept draws at growing intervals within 5% of the
+            sampling time (see `ebm_samplers.stopping`); give `max_steps` (the cap) instead of `n_steps`. The
+            trace's attrs say whether it converged, when, and the shortfall otherwise.
+        max_steps: with `until`, the most transitions after warm-up.
         **sampler_params: parameters for a sampler given by name (e.g. `step_size=0.1`).
 
     Under `torchrun` (or any initialised process group of several ranks) the chains are split across
@@ -144,10 +164,18 @@ def sample(
         keep=keep,
         compile_step=compile_step,
         sampler_params=sampler_params,
+        names=names,
+        coords=coords,
+        dims=dims,
+        transform=transform,
+        until=until,
+        max_steps=max_steps,
     )
     if sharding.should_shard():
-        return sharding.run_across_ranks(run_local, options)
-    return run_local(options)
+        if options.until is not None:
+            raise ValueError("until=Converged(...) stops chains together; it is not supported across ranks yet")
+        return options.naming.apply(sharding.run_across_ranks(run_local, options))  # named once, when joined
+    return options.naming.apply(run_local(options))
 
 
 def run_local(options: RunOptions) -> Trace | Moments:
@@ -156,7 +184,9 @@ def run_local(options: RunOptions) -> Trace | Moments:
     energy, kernel = options.energy, options.kernel
     generator = make_generator(options, seed)
     init = initial_points(options, generator)
+    check_init_events(energy, init)
     check_energy(energy, init)
+    options.naming.check(init)
     state = kernel.init(init, energy)
     check_step_size_fits(state, kernel)
     adaptation = WarmupAdaptation(
@@ -169,6 +199,11 @@ def run_local(options: RunOptions) -> Trace | Moments:
         adapt_mass_matrix=options.adapt_mass_matrix,
     )
     backend = choose_backend(options, kernel, energy, state.position.numel(), adaptation.active)
+    monitor = None
+    if options.until is not None:
+        if backend.kind == "numba":
+            raise ValueError("until=Converged(...) checks draws as the torch loop keeps them; pass backend='torch'")
+        monitor = ConvergenceMonitor(options.until, init.shape[0])
     attrs = {
         "sampler": kernel_name(kernel),
         "sampler_params": kernel.params(),
@@ -203,4 +238,5 @@ def run_local(options: RunOptions) -> Trace | Moments:
         parts=parts,
         start=start,
         attrs=attrs,
+        monitor=monitor,
     )

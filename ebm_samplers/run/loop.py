@@ -25,6 +25,7 @@ from ebm_samplers.moments import Moments
 from ebm_samplers.run.backends import Backend
 from ebm_samplers.run.options import RunOptions, kernel_name
 from ebm_samplers.run.recording import InMemoryRecorder, Recorder
+from ebm_samplers.stopping import ConvergenceMonitor, truncated
 from ebm_samplers.trace import Trace
 
 #: Steps between host-side checks of the failure flags (and progress-bar updates).
@@ -47,6 +48,7 @@ def run_loop(
     parts: dict[str, Stateful],
     start: int,
     attrs: dict[str, Any],
+    monitor: ConvergenceMonitor | None = None,
 ) -> Trace | Moments:
     """Run transitions `start`.. of the run from `state`; return what the recorder (or the numba loops) kept.
     `parts`: what a checkpoint holds besides the state and the generator (see `resume.stateful_parts`)."""
@@ -95,6 +97,11 @@ def run_loop(
                 guard.raise_if_failed()  # never save a state the policy would reject
                 recorder.flush()
                 checkpointer.save(step, state, generator, parts)
+            if monitor is not None and step > warmup and monitor.due(recorder.n_recorded):
+                if monitor.check(recorder.draws, recorder.n_recorded):  # converged: stop here (see `stopping`)
+                    guard.raise_if_failed()
+                    bar.update(step - bar.n)
+                    break
         if backend.kind == "numba":
             draws, stats, first_failure = _numba.run_numba(
                 kernel,
@@ -117,4 +124,9 @@ def run_loop(
     compile_seconds = getattr(backend.step, "compile_seconds", None)
     if compile_seconds is not None:
         attrs = {**attrs, "compile_seconds": compile_seconds}
-    return recorder.result({**attrs, **adaptation.attrs(state), **guard.attrs()})
+    if monitor is None:
+        return recorder.result({**attrs, **adaptation.attrs(state), **guard.attrs()})
+    n_kept = recorder.n_recorded
+    monitor.final_check(recorder.draws, n_kept)
+    attrs = {**attrs, "n_steps": n_kept * options.thin, **monitor.attrs()}
+    return truncated(recorder.result({**attrs, **adaptation.attrs(state), **guard.attrs()}), n_kept)

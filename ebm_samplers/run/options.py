@@ -23,6 +23,8 @@ from ebm_samplers.adaptation.warmup import default_warmup
 from ebm_samplers.checkpoint import stored_seed
 from ebm_samplers.kernels._resolve import resolve_kernel
 from ebm_samplers.kernels.base import Kernel
+from ebm_samplers.naming import Naming
+from ebm_samplers.stopping import Converged, check_until
 from energies import Energy, as_energy
 
 KEEP = ("draws", "moments")
@@ -63,6 +65,8 @@ class RunOptions:
     keep: str
     compile_step: bool
     sampler_params: dict[str, Any] = field(default_factory=dict)
+    naming: Naming = field(default_factory=Naming)
+    until: Converged | None = None
 
     @classmethod
     def build(
@@ -93,14 +97,29 @@ class RunOptions:
         keep,
         compile_step,
         sampler_params: dict[str, Any],
+        names=None,
+        coords=None,
+        dims=None,
+        transform=None,
+        until: Converged | None = None,
+        max_steps: int | None = None,
     ) -> RunOptions:
         """Check every argument; the first one that is wrong raises a one-line error saying what was expected."""
         kernel = _kernel(sampler, sampler_params)
-        n_steps = check_count(n_steps, "n_steps", minimum=1)
-        if warmup is None:  # the default: warm up kernels that have something to adapt
-            adapting = {"adapt_step_size": adapt_step_size, "adapt_mass_matrix": adapt_mass_matrix}
-            warmup = default_warmup(kernel, n_steps, **adapting)
+        adapting = {"adapt_step_size": adapt_step_size, "adapt_mass_matrix": adapt_mass_matrix}
+        if warmup is None:  # the default: warm up kernels that have something to adapt, for as long as the run
+            planned = max_steps if until is not None else n_steps
+            valid = isinstance(planned, int) and not isinstance(planned, bool) and planned >= 1
+            warmup = default_warmup(kernel, planned, **adapting) if valid else 0  # else the checks below raise
         warmup = check_count(warmup, "warmup", minimum=0)
+        adapts = default_warmup(kernel, 1, **adapting) > 0  # has something to adapt, with adaptation on
+        n_steps = check_until(
+            until, max_steps, n_steps, warmup=warmup, adapts=adapts, keep=keep, stream=stream, checkpoint=checkpoint
+        )
+        n_steps = check_count(n_steps, "n_steps", minimum=1)
+        naming = Naming.build(names, coords, dims, transform)
+        if keep == "moments" and not naming.empty:
+            raise ValueError("names, coords, dims and transform describe kept draws; keep='moments' keeps none")
         thin = check_count(thin, "thin", minimum=1)
         if n_steps < thin:
             raise ValueError(f"n_steps ({n_steps}) must be at least thin ({thin}) so that one draw is kept")
@@ -157,6 +176,8 @@ class RunOptions:
             keep=keep,
             compile_step=compile_step,
             sampler_params=dict(sampler_params),
+            naming=naming,
+            until=until,
         )
 
     @property

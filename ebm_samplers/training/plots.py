@@ -26,8 +26,8 @@ def _square_plane(axis, bounds) -> None:
     axis.set_xlim(*bounds)
     axis.set_ylim(*bounds)
     axis.set_aspect("equal")
-    axis.set_xlabel("x1")
-    axis.set_ylabel("x2")
+    axis.set_xlabel("x[0]")
+    axis.set_ylabel("x[1]")
 
 
 def _save(figure, path: Path, *, tight: bool = True) -> Path:

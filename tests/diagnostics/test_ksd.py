@@ -128,3 +128,16 @@ def test_trace_datatree_and_array_give_the_same_ksd():
     assert ksd(trace.to_arviz(), mixture).v_statistic == pytest.approx(expected, rel=1e-6)  # float32 draws
     from_tree = mode_coverage(trace.to_arviz(), mixture).table
     np.testing.assert_allclose(from_tree["fraction"], mode_coverage(trace, mixture).table["fraction"], rtol=1e-6)
+
+
+def test_null_quantile_is_the_reference_the_p_value_is_judged_by():
+    target = Gaussian([0.0, 0.0])
+    exact = target.sample(300, torch.Generator().manual_seed(0)).double()
+    for samples in (exact, exact + 0.3):
+        result = ksd(samples, target, n_bootstrap=400, generator=torch.Generator().manual_seed(1))
+        assert result.null_quantile > 0
+        # p < 0.05 exactly when the KSD exceeds the bootstrap null's 95% quantile (up to the bootstrap's grain)
+        assert (result.p_value < 0.05) == (result.ksd > result.null_quantile)
+        assert "95% of the null below" in str(result)
+    assert result.p_value < 0.05  # the shifted sample is rejected
+    assert ksd(exact, target).null_quantile is None

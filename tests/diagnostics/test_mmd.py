@@ -101,3 +101,39 @@ def test_bad_input_is_explained():
         mmd(torch.zeros(1, 2), torch.zeros(5, 2))
     with pytest.raises(ValueError, match="bandwidth must be > 0"):
         mmd(torch.zeros(5, 2), torch.zeros(5, 2))
+
+
+def test_multi_bandwidth_mmd_rejects_a_wrong_mode_structure_that_the_median_heuristic_misses():
+    import math
+
+    from ebm_samplers.training.datasets import toy_dataset
+
+    data = toy_dataset("8gaussians")
+    generator = torch.Generator().manual_seed(0)
+    a = data.sample(500, generator)
+    # the wrong model: the same 8 modes rotated by half the angle between them, so that at the median
+    # heuristic's scale (the ring's size) the two laws look alike
+    angle = math.pi / 8
+    rotation = torch.tensor([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    wrong = data.sample(500, generator) @ rotation.T
+    same = data.sample(500, generator)
+    median = mmd(a, wrong, n_permutations=200, generator=torch.Generator().manual_seed(1))
+    multi = mmd(a, wrong, bandwidth="multi", n_permutations=200, generator=torch.Generator().manual_seed(1))
+    assert median.p_value > 0.05  # the weakness the docs describe
+    assert multi.p_value < 0.01 and multi.bandwidth < median.bandwidth
+    assert len(multi.bandwidths) == 5 and len(multi.mmd2_per_bandwidth) == 5
+    null = mmd(a, same, bandwidth="multi", n_permutations=200, generator=torch.Generator().manual_seed(1))
+    assert null.p_value > 0.05  # same law: no rejection at this seed (the test's level is 5%)
+    assert "aggregated permutation p" in str(multi)
+
+
+def test_bandwidth_choices_are_checked():
+    a = torch.randn(20, 2, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="bandwidth must be None, a number, 'multi' or a list"):
+        mmd(a, a + 1, bandwidth="many")
+    with pytest.raises(ValueError, match="empty list"):
+        mmd(a, a + 1, bandwidth=[])
+    with pytest.raises(ValueError, match="must be > 0"):
+        mmd(a, a + 1, bandwidth=[1.0, -1.0])
+    result = mmd(a, a + 1, bandwidth=[0.5, 1.0])
+    assert result.bandwidths == (0.5, 1.0) and result.p_value is None

@@ -51,3 +51,38 @@ def test_energy_landscape_and_replay_buffer(tmp_path):
 def test_one_chain_has_no_rank_plot(tmp_path):
     written = convergence_plots(np.random.default_rng(1).normal(size=(1, 200, 2)), tmp_path)
     assert [p.name for p in written] == ["trace.png", "autocorr.png"]
+
+
+def test_plots_choose_coordinates_and_say_when_not_all_are_drawn(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    tree = az.from_dict(
+        {"posterior": {"mu": rng.normal(size=(4, 200)), "theta": rng.normal(size=(4, 200, 5))}},
+        dims={"theta": ["school"]},
+        coords={"school": list("ABCDE")},
+    )
+    convergence_plots(tree, tmp_path / "default", max_coordinates=2)
+    assert "the plots show 2 of 6 coordinates (mu, theta[A]); pick others with var_names=" in capsys.readouterr().out
+    written = convergence_plots(tree, tmp_path / "theta", var_names=["theta"])
+    assert all(_is_png(p) for p in written) and capsys.readouterr().out == ""
+    convergence_plots(tree, tmp_path / "two", coordinates=["theta[C]", "mu"])
+    assert capsys.readouterr().out == ""
+    with pytest.raises(ValueError, match=r"var_names: no variable 'tau'; the variables are \['mu', 'theta'\]"):
+        convergence_plots(tree, tmp_path / "bad", var_names=["tau"])
+    with pytest.raises(
+        ValueError, match=r"coordinates: no coordinate 'theta\[0\]'; they are labelled like mu, theta\[A\]"
+    ):
+        convergence_plots(tree, tmp_path / "bad", coordinates=["theta[0]"])
+
+
+def test_trace_figure_has_one_panel_row_per_coordinate_and_a_chain_legend():
+    from diagnostics.plots import _chain_colours, _trace_figure
+
+    draws = np.random.default_rng(3).normal(size=(3, 50, 2))
+    figure = _trace_figure(draws, ["a", "b"], _chain_colours(3), "3 chains x 50 draws")
+    axes = figure.axes
+    assert len(axes) == 4 and [axes[0].get_ylabel(), axes[2].get_ylabel()] == ["a", "b"]
+    assert [len(axis.lines) for axis in (axes[0], axes[2])] == [3, 3]  # one line per chain in its own panel
+    (legend,) = figure.legends
+    assert [text.get_text() for text in legend.get_texts()] == ["chain 0", "chain 1", "chain 2"]
+    assert axes[2].get_xlabel() == "draw (after warm-up)" and axes[3].get_ylabel() == "density"
+    assert figure.get_suptitle().startswith("Trace and per-chain marginals")

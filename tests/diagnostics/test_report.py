@@ -2,6 +2,7 @@
 
 import arviz as az
 import numpy as np
+import pytest
 import torch
 
 import ebm_samplers
@@ -129,5 +130,43 @@ def test_a_mode_split_with_an_undefined_r_hat_names_the_largest_defined_one():
     draws[:, :, 1] = np.array([0.0, 1.0, 2.0, 3.0])[:, None]  # constant within each chain: R-hat undefined
     (problem,) = [p for p in diagnose(draws).problems if p.kind == "mode_split"]
     r_hat = summary(draws)["r_hat"]
-    assert f"R-hat up to {r_hat.iloc[0]:.3g} at x[0], undefined at x[1])" in problem.message
+    assert f"R-hat up to {r_hat.iloc[0]:.3f} at x[0], undefined at x[1])" in problem.message
     assert "nan" not in problem.message
+
+
+def test_an_r_hat_just_above_the_threshold_is_not_printed_as_the_threshold():
+    import pandas as pd
+
+    from diagnostics.report import _rhat_extent
+
+    assert _rhat_extent(pd.Series([1.0104, 1.003], index=["mu", "tau"])) == "up to 1.0104 at mu"
+    assert _rhat_extent(pd.Series([1.2345], index=["mu"])) == "up to 1.234 at mu"
+
+
+def test_nonfinite_values_the_run_handled_are_reported():
+    import arviz as az
+
+    draws = np.random.default_rng(5).normal(size=(4, 500, 1))
+    attrs = {"on_nonfinite": "reject", "nonfinite_total": 3, "nonfinite_per_chain": "json:[0, 2, 1, 0]"}
+    tree = az.from_dict({"posterior": {"x": draws}}, attrs={"posterior": attrs})
+    (problem,) = [p for p in diagnose(tree).problems if p.kind == "nonfinite"]
+    assert "3 non-finite energies or gradients were met (per chain 1: 2, 2: 1)" in problem.message
+    assert problem.chains == (1, 2)
+    attrs["nonfinite_total"] = 0
+    clean = az.from_dict({"posterior": {"x": draws}}, attrs={"posterior": attrs})
+    assert "nonfinite" not in diagnose(clean).kinds()
+
+
+@pytest.mark.parametrize(("adapted", "attribute"), [(True, "json:true"), (False, "json:false"), (False, None)])
+def test_low_bfmi_advice_depends_on_whether_a_mass_matrix_was_adapted(adapted, attribute):
+    import arviz as az
+
+    rng = np.random.default_rng(6)
+    draws = rng.normal(size=(4, 500, 1))
+    energy = np.cumsum(rng.normal(size=(4, 500)) * 0.05, axis=1)  # a random walk: E-BFMI far below 0.3
+    stats = {"energy": energy, "diverging": np.zeros((4, 500), dtype=bool)}
+    attrs = {"posterior": {} if attribute is None else {"adapted_mass_matrix": attribute}}  # as Trace.save writes it
+    tree = az.from_dict({"posterior": {"x": draws}, "sample_stats": stats}, attrs=attrs)
+    (problem,) = [p for p in diagnose(tree).problems if p.kind == "low_bfmi"]
+    assert ("already adapted a mass matrix" in problem.message) == adapted
+    assert ("adapt a mass matrix during warm-up" in problem.message) == (not adapted)

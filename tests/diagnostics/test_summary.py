@@ -51,3 +51,53 @@ def test_bad_input_is_explained():
         summary(np.ones((4, 10)) + 1j)  # its imaginary part would be dropped with only a numpy warning
     with pytest.raises(TypeError, match="expected real numbers; got dtype object"):
         summary(np.full((4, 10), "a", dtype=object))
+
+
+def test_quantiles_and_hdi_columns():
+    draws = np.random.default_rng(2).normal(size=(4, 1000, 2))
+    table = summary(draws, hdi_prob=0.9)
+    assert list(table.columns) == [
+        "mean", "sd", "mcse_mean", "5%", "50%", "95%", "hdi90_lb", "hdi90_ub", "ess_bulk", "ess_tail", "r_hat", "flags"
+    ]  # fmt: skip
+    np.testing.assert_allclose(table["5%"], np.quantile(draws.reshape(-1, 2), 0.05, axis=0))
+    # the 90% HDI of N(0, 1) is +-1.645; the sd of an empirical 5% quantile from 4000 iid draws is about 0.034
+    np.testing.assert_allclose(table["hdi90_lb"], -1.645, atol=4 * 0.034)
+    np.testing.assert_allclose(table["hdi90_ub"], 1.645, atol=4 * 0.034)
+    assert list(summary(draws, quantiles=(0.025, 0.975)).columns[3:5]) == ["2.5%", "97.5%"]
+    assert "5%" not in summary(draws, quantiles=()).columns
+
+
+def test_hdi_is_the_shortest_interval_holding_the_share():
+    from diagnostics.summary import hdi
+
+    skewed = np.array([0.0, 0.1, 0.2, 0.3, 5.0, 9.0])[:, None]
+    low, high = hdi(skewed, 0.6)  # 4 of 6 draws: [0, 0.3] is far shorter than any window reaching 5 or 9
+    assert (low[0], high[0]) == (0.0, 0.3)
+
+
+@pytest.mark.parametrize("bad", [(0.05, 1.0), (0.0, 0.5), (-0.1,), (0.5, 1.5), ("a",)])
+def test_quantiles_outside_the_unit_interval_are_refused(bad):
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        summary(np.zeros((4, 10)), quantiles=bad)
+
+
+def test_hdi_prob_outside_the_unit_interval_is_refused():
+    with pytest.raises(ValueError, match=r"hdi_prob must be a probability strictly between 0 and 1; got 94"):
+        summary(np.zeros((4, 10)), hdi_prob=94)
+
+
+def test_printed_table_rounds_and_never_truncates():
+    rng = np.random.default_rng(3)
+    draws = 5188.117540 + rng.normal(size=(4, 200, 70)) * 1e-3
+    text = str(summary(draws))
+    assert "..." not in text and all(f"x[{k}]" in text for k in range(70))
+    assert "5188.117540" not in text and "5188" in text
+    assert all(column in text.splitlines()[0] for column in ("mean", "95%", "ess_tail", "r_hat", "flags"))
+
+
+def test_an_undefined_r_hat_is_reported_as_undefined_not_above_threshold():
+    draws = np.random.default_rng(4).normal(size=(1, 500, 1))  # one chain: R-hat has nothing to compare
+    table = summary(draws)
+    assert np.isnan(table.loc["x[0]", "r_hat"])
+    assert "r_hat>1.01" not in table.loc["x[0]", "flags"] and "r_hat undefined" in table.loc["x[0]", "flags"]
+    assert "undefined" in str(table)

@@ -12,8 +12,8 @@ from energies import Gaussian, GaussianMixture
 from tests.helpers import run_torchrun
 
 
-def _torchrun(args: list[str], cwd: Path):
-    return run_torchrun(args, cwd, timeout=240)
+def _torchrun(args: list[str], cwd: Path, status: int = 0):
+    return run_torchrun(args, cwd, timeout=240, status=status)
 
 
 def test_shards_cover_the_chains_in_order():
@@ -90,6 +90,7 @@ def test_the_command_line_works_under_torchrun_unchanged(tmp_path):
             str(tmp_path / "out"),
         ],
         cwd=tmp_path,
+        status=1,  # 50 draws on two modes: rank 0's diagnosis finds problems and exits 1, as `diagnose` does
     )
     assert result.stdout.count("mala on GaussianMixture: 4 chains x 50 draws") == 1  # rank 0 reports once
     trace = Trace.load(tmp_path / "out" / "trace.nc")

@@ -20,7 +20,9 @@ def test_train_writes_metrics_checkpoint_and_pictures(tmp_path, capsys):
         assert (tmp_path / name).stat().st_size > 1000, name
     assert main([*args, "--iterations", "25", "--resume", "--no-plot"]) == 0
     assert json.loads((tmp_path / "metrics.json").read_text())["iterations"] == 25
-    assert "test_nll" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "test_nll" in captured.out
+    assert "%|" not in captured.err  # stderr is not a terminal here: no progress bar redrawn into the log
 
 
 def test_train_on_digits_uses_fit_defaults_and_writes_image_metrics(tmp_path):
