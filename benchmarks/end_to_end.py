@@ -211,7 +211,8 @@ def hand_mala(energy, init, n_steps: int, step_size: float, seed: int):
         proposal = x - h * grad + scale * noise
         proposal_value, proposal_grad = _value_and_grad(energy, proposal)
         # log q(x | x') - log q(x' | x) = 1/2 (g + g') . (x' - x - h/2 (g' - g))
-        log_ratio = value - proposal_value + 0.5 * ((grad + proposal_grad) * (proposal - x - 0.5 * h * (proposal_grad - grad))).sum(-1)  # fmt: skip
+        shifted = proposal - x - 0.5 * h * (proposal_grad - grad)
+        log_ratio = value - proposal_value + 0.5 * ((grad + proposal_grad) * shifted).sum(-1)
         accept = torch.log(uniform) < log_ratio
         x = torch.where(accept[:, None], proposal, x)
         grad = torch.where(accept[:, None], proposal_grad, grad)
@@ -380,10 +381,11 @@ def _markdown(results: dict, targets: list[str], args) -> str:
         for name in (*PEERS, *OURS):
             if f"{target}.{name}.step_ms" not in results:
                 continue
-            get = lambda key: results.get(f"{target}.{name}.{key}")  # noqa: E731
+            row = {key: results[f"{target}.{name}.{key}"] for key in ("step_ms", "median_step_ms", "compile_s")}
+            row |= {key: results[f"{target}.{name}.{key}"] for key in ("over_bare", "acceptance")}
             lines.append(
-                f"| {target} | {name} | {get('step_ms'):.3f} | {get('median_step_ms'):.3f} | {get('compile_s'):.2f} "
-                f"| {get('over_bare'):.2f} | {get('acceptance'):.3f} |"
+                f"| {target} | {name} | {row['step_ms']:.3f} | {row['median_step_ms']:.3f} | {row['compile_s']:.2f} "
+                f"| {row['over_bare']:.2f} | {row['acceptance']:.3f} |"
             )
     lines += ["", "| target | ratio | value | goal | met |", "|---|---|---:|---:|---|"]
     for target in targets:
