@@ -268,7 +268,7 @@ def _bare_ms(target: str, init, threads: int) -> dict:
 
     signature = numba.void(function_types()[1], numba.float64[:, ::1], numba.float64[::1], numba.float64[:, ::1])
 
-    @numba.njit(signature, parallel=threads > 1)
+    @numba.njit(signature)  # serial: a parallel launch per call would dominate at 1,000 chains on a busy machine
     def batch(grad_fn, x, value, grad):
         for i in numba.prange(x.shape[0]):
             value[i] = grad_fn(x[i], grad[i])
