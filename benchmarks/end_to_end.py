@@ -29,6 +29,9 @@ MIXTURE_MEANS = ((-2.0, -2.0), (2.0, 2.0))
 MIXTURE_VARIANCE = 0.5
 #: our rows, in the order they run within a round
 OURS = ("hand", "eager", "compiled", "numba")
+#: rows only run when asked (`--rows`; benchmarks/gpu_check.sh): the hand-written step under torch.compile, in its
+#: default mode and in "reduce-overhead" (CUDA graphs on a GPU; on a cpu the same as the default mode)
+EXTRA = ("hand_compiled", "hand_graphs")
 PEERS = ("blackjax", "blackjax_float64")
 
 
@@ -149,14 +152,14 @@ def _torch_energy(target: str):
         means = torch.tensor(MIXTURE_MEANS)
 
         def mixture(x):
-            squared = (x[:, None, :] - means.to(x.dtype)).square().sum(-1)
+            squared = (x[:, None, :] - means.to(x)).square().sum(-1)
             return -torch.logsumexp(-0.5 * squared / MIXTURE_VARIANCE, dim=-1) - math.log(0.5)
 
         return mixture
     precision = 1.0 / torch.tensor(_variances())
 
     def gaussian(x):
-        return 0.5 * (precision.to(x.dtype) * x.square()).sum(-1)
+        return 0.5 * (precision.to(x) * x.square()).sum(-1)
 
     return gaussian
 
@@ -196,18 +199,18 @@ def hand_mala(energy, init, n_steps: int, step_size: float, seed: int):
     buffers allocated up front, in the order it produces them (draw, chain, ...); no checks, no adaptation."""
     import torch
 
-    generator = torch.Generator().manual_seed(seed)
-    n = init.shape[0]
-    draws = torch.empty((n_steps, *init.shape), dtype=init.dtype)
-    energies = torch.empty((n_steps, n), dtype=init.dtype)
-    rates = torch.empty((n_steps, n), dtype=init.dtype)
-    accepted = torch.empty((n_steps, n), dtype=torch.bool)
+    generator = torch.Generator(init.device).manual_seed(seed)
+    n, like = init.shape[0], dict(dtype=init.dtype, device=init.device)
+    draws = torch.empty((n_steps, *init.shape), **like)
+    energies = torch.empty((n_steps, n), **like)
+    rates = torch.empty((n_steps, n), **like)
+    accepted = torch.empty((n_steps, n), dtype=torch.bool, device=init.device)
     h, scale = step_size, math.sqrt(2.0 * step_size)
     x = init
     value, grad = _value_and_grad(energy, x)
     for t in range(n_steps):
-        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype)
-        uniform = torch.rand(n, generator=generator, dtype=x.dtype)
+        noise = torch.randn(x.shape, generator=generator, **like)
+        uniform = torch.rand(n, generator=generator, **like)
         proposal = x - h * grad + scale * noise
         proposal_value, proposal_grad = _value_and_grad(energy, proposal)
         # log q(x | x') - log q(x' | x) = 1/2 (g + g') . (x' - x - h/2 (g' - g))
@@ -222,15 +225,82 @@ def hand_mala(energy, init, n_steps: int, step_size: float, seed: int):
     return draws, energies, rates, accepted
 
 
+def hand_compiled_mala(energy, init, n_steps: int, step_size: float, seed: int, step):
+    """`hand_mala` with its transition (everything but the random draws) in `step`, a torch.compile'd
+    `_hand_step`; the gradient by `torch.func`, which dynamo traces into the graph."""
+    import torch
+
+    generator = torch.Generator(init.device).manual_seed(seed)
+    n, like = init.shape[0], dict(dtype=init.dtype, device=init.device)
+    draws = torch.empty((n_steps, *init.shape), **like)
+    energies = torch.empty((n_steps, n), **like)
+    rates = torch.empty((n_steps, n), **like)
+    accepted = torch.empty((n_steps, n), dtype=torch.bool, device=init.device)
+    x = init
+    value, grad = _value_and_grad(energy, x)
+    for t in range(n_steps):
+        noise = torch.randn(x.shape, generator=generator, **like)
+        uniform = torch.rand(n, generator=generator, **like)
+        torch.compiler.cudagraph_mark_step_begin()  # this call's outputs replace the last call's (CUDA graphs)
+        x, value, grad, rate, accept = step(x, value, grad, noise, uniform)
+        draws[t], energies[t], rates[t], accepted[t] = x, value, rate, accept
+        x, value, grad = x.clone(), value.clone(), grad.clone()  # inputs that outlive the graph's next replay
+    return draws, energies, rates, accepted
+
+
+def _hand_step(energy, step_size: float):
+    import torch
+
+    h, scale = step_size, math.sqrt(2.0 * step_size)
+
+    def value_and_grad(z):
+        values = energy(z)
+        return values.sum(), values
+
+    gradient = torch.func.grad_and_value(value_and_grad, has_aux=True)
+
+    def step(x, value, grad, noise, uniform):
+        proposal = x - h * grad + scale * noise
+        proposal_grad, (_, proposal_value) = gradient(proposal)
+        shifted = proposal - x - 0.5 * h * (proposal_grad - grad)
+        log_ratio = value - proposal_value + 0.5 * ((grad + proposal_grad) * shifted).sum(-1)
+        accept = torch.log(uniform) < log_ratio
+        x = torch.where(accept[:, None], proposal, x)
+        grad = torch.where(accept[:, None], proposal_grad, grad)
+        value = torch.where(accept, proposal_value, value)
+        return x, value, grad, log_ratio.clamp(max=0.0).exp(), accept
+
+    return step
+
+
+def _synchronise(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def _ours(path: str, target: str, init, n_steps: int, step_size: float):
-    """`run(seed) -> (acceptance, compile seconds or None)` for one of our rows."""
+    """`run(seed) -> (acceptance, compile seconds or None)` for one of our rows; it returns when the device is
+    done."""
+    import torch
+
     import ebm_samplers
 
     if path == "hand":
         energy = _torch_energy(target)
 
         def run(seed: int):
-            return float(hand_mala(energy, init, n_steps, step_size, seed)[2].mean()), None
+            acceptance = hand_mala(energy, init, n_steps, step_size, seed)[2].mean()
+            return float(acceptance), None  # float(): waits for the device
+
+        return run
+    if path in EXTRA:
+        energy = _torch_energy(target)
+        step = torch.compile(_hand_step(energy, step_size), mode="reduce-overhead" if path == "hand_graphs" else None)
+
+        def run(seed: int):
+            return float(hand_compiled_mala(energy, init, n_steps, step_size, seed, step)[2].mean()), None
 
         return run
     energy = _numba_energy(target) if path == "numba" else _torch_energy(target)
@@ -242,47 +312,56 @@ def _ours(path: str, target: str, init, n_steps: int, step_size: float):
 
     def run(seed: int):
         trace = ebm_samplers.sample(energy, "mala", seed=seed, **options)
+        _synchronise(init.device)
         return float(trace.stats["acceptance_rate"].mean()), trace.attrs.get("compile_seconds")
 
     return run
 
 
-def _bare_ms(target: str, init, threads: int) -> dict:
+def _bare_ms(target: str, init, numba_too: bool) -> dict:
     """One transition's unavoidable work, for every chain: the energy+gradient and the normal and uniform draws;
-    torch (the callable by autograd, torch's generator) and numba (the compiled `grad_fn` over all chains)."""
-    import numba
-    import numpy as np
+    torch (the callable by autograd, torch's generator, on init's device) and numba (the compiled `grad_fn` over
+    all chains, serially: a parallel launch per call would dominate at 1,000 chains on a busy machine)."""
     import torch
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from _report import median_seconds
 
-    energy, generator = _torch_energy(target), torch.Generator().manual_seed(5)
+    energy, generator = _torch_energy(target), torch.Generator(init.device).manual_seed(5)
+    like = dict(dtype=init.dtype, device=init.device)
 
     def torch_bare():
         _value_and_grad(energy, init)
-        torch.randn(init.shape, generator=generator)
-        torch.rand(init.shape[0], generator=generator)
+        torch.randn(init.shape, generator=generator, **like)
+        torch.rand(init.shape[0], generator=generator, **like)
+        _synchronise(init.device)
+
+    bare = {"torch": 1e3 * median_seconds(torch_bare, 50)}
+    if not numba_too:
+        return bare
+    import numba
+    import numpy as np
 
     from energies.numba_energy import function_types
 
     signature = numba.void(function_types()[1], numba.float64[:, ::1], numba.float64[::1], numba.float64[:, ::1])
 
-    @numba.njit(signature)  # serial: a parallel launch per call would dominate at 1,000 chains on a busy machine
+    @numba.njit(signature)
     def batch(grad_fn, x, value, grad):
-        for i in numba.prange(x.shape[0]):
+        for i in range(x.shape[0]):
             value[i] = grad_fn(x[i], grad[i])
 
     numba_energy = _numba_energy(target)
-    points = np.ascontiguousarray(init.double().numpy())
+    points = np.ascontiguousarray(init.double().cpu().numpy())
     value, grad = np.empty(points.shape[0]), np.empty_like(points)
 
     def numba_bare():
         batch(numba_energy.grad_fn, points, value, grad)
-        torch.randn(init.shape, generator=generator, dtype=torch.float64)
-        torch.rand(init.shape[0], generator=generator, dtype=torch.float64)
+        torch.randn(init.shape, generator=cpu_generator, dtype=torch.float64)
+        torch.rand(init.shape[0], generator=cpu_generator, dtype=torch.float64)
 
-    return {"torch": 1e3 * median_seconds(torch_bare, 50), "numba": 1e3 * median_seconds(numba_bare, 50)}
+    cpu_generator = torch.Generator().manual_seed(5)
+    return bare | {"numba": 1e3 * median_seconds(numba_bare, 50)}
 
 
 # --- driver ---------------------------------------------------------------------------------------------------
@@ -290,10 +369,15 @@ def _bare_ms(target: str, init, threads: int) -> dict:
 
 def measure(target: str, args, results: dict) -> None:
     import numpy as np
+    import torch
 
+    device = torch.device(args.device)
     init = _exact_draws(target, args.chains)
     step_size = STEP_SIZES[target]
-    runs = {path: _ours(path, target, init, args.n_steps, step_size) for path in OURS if path in args.rows}
+    runs = {}
+    for path in (*OURS, *EXTRA):
+        if path in args.rows:
+            runs[path] = _ours(path, target, init.to(device), args.n_steps, step_size)
     peers = {}
     with tempfile.TemporaryDirectory() as folder:
         init_file = os.path.join(folder, "init.npy")
@@ -309,12 +393,16 @@ def measure(target: str, args, results: dict) -> None:
                 for package, version in answer["versions"].items():
                     results[f"version.{package}"] = version
     try:
-        first = {}
-        for path, run in runs.items():  # first calls: compile (torch.compile, numba's energy closures)
+        for path, run in list(runs.items()):  # first calls: compile (torch.compile, numba's energy closures)
             start = time.perf_counter()
-            acceptance, compile_seconds = run(0)
-            first[path] = time.perf_counter() - start
-            results[f"{target}.{path}.first_s"] = first[path]
+            try:
+                acceptance, compile_seconds = run(0)
+            except Exception as error:  # one row failing (e.g. a compile mode on a new device) keeps the others
+                results[f"{target}.{path}.error"] = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
+                print(f"{target}.{path}.error: {results[f'{target}.{path}.error']}", file=sys.stderr)
+                del runs[path]
+                continue
+            results[f"{target}.{path}.first_s"] = time.perf_counter() - start
             results[f"{target}.{path}.acceptance"] = acceptance
             if compile_seconds is not None:
                 results[f"{target}.{path}.compile_seconds_attr"] = compile_seconds
@@ -329,9 +417,10 @@ def measure(target: str, args, results: dict) -> None:
     finally:
         for peer in peers.values():
             peer.close()
-    bare = _bare_ms(target, init, args.threads)
+    bare = _bare_ms(target, init.to(device), numba_too="numba" in runs)
     results[f"{target}.bare_ms"] = bare["torch"]
-    results[f"{target}.numba_bare_ms"] = bare["numba"]
+    if "numba" in bare:
+        results[f"{target}.numba_bare_ms"] = bare["numba"]
     for name, times in seconds.items():
         best = min(times)
         row = {
@@ -357,6 +446,9 @@ RATIOS = (
     ("eager", "hand", 1.15),
     ("eager", "blackjax", None),
     ("hand", "blackjax", None),
+    ("compiled", "hand_compiled", None),
+    ("hand_graphs", "hand_compiled", None),
+    ("compiled", "hand", None),
 )
 
 
@@ -371,14 +463,15 @@ def _ratios(results: dict, target: str) -> None:
 
 def _markdown(results: dict, targets: list[str], args) -> str:
     lines = [
-        f"End to end, {args.chains} chains x {args.n_steps} steps, draws stored, {args.threads} threads, wall time "
+        f"End to end, {args.chains} chains x {args.n_steps} steps, draws stored, {args.threads} threads, "
+        f"{results['device']}, wall time "
         f"(best of {args.repeats} rounds; `python benchmarks/end_to_end.py`, see docs/performance.md).",
         "",
         "| target | row | ms / step | median | compile s | x bare | acceptance |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for target in targets:
-        for name in (*PEERS, *OURS):
+        for name in (*PEERS, *OURS, *EXTRA):
             if f"{target}.{name}.step_ms" not in results:
                 continue
             row = {key: results[f"{target}.{name}.{key}"] for key in ("step_ms", "median_step_ms", "compile_s")}
@@ -419,7 +512,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--repeats", type=int, default=5, help="rounds of timed calls; each row's best counts")
     parser.add_argument("--threads", type=int, default=2, help="threads of every package (wall time)")
     parser.add_argument("--targets", default="mixture,gaussian100")
-    parser.add_argument("--rows", default=",".join((*PEERS, *OURS)), help="subset of: " + ", ".join((*PEERS, *OURS)))
+    parser.add_argument("--device", default="cpu", help="our rows' device; on cuda the cpu-only rows are left out")
+    parser.add_argument("--rows", default=None, help="subset of: " + ", ".join((*PEERS, *OURS, *EXTRA)))
     parser.add_argument("--peer-python", default=DEFAULT_PEER_PYTHON, help="a Python with jax + blackjax; '' skips")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the eager path instead")
     parser.add_argument("--profile-top", type=int, default=25)
@@ -433,10 +527,14 @@ def main(argv=None) -> dict:
     for name in ("chains", "n_steps", "repeats", "threads"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1; got {getattr(args, name)}")
+    on_cpu = args.device == "cpu"
+    args.rows = (",".join((*PEERS, *OURS)) if on_cpu else "hand,eager,compiled") if args.rows is None else args.rows
     args.rows = args.rows.split(",")
-    unknown = sorted(set(args.rows) - {*PEERS, *OURS})
+    unknown = sorted(set(args.rows) - {*PEERS, *OURS, *EXTRA})
     if unknown:
-        parser.error(f"--rows: unknown {', '.join(unknown)}; expected some of {', '.join((*PEERS, *OURS))}")
+        parser.error(f"--rows: unknown {', '.join(unknown)}; expected some of {', '.join((*PEERS, *OURS, *EXTRA))}")
+    if not on_cpu and set(args.rows) & {*PEERS, "numba"}:
+        parser.error(f"--rows: {', '.join(PEERS)} and numba run on the cpu only; leave them out with --device")
     targets = args.targets.split(",")
     if set(targets) - set(STEP_SIZES):
         parser.error(f"--targets: expected some of {', '.join(STEP_SIZES)}; got {args.targets}")
@@ -447,6 +545,8 @@ def main(argv=None) -> dict:
     import numba
     import torch
 
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: torch sees no CUDA device here")
     torch.set_num_threads(args.threads)
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
     if args.profile:
@@ -458,6 +558,7 @@ def main(argv=None) -> dict:
         "n_steps": args.n_steps,
         "repeats": args.repeats,
         "threads": args.threads,
+        "device": torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "cpu",
         "version.torch": torch.__version__,
         "version.numba": numba.__version__,
     }
