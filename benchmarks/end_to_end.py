@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -320,8 +321,9 @@ def _ours(path: str, target: str, init, n_steps: int, step_size: float):
 
 def _bare_ms(target: str, init, numba_too: bool) -> dict:
     """One transition's unavoidable work, for every chain: the energy+gradient and the normal and uniform draws;
-    torch (the callable by autograd, torch's generator, on init's device) and numba (the compiled `grad_fn` over
-    all chains, serially: a parallel launch per call would dominate at 1,000 chains on a busy machine)."""
+    torch (the callable by autograd, torch's generator, on init's device) and numba (the compiled `grad_fn` and
+    the numba loops' generator over all chains, serially: a parallel launch per call would dominate at 1,000
+    chains on a busy machine)."""
     import torch
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -342,25 +344,24 @@ def _bare_ms(target: str, init, numba_too: bool) -> dict:
     import numba
     import numpy as np
 
+    from ebm_samplers._numba._random import fill_standard_normal, seeded_state, uniform
     from energies.numba_energy import function_types
 
-    signature = numba.void(function_types()[1], numba.float64[:, ::1], numba.float64[::1], numba.float64[:, ::1])
+    vectors = numba.float64[:, ::1]
+    signature = numba.void(function_types()[1], vectors, numba.float64[::1], vectors, vectors, numba.uint64[:, ::1])
 
     @numba.njit(signature)
-    def batch(grad_fn, x, value, grad):
+    def batch(grad_fn, x, value, grad, noise, states):  # the numba loops' own generator: one stream per chain
         for i in range(x.shape[0]):
             value[i] = grad_fn(x[i], grad[i])
+            fill_standard_normal(noise[i], states[i])
+            value[i] += 0.0 * uniform(states[i])
 
     numba_energy = _numba_energy(target)
     points = np.ascontiguousarray(init.double().cpu().numpy())
-    value, grad = np.empty(points.shape[0]), np.empty_like(points)
-
-    def numba_bare():
-        batch(numba_energy.grad_fn, points, value, grad)
-        torch.randn(init.shape, generator=cpu_generator, dtype=torch.float64)
-        torch.rand(init.shape[0], generator=cpu_generator, dtype=torch.float64)
-
-    cpu_generator = torch.Generator().manual_seed(5)
+    value, grad, noise = np.empty(points.shape[0]), np.empty_like(points), np.empty_like(points)
+    states = np.stack([seeded_state(chain) for chain in range(points.shape[0])])
+    numba_bare = partial(batch, numba_energy.grad_fn, points, value, grad, noise, states)
     return bare | {"numba": 1e3 * median_seconds(numba_bare, 50)}
 
 
