@@ -3,7 +3,7 @@
 #   1. the device tests on CUDA (tests/ebm_samplers/test_devices.py, the cases marked `cuda`);
 #   2. the end-to-end benchmark on CUDA (benchmarks/end_to_end.py --device cuda): the hand-written eager loop, our
 #      eager path, compile_step=True, and the hand-written step under torch.compile in its default mode and in
-#      mode="reduce-overhead" (CUDA graphs), at 1,000 chains on both targets; and at 100,000 chains on the 100-d
+#      mode="reduce-overhead" (CUDA graphs), at 1,000 chains on both targets; and at 20,000 chains on the 100-d
 #      Gaussian for the eager and compiled paths.
 # Prints `name: value` lines; JSON and markdown go to $OUT (the device runner's folder) or benchmarks/results/gpu.
 #
@@ -62,7 +62,7 @@ EOF
     marker=cuda
     chains=1000
     rows=hand,eager,compiled,hand_compiled,hand_graphs
-    big_chains=100000
+    big_chains=20000
     sizes=(--n-steps 400 --repeats 3)
 else
     echo "dry_run: on the cpu, tiny sizes; results in $results"
@@ -89,8 +89,9 @@ step() {
     fi
 }
 
+# time limits (seconds) that keep the whole script under 8 minutes: 120 + 2 x 130 + 80 = 460
 tests_log="$results/tests.log"
-step tests 200 bash -c "set -o pipefail; '$PYTHON' -m pytest tests/ebm_samplers/test_devices.py -m '$marker' -q \
+step tests 120 bash -c "set -o pipefail; '$PYTHON' -m pytest tests/ebm_samplers/test_devices.py -m '$marker' -q \
     -p no:cacheprovider -rs 2>&1 | tee '$tests_log'"
 summary=$(tail -n 1 "$tests_log")
 for outcome in passed failed skipped error; do
@@ -100,10 +101,12 @@ done
 
 # no --threads 1: torch.compile's worker processes would share one CPU (the process is pinned to --threads CPUs)
 bench=("$PYTHON" benchmarks/end_to_end.py --device "$device" --threads 4 "${sizes[@]}")
-step end_to_end_$chains 240 "${bench[@]}" --chains $chains --rows $rows \
-    --out "$results/end_to_end_${device}_${chains}.json"
-step end_to_end_$big_chains 120 "${bench[@]}" --chains "$big_chains" --targets gaussian100 --rows hand,eager,compiled \
-    --out "$results/end_to_end_${device}_${big_chains}.json"
+for target in mixture gaussian100; do # one process per target: a time-out loses one target's figures, not both
+    step "end_to_end_${chains}_$target" 130 "${bench[@]}" --chains "$chains" --targets "$target" --rows "$rows" \
+        --out "$results/end_to_end_${device}_${chains}_$target.json"
+done
+step "end_to_end_${big_chains}_gaussian100" 80 "${bench[@]}" --chains "$big_chains" --targets gaussian100 \
+    --rows hand,eager,compiled --out "$results/end_to_end_${device}_${big_chains}_gaussian100.json"
 
 echo "total_seconds: $((SECONDS - started))"
 if [[ ${#failed[@]} -gt 0 ]]; then
