@@ -145,9 +145,20 @@ class _Peer:
 # --- ours and the hand-written loop --------------------------------------------------------------------------
 
 
+#: "callable": the targets as plain torch functions (gradients by autograd, what a user's function gets);
+#: "analytic": the project's `GaussianMixture` and `Gaussian`, whose classes write their gradients out (set by main)
+_ENERGY = "callable"
+
+
 def _torch_energy(target: str):
-    """The target as a plain torch callable, E(x) for x of shape (n, d): what a user passes to `sample()`."""
+    """The target as a plain torch callable, E(x) for x of shape (n, d): what a user passes to `sample()`; with
+    `--energy analytic` the `energies` class of it instead."""
     import torch
+
+    if _ENERGY == "analytic":
+        from energies import Gaussian, GaussianMixture
+
+        return GaussianMixture() if target == "mixture" else Gaussian(torch.zeros(100), torch.tensor(_variances()))
 
     if target == "mixture":
         means = torch.tensor(MIXTURE_MEANS)
@@ -185,9 +196,11 @@ def _exact_draws(target: str, n: int, seed: int = 0):
 
 
 def _value_and_grad(energy, x):
-    """E(x) and grad E(x) by autograd, as a user's loop would write it."""
+    """E(x) and grad E(x) by autograd, as a user's loop would write it (an analytic energy's own gradient)."""
     import torch
 
+    if _ENERGY == "analytic":
+        return energy.energy_and_grad(x)
     with torch.enable_grad():
         leaf = x.detach().requires_grad_(True)
         value = energy(leaf)
@@ -258,7 +271,13 @@ def _hand_step(energy, step_size: float):
         values = energy(z)
         return values.sum(), values
 
-    gradient = torch.func.grad_and_value(value_and_grad, has_aux=True)
+    autograd = torch.func.grad_and_value(value_and_grad, has_aux=True)
+
+    def gradient(z):
+        if _ENERGY == "analytic":
+            value, grad = energy.energy_and_grad(z)
+            return grad, (None, value)
+        return autograd(z)
 
     def step(x, value, grad, noise, uniform):
         proposal = x - h * grad + scale * noise
@@ -473,8 +492,8 @@ def _ratios(results: dict, target: str) -> None:
 def _markdown(results: dict, targets: list[str], args) -> str:
     lines = [
         f"End to end, {args.chains} chains x {args.n_steps} steps, draws stored, {args.threads} threads, "
-        f"{results['device']}: each row's best of {args.repeats} rounds, in wall time and in the process's CPU "
-        "time (all its threads); `python benchmarks/end_to_end.py`.",
+        f"{results['device']}, {args.energy} energies: each row's best of {args.repeats} rounds, in wall time and "
+        "in the process's CPU time (all its threads); `python benchmarks/end_to_end.py`.",
         "",
         "| target | row | ms / step | median | CPU ms / step | compile s | CPU x bare | acceptance |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
@@ -520,18 +539,24 @@ def main(argv=None) -> dict:
     parser.add_argument("--repeats", type=int, default=5, help="rounds of timed calls; each row's best counts")
     parser.add_argument("--threads", type=int, default=2, help="threads of every package (wall time)")
     parser.add_argument("--targets", default="mixture,gaussian100")
+    parser.add_argument("--energy", choices=("callable", "analytic"), default="callable", help="see _ENERGY")
     parser.add_argument("--device", default="cpu", help="our rows' device; on cuda the cpu-only rows are left out")
     parser.add_argument("--rows", default=None, help="subset of: " + ", ".join((*PEERS, *OURS, *EXTRA)))
     parser.add_argument("--peer-python", default=DEFAULT_PEER_PYTHON, help="a Python with jax + blackjax; '' skips")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the eager path instead")
     parser.add_argument("--profile-top", type=int, default=25)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "end_to_end.json"))
+    parser.add_argument("--out", help="default benchmarks/results/end_to_end.json (end_to_end_analytic.json)")
     parser.add_argument("--peer", action="store_true", help=argparse.SUPPRESS)  # this file as the BlackJAX peer
     parser.add_argument("--float64", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.peer:
         _peer_serve(args.threads, args.float64)
         return {}
+    global _ENERGY
+    _ENERGY = args.energy
+    if args.out is None:
+        suffix = "_analytic" if args.energy == "analytic" else ""
+        args.out = str(ROOT / "benchmarks" / "results" / f"end_to_end{suffix}.json")
     for name in ("chains", "n_steps", "repeats", "threads"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1; got {getattr(args, name)}")
@@ -566,6 +591,7 @@ def main(argv=None) -> dict:
         "n_steps": args.n_steps,
         "repeats": args.repeats,
         "threads": args.threads,
+        "energy": args.energy,
         "device": torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "cpu",
         "version.torch": torch.__version__,
         "version.numba": numba.__version__,

@@ -18,9 +18,12 @@ end_to_end = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(end_to_end)
 
 
+@pytest.mark.parametrize("energy_kind", ["callable", "analytic"])
 @pytest.mark.parametrize("target", ["mixture", "gaussian100"])
-def test_the_hand_written_loop_computes_the_chain_sample_computes(target):
-    """Same seed, same random numbers in the same order: the same draws, decisions and acceptance rates."""
+def test_the_hand_written_loop_computes_the_chain_sample_computes(target, energy_kind, monkeypatch):
+    """Same seed, same random numbers in the same order: the same draws, decisions and acceptance rates, for the
+    targets as plain callables (autograd) and as the `energies` classes (their analytic gradients)."""
+    monkeypatch.setattr(end_to_end, "_ENERGY", energy_kind)
     init, energy = end_to_end._exact_draws(target, 50), end_to_end._torch_energy(target)
     step_size = end_to_end.STEP_SIZES[target]
     draws, _, rates, accepted = end_to_end.hand_mala(energy, init, 30, step_size, seed=3)
