@@ -107,6 +107,12 @@ class CompiledStep:
 
     def __init__(self, kernel: Kernel, energy, coordinates: int):
         """`coordinates`: of all chains together (the state's position's number of elements)."""
+        if not getattr(kernel, "compile_step_supported", True):
+            name = kernel.name or type(kernel).__name__
+            raise ValueError(
+                f"compile_step=True cannot compile the {name} step (its number of gradient evaluations depends on "
+                "the draws); run with compile_step=False"
+            )
         self.kernel = kernel
         start = time.perf_counter()
         analytic = has_analytic_gradient(energy)
