@@ -62,6 +62,7 @@ def _assert_on(device: torch.device, trace: Trace) -> None:
     [
         ("mala", dict(step_size=0.5)),
         ("hmc", dict(step_size=0.4, n_leapfrog=4)),
+        ("nuts", dict(step_size=0.4, max_tree_depth=4)),
         ("parallel_tempering", dict(n_temperatures=3, max_temperature=4.0, step_size=0.5)),
     ],
 )
