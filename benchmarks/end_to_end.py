@@ -160,18 +160,25 @@ def _torch_energy(target: str):
 
         return GaussianMixture() if target == "mixture" else Gaussian(torch.zeros(100), torch.tensor(_variances()))
 
+    constants = {}  # per (device, dtype): a copy per call would add a host-to-device transfer on a GPU
+
+    def constant(values, x):
+        key = (x.device, x.dtype)
+        if key not in constants:
+            constants[key] = torch.tensor(values, dtype=x.dtype, device=x.device)
+        return constants[key]
+
     if target == "mixture":
-        means = torch.tensor(MIXTURE_MEANS)
 
         def mixture(x):
-            squared = (x[:, None, :] - means.to(x)).square().sum(-1)
+            squared = (x[:, None, :] - constant(MIXTURE_MEANS, x)).square().sum(-1)
             return -torch.logsumexp(-0.5 * squared / MIXTURE_VARIANCE, dim=-1) - math.log(0.5)
 
         return mixture
-    precision = 1.0 / torch.tensor(_variances())
+    precisions = [1.0 / v for v in _variances()]
 
     def gaussian(x):
-        return 0.5 * (precision.to(x) * x.square()).sum(-1)
+        return 0.5 * (constant(precisions, x) * x.square()).sum(-1)
 
     return gaussian
 
