@@ -4,30 +4,10 @@
 
 Run it with a Python that has jax + blackjax and/or torchebm (a scratch environment: they are never this
 project's dependencies) and, for our own rows, this project on the path (`PYTHONPATH=.`). Each missing package
-skips its rows with a message; with none of the peers the script says so and exits with status 2.
-
-Work per step, at `--chains` chains, on ONE thread by default (XLA's Eigen pool off and one intra-op thread, one
-torch thread, one numba thread, and the process pinned to CPU `--cpu` as `taskset -c` would). `--threads N` gives
-every package N threads on CPUs `--cpu` .. `--cpu` + N - 1 instead (XLA's Eigen pool on with N intra-op threads)
-and times wall-clock seconds, since CPU time would add the threads' time up: what each package makes of the
-whole machine, not its work per core.
-
-    targets   the default 2-D mixture (equal weights, means (-2, -2) and (2, 2), covariance 0.5 I) and the 100-d
-              Gaussian N(0, diag(v)), v log-spaced 0.01..1; chains start from exact draws of the target
-    blackjax  `blackjax.mala(logdensity, step_size)`, jit-compiled, `jax.vmap` over chains and `jax.lax.scan`
-              over steps (their recommended loop), float32 (jax's default) and float64 (`jax_enable_x64`, the
-              precision of our compiled path); the scan carries the states and the summed acceptance rate only
-    torchebm  `LangevinDynamics(model, step_size, noise_scale=1)`, i.e. x' = x - h grad E(x) + sqrt(2h) xi, on a
-              `BaseModel` whose `forward` is the energy (its gradient by autograd, TorchEBM's default), float32
-    ours      `ebm_samplers.sample(..., "mala" | "ula")` on the torch path (float32), the torch path with
-              `compile_step=True` (torch.compile'd step; its compile falls in the warm-up run) and the numba path
-              (`energies.numba_targets`, float64 inside), keeping only the final state (`thin = n_steps`)
-
-Time per step is CPU time with one thread (`time.process_time`, robust to other jobs on a shared machine), wall
-time with more (`time.perf_counter`; run them on a quiet machine): (t(S) - t(s)) / (S - s)
-for a long run of S steps and a short one of s steps, each the fastest of two after a warm-up run (which also
-compiles), so set-up and compile time cancel. Step sizes are ours from benchmarks/speed.py: the same h for a
-peer and the kernel it is compared with. Prints `name: value` lines and writes JSON.
+skips its rows with a message; with none of the peers the script says so and exits with status 2. Per-step
+cost with the final state kept only (no trace): one pinned thread and CPU time by default, `--threads N` and
+wall time otherwise. What each row runs and how it is timed: docs/performance.md. Prints `name: value` lines
+and writes JSON.
 """
 
 from __future__ import annotations

@@ -2,32 +2,10 @@
 
     PYTHONPATH=. python benchmarks/speed.py [--quick] [--threads N] [--out benchmarks/results/speed.json]
 
-For each target (default 2-D mixture, 100-d Gaussian with variances log-spaced 0.01..1, MLP energy
-2 -> 256 -> 256 -> 1), kernel (ula, mala, hmc with 10 leapfrog steps), chain count (1, 100, 1,000, 10,000) and
-path (torch eager; "compiled": torch with `sample(..., compile_step=True)`, from 1,000 chains; numba where the
-target has a numba version) it prints `name: value` lines:
-
-    step_ms          wall time per transition, excluding set-up (the faster of two runs of S steps, minus a run
-                     of 1 step; S is sized for about a second of sampling)
-    grads_per_step   gradient evaluations per transition (1 for ULA/MALA, L for HMC)
-    bare_ms          one batched energy+gradient evaluation of all chains on the same path (for "compiled": the
-                     eager torch one, what a user's energy costs without compiling; `compiled_bare_ms` is the
-                     same evaluation through torch.compile)
-    ratio            step_ms / (grads_per_step * bare_ms): what a transition costs beyond its gradients
-    draws_ms         torch paths: the transition's random numbers alone (`kernel.draw`: the normals of a
-                     Langevin move or a momentum, the acceptance uniform), a cost every implementation of the
-                     algorithm pays; `ratio_beyond_draws` is (step_ms - draws_ms) / (grads_per_step * bare_ms)
-    faults_per_step  torch paths: minor page faults per transition (getrusage), memory the allocator handed
-                     back to the system and touches again; `bare_faults` the same per bare evaluation (glibc's
-                     malloc returns freed blocks of large batches to the system, and on a virtual machine the
-                     faults of touching them again can cost more than the arithmetic: see the README)
-    compile_s        "compiled" only: compile time (attrs["compile_seconds"]) of the single step and of the blocks
-    ess_per_s        bulk ESS (the smallest over two coordinates, from <= 64 chains, scaled to all chains)
-                     per second of sampling; rough on short runs, and only printed with >= 100 draws
-
-plus the numba loops' compile time (cold cache) and load time (warm cache), each in a fresh process. Chains
-start from exact draws of the target where one is known, so ESS is not spent on the transient. Absolute times
-on a shared machine drift; the ratios to the bare cost measured in the same run are what to compare.
+Targets: the default 2-D mixture, the 100-d Gaussian (variances log-spaced 0.01..1) and an MLP energy; kernels
+ula, mala and hmc; 1 to 10,000 chains; eager torch, `compile_step=True` and numba. Prints `name: value` lines
+(step_ms, ratio to the bare energy+gradient, draws_ms, faults_per_step, compile_s, ess_per_s, ...) and writes
+JSON; what each figure means and the measured table: docs/performance.md.
 """
 
 from __future__ import annotations
