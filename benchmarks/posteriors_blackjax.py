@@ -114,6 +114,25 @@ def _stochastic_volatility(data):
     return logdensity
 
 
+def _stochastic_volatility_centered(data):
+    """The same model with the log volatilities h as parameters (u_phi, mu, log sigma, h[T]): used only for the
+    reference run, whose draws are mapped to the non-centered z (an exact bijection)."""
+    returns = data["returns"]
+
+    def logdensity(u):
+        u_phi, mu, log_sigma, h = u[0], u[1], u[2], u[3:]
+        phi = 2 * jax.nn.sigmoid(u_phi) - 1
+        sigma = jnp.exp(log_sigma)
+        log_p = _normal(h[0], mu, sigma / jnp.sqrt(1 - phi**2)) + jnp.sum(
+            _normal(h[1:], mu + phi * (h[:-1] - mu), sigma)
+        )
+        log_p += jnp.sum(-0.5 * returns**2 * jnp.exp(-h) - 0.5 * h)
+        log_p += 20 * jax.nn.log_sigmoid(u_phi) + 1.5 * jax.nn.log_sigmoid(-u_phi)
+        return log_p - jnp.log1p((mu / 5) ** 2) + _log_half_cauchy_of_log(log_sigma, 2.0)
+
+    return logdensity
+
+
 def _ar(data):
     lags, target = data["lags"], data["target"]
 
@@ -167,6 +186,7 @@ LOG_DENSITIES = {
     "hierarchical_regression": _hierarchical,
     "gauss_rotated_100": _gaussian,
     "stochastic_volatility": _stochastic_volatility,
+    "stochastic_volatility_centered": _stochastic_volatility_centered,
 }
 
 
