@@ -303,7 +303,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--chains", type=int, default=8)
     parser.add_argument("--quick", action="store_true", help="100 warm-up + 150 draws (a smoke test)")
     parser.add_argument("--out-dir", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument(
+        "--merge", nargs="*", default=[], help="out-dirs of runs made in parallel: merge their runs in, run nothing"
+    )
     args = parser.parse_args(argv)
+    if args.merge:
+        args.targets, args.samplers = "", ""
     targets = [name for name in args.targets.split(",") if name]
     samplers = [name for name in args.samplers.split(",") if name]
     unknown = [name for name in targets if name not in PANEL]
@@ -318,6 +323,12 @@ def main(argv=None) -> dict:
     results = json.loads(json_path.read_text()) if json_path.exists() else {"runs": {}, "skipped": {}}
     if results.get("quick") != args.quick:
         results = {"runs": {}, "skipped": {}}
+    for folder in args.merge:
+        part = json.loads((Path(folder) / "posteriors.json").read_text())
+        if part.get("quick") != args.quick:
+            parser.error(f"{folder}: quick={part.get('quick')} does not match --quick={args.quick}")
+        for target_name, runs in part["runs"].items():
+            results["runs"].setdefault(target_name, {}).update(runs)
     results.update(quick=args.quick, chains=args.chains, warmup=warmup, draws=draws, seed=args.seed)
     for target_name in targets:
         for sampler in samplers:
