@@ -28,6 +28,7 @@ from ebm_samplers.kernels.base import (
 )
 from ebm_samplers.kernels.hmc import HMC
 from ebm_samplers.kernels.mala import MALA
+from ebm_samplers.kernels.nuts import NUTS
 from ebm_samplers.kernels.parallel_tempering import ParallelTempering
 from ebm_samplers.kernels.persistent import Persistent
 from ebm_samplers.kernels.ula import ULA
@@ -36,6 +37,7 @@ from ebm_samplers.kernels.underdamped_langevin import UnderdampedLangevin
 __all__ = [
     "HMC",
     "MALA",
+    "NUTS",
     "ULA",
     "AnnealedLangevin",
     "DrawThenAdvance",
