@@ -238,16 +238,32 @@ def run_blackjax(target: Posterior, init: torch.Tensor, warmup: int, draws: int,
     return result
 
 
+def code_version() -> str:
+    """The commit the samplers came from (`$PANEL_CODE` overrides; "-dirty" when the tree has changes)."""
+    if os.environ.get("PANEL_CODE"):
+        return os.environ["PANEL_CODE"]
+    try:
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "-uno"], capture_output=True, text=True
+        )
+    except OSError:
+        return "unknown"
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "") if head.returncode == 0 else "unknown"
+
+
 def run_one(target_name: str, sampler: str, *, seed: int, chains: int, warmup: int, draws: int) -> dict:
     target = PANEL[target_name]()
     init = target.initial_point(chains, seed=seed)
     try:
         if sampler == PEER:
-            return run_blackjax(target, init, warmup, draws, seed)
-        return run_ours(target, sampler, init, warmup, draws, seed)
+            result = run_blackjax(target, init, warmup, draws, seed)
+        else:
+            result = run_ours(target, sampler, init, warmup, draws, seed)
     except Exception as error:  # a sampler that aborts fails the target; the table says why
         traceback.print_exc()
-        return {"passed": False, "failed_checks": ["error"], "error": f"{type(error).__name__}: {error}"[:500]}
+        result = {"passed": False, "failed_checks": ["error"], "error": f"{type(error).__name__}: {error}"[:500]}
+    return {**result, "code": code_version()}
 
 
 def _cell(result: dict | None, headline: str) -> str:
