@@ -284,7 +284,10 @@ def table(results: dict, samplers) -> str:
         "| target (d) | " + " | ".join(samplers) + " |",
         "|---|" + "---|" * len(samplers),
     ]
-    for name, runs in results["runs"].items():
+    names = [name for name in PANEL if name in results["runs"]]
+    names += [name for name in results["runs"] if name not in PANEL]
+    for name in names:
+        runs = results["runs"][name]
         dim = PANEL[name]().dim if name in PANEL else "?"
         cells = []
         for sampler in samplers:
