@@ -300,6 +300,14 @@ def table(results: dict, samplers) -> str:
     }
     ran = {sampler: sum(sampler in runs for runs in results["runs"].values()) for sampler in samplers}
     lines.append("| **passed** | " + " | ".join(f"{passed[s]} / {ran[s]}" for s in samplers) + " |")
+    versions = {
+        sampler: sorted({runs[sampler].get("code", "unknown") for runs in results["runs"].values() if sampler in runs})
+        for sampler in samplers
+    }
+    lines.append("")
+    lines.append(
+        "Samplers' code (commit): " + "; ".join(f"{s}: {', '.join(v)}" for s, v in versions.items() if v) + "."
+    )
     return "\n".join(lines)
 
 
