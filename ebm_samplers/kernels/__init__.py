@@ -29,13 +29,15 @@ from ebm_samplers.kernels.base import (
 from ebm_samplers.kernels.hmc import HMC
 from ebm_samplers.kernels.mala import MALA
 from ebm_samplers.kernels.parallel_tempering import ParallelTempering
-from ebm_samplers.kernels.persistent import Persistent
+from ebm_samplers.kernels.persistent import Negatives, Persistent, PersistentChains
+from ebm_samplers.kernels.sgld import SGLD
 from ebm_samplers.kernels.ula import ULA
 from ebm_samplers.kernels.underdamped_langevin import UnderdampedLangevin
 
 __all__ = [
     "HMC",
     "MALA",
+    "SGLD",
     "ULA",
     "AnnealedLangevin",
     "DrawThenAdvance",
@@ -44,8 +46,10 @@ __all__ = [
     "Kernel",
     "KineticState",
     "MomentumState",
+    "Negatives",
     "ParallelTempering",
     "Persistent",
+    "PersistentChains",
     "State",
     "UnderdampedLangevin",
     "acceptance_uniform",

@@ -1,0 +1,104 @@
+"""PCD with its default options on the four toy sets with a known density, five independent data draws each.
+
+    PYTHONPATH=. nice -n 10 python benchmarks/pcd_toys.py                      # the 20 runs (issue 18 item 4)
+    PYTHONPATH=. python benchmarks/pcd_toys.py --datasets rings --seeds 0 --options '{"step_size": 0.001}'
+
+Each run: 20,000 training and 5,000 held-out points drawn with data seed s (s = 0..4), then
+`fit(train, method="pcd", seed=s)` with every other option at its default (or `--options`), then the exact test
+NLL by midpoint quadrature on [-4.5, 4.5]^2 (400^2 cells; the 800^2 check is recorded) against the data entropy
+(the mean exact -log p of the same test points, so both figures share the test sample's noise). Single-threaded
+(torch.set_num_threads(1)); `train_cpu_s` is the process CPU time of `fit`, `train_wall_s` its wall time on a
+shared machine (noisy). Results go to benchmarks/results/pcd_toys.json (after every run; --skip-done resumes) and a
+table to benchmarks/results/pcd_toys.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+from _report import write_json
+
+from ebm_samplers._atomic import atomic_write
+from ebm_samplers.training import fit, grid_nll, toy_dataset
+
+DATASETS = ("8gaussians", "checkerboard", "rings", "circles")
+TARGET = 0.10  # nats above the data entropy (issue 18 item 4)
+
+
+def run_one(dataset_name: str, seed: int, options: dict) -> dict:
+    dataset = toy_dataset(dataset_name)
+    generator = torch.Generator().manual_seed(seed)
+    train, test = dataset.sample(20_000, generator), dataset.sample(5_000, generator)
+    cpu, wall = time.process_time(), time.perf_counter()
+    result = fit(train, method="pcd", seed=seed, progress=False, **options)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    nll = grid_nll(result.energy, test)
+    entropy = float(dataset.energy()(test).double().mean())
+    return {
+        "dataset": dataset_name,
+        "seed": seed,
+        "options": {k: v for k, v in options.items()},
+        "iterations": result.n_iterations,
+        "test_nll": nll.nll,
+        "data_entropy": entropy,
+        "gap": nll.nll - entropy,
+        "discretisation_error": nll.discretisation_error,
+        "train_cpu_s": cpu,
+        "train_wall_s": wall,
+    }
+
+
+def table(runs: list[dict]) -> str:
+    seeds = sorted({r["seed"] for r in runs})
+    lines = [
+        "| data set | " + " | ".join(f"seed {s}" for s in seeds) + " | worst | mean CPU s / run |",
+        "|---" * (len(seeds) + 3) + "|",
+    ]
+    for name in DATASETS:
+        row = {r["seed"]: r for r in runs if r["dataset"] == name}
+        if not row:
+            continue
+        cells = [f"{row[s]['gap']:+.3f}" if s in row else "—" for s in seeds]
+        worst = max(r["gap"] for r in row.values())
+        cpu = sum(r["train_cpu_s"] for r in row.values()) / len(row)
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {worst:+.3f} | {cpu:.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--options", default="{}", help="JSON of fit options overriding the defaults")
+    parser.add_argument("--out", default="benchmarks/results/pcd_toys.json")
+    parser.add_argument("--skip-done", action="store_true", help="keep runs already in the JSON file")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    options = json.loads(args.options)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    runs = json.loads(out.read_text())["runs"] if args.skip_done and out.exists() else []
+    done = {(r["dataset"], r["seed"]) for r in runs}
+    for name in args.datasets:
+        for seed in args.seeds:
+            if (name, seed) in done:
+                continue
+            record = run_one(name, seed, options)
+            runs.append(record)
+            print(
+                f"{name:13s} seed {seed} NLL {record['test_nll']:.3f} entropy {record['data_entropy']:.3f} "
+                f"gap {record['gap']:+.3f} cpu {record['train_cpu_s']:.0f}s wall {record['train_wall_s']:.0f}s",
+                flush=True,
+            )
+            write_json(out, {"target_gap": TARGET, "runs": runs}, indent=1)
+    markdown = table(runs)
+    atomic_write(out.with_suffix(".md"), lambda temporary: temporary.write_text(markdown + "\n"))
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()
