@@ -23,21 +23,37 @@ import torch
 from _report import write_json
 
 from ebm_samplers._atomic import atomic_write
-from ebm_samplers.training import fit, grid_nll, toy_dataset
+from ebm_samplers.training import fit, grid_nll, sample_ksd, toy_dataset
+from ebm_samplers.training.datasets import TOY_BOUNDS
+from ebm_samplers.training.evaluation import _energies, _grid
 
 DATASETS = ("8gaussians", "checkerboard", "rings", "circles")
 TARGET = 0.10  # nats above the data entropy (issue 18 item 4)
 
 
-def run_one(dataset_name: str, seed: int, options: dict) -> dict:
+def run_one(dataset_name: str, seed: int, options: dict, save: Path | None = None) -> dict:
     dataset = toy_dataset(dataset_name)
     generator = torch.Generator().manual_seed(seed)
     train, test = dataset.sample(20_000, generator), dataset.sample(5_000, generator)
     cpu, wall = time.process_time(), time.perf_counter()
     result = fit(train, method="pcd", seed=seed, progress=False, **options)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    if save is not None:
+        save.mkdir(parents=True, exist_ok=True)
+        torch.save(
+            {"energy": result.energy.state_dict(), "buffer": result.extras["replay_buffer"]},
+            save / f"{dataset_name}_{seed}.pt",
+        )
     nll = grid_nll(result.energy, test)
     entropy = float(dataset.energy()(test).double().mean())
+    buffer = result.extras["replay_buffer"]
+    diagnosis = {
+        # does the sampler reach the model? KSD of 1,000 buffer states under the model's own score
+        "buffer_ksd": sample_ksd(result.energy, buffer[torch.randperm(len(buffer), generator=generator)[:1000]]).ksd
+    }
+    law = dataset.energy()
+    if hasattr(law, "radii"):  # ring sets: how the model, the data and the buffer share the mass among the rings
+        diagnosis |= ring_shares(result.energy, law, test, buffer)
     return {
         "dataset": dataset_name,
         "seed": seed,
@@ -49,6 +65,37 @@ def run_one(dataset_name: str, seed: int, options: dict) -> dict:
         "discretisation_error": nll.discretisation_error,
         "train_cpu_s": cpu,
         "train_wall_s": wall,
+        "diagnosis": diagnosis,
+    }
+
+
+def ring_shares(energy, law, test: torch.Tensor, buffer: torch.Tensor) -> dict:
+    """Per ring (nearest radius): the model's mass (grid quadrature), the test data's and the buffer's share, and
+    the model's radial sd around the ring, against the data's noise."""
+    radii = law.radii.double()
+    points, _ = _grid(*TOY_BOUNDS, 400, torch.zeros(1))
+    mass = torch.softmax(-_energies(energy, points).double(), 0)
+    rho = torch.linalg.vector_norm(points.double(), dim=1)
+    nearest = (rho[:, None] - radii).abs().argmin(1)
+    model, radial_sd = [], []
+    for ring in range(len(radii)):
+        inside = nearest == ring
+        share = float(mass[inside].sum())
+        model.append(share)
+        offset = rho[inside] - radii[ring]
+        radial_sd.append(float((mass[inside] * offset.square()).sum() / max(share, 1e-300)) ** 0.5)
+
+    def shares(x: torch.Tensor) -> list[float]:
+        ring = (torch.linalg.vector_norm(x.double(), dim=1)[:, None] - radii).abs().argmin(1)
+        return [round(float((ring == k).double().mean()), 4) for k in range(len(radii))]
+
+    return {
+        "radii": radii.tolist(),
+        "model_ring_mass": [round(v, 4) for v in model],
+        "test_ring_share": shares(test),
+        "buffer_ring_share": shares(buffer),
+        "model_radial_sd": [round(v, 4) for v in radial_sd],
+        "data_radial_sd": law.noise,
     }
 
 
@@ -75,6 +122,7 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--options", default="{}", help="JSON of fit options overriding the defaults")
     parser.add_argument("--out", default="benchmarks/results/pcd_toys.json")
+    parser.add_argument("--save-models", default=None, help="a folder to save each trained energy's state_dict in")
     parser.add_argument("--skip-done", action="store_true", help="keep runs already in the JSON file")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -87,8 +135,9 @@ def main() -> None:
         for seed in args.seeds:
             if (name, seed) in done:
                 continue
-            record = run_one(name, seed, options)
+            record = run_one(name, seed, options, None if args.save_models is None else Path(args.save_models))
             runs.append(record)
+            print(json.dumps(record["diagnosis"]), flush=True)
             print(
                 f"{name:13s} seed {seed} NLL {record['test_nll']:.3f} entropy {record['data_entropy']:.3f} "
                 f"gap {record['gap']:+.3f} cpu {record['train_cpu_s']:.0f}s wall {record['train_wall_s']:.0f}s",

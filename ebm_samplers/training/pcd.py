@@ -76,6 +76,7 @@ class PersistentContrastiveDivergence(TrainingMethod):
     alpha: float | None = None
     buffer_size: int | None = None
     reinit_probability: float = 0.05
+    restart_from_data: float = 0.0  # share of fresh starts that are training points (the rest: uniform on the box)
     uses_sampler = True
     default_learning_rate = 3e-3
 
@@ -94,8 +95,18 @@ class PersistentContrastiveDivergence(TrainingMethod):
         low, high = data.amin(0), data.amax(0)
         low, high = low - 0.1 * (high - low), high + 0.1 * (high - low)
 
+        share = self.restart_from_data
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 <= share <= 1.0:
+            raise ValueError(f"pcd restart_from_data must be a number in [0, 1]; got {share!r}")
+
         def uniform_start(n: int, generator: torch.Generator) -> Tensor:
-            return low + (high - low) * torch.rand((n, *shape), generator=generator, dtype=dtype, device=device)
+            uniform = low + (high - low) * torch.rand((n, *shape), generator=generator, dtype=dtype, device=device)
+            if share == 0.0:
+                return uniform
+            # the same draws whatever the share (a coin and a data index per row), so runs stay comparable
+            coin = torch.rand(n, generator=generator, device=device) < share
+            points = data[torch.randint(0, data.shape[0], (n,), generator=generator, device=device)]
+            return torch.where(coin.reshape(n, *([1] * len(shape))), points, uniform)
 
         self._start = uniform_start
         self.buffer = ebm_samplers.ReplayBuffer(
