@@ -22,6 +22,8 @@ from pathlib import Path
 import torch
 from _report import write_json
 
+import ebm_samplers
+from diagnostics.convergence import convergence_figures
 from ebm_samplers._atomic import atomic_write
 from ebm_samplers.training import fit, grid_nll, sample_ksd, toy_dataset
 from ebm_samplers.training.datasets import TOY_BOUNDS
@@ -89,7 +91,12 @@ def ring_shares(energy, law, test: torch.Tensor, buffer: torch.Tensor) -> dict:
         ring = (torch.linalg.vector_norm(x.double(), dim=1)[:, None] - radii).abs().argmin(1)
         return [round(float((ring == k).double().mean()), 4) for k in range(len(radii))]
 
+    # R-hat of the radius over 16 MALA chains on the trained model started at 16 buffer states (other rings)
+    starts = buffer[torch.randperm(len(buffer), generator=torch.Generator().manual_seed(4))[:16]]
+    trace = ebm_samplers.sample(energy, "mala", init=starts, n_steps=400, warmup=200, seed=5, progress=False)
+    radius = torch.linalg.vector_norm(trace.draws.double(), dim=-1)[..., None].numpy()
     return {
+        "radius_rhat_16_buffer_chains": round(float(convergence_figures(radius)["rhat"][0]), 3),
         "radii": radii.tolist(),
         "model_ring_mass": [round(v, 4) for v in model],
         "test_ring_share": shares(test),

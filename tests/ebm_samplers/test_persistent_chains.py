@@ -191,3 +191,13 @@ def test_a_version_1_buffer_state_loads_with_lineage_zero():
     restored = ReplayBuffer(4, (2,))
     restored.load_state_dict(state)
     assert len(restored) == 3 and (restored.lineage == 0).all() and math.isclose(restored.samples.sum(), 6.0)
+
+
+def test_the_persistent_kernel_builds_its_buffer_at_once_when_given_the_event_shape():
+    saved = ReplayBuffer(16, (2,))
+    saved.push(torch.ones(5, 2), lineage=torch.full((5,), 40))
+    kernel = ebm_samplers.get_sampler("persistent", capacity=16, event_shape=(2,), reinit_probability=0.0)
+    kernel.buffer.load_state_dict(saved.state_dict())  # restored before init / the first step
+    state = kernel.init(torch.zeros(4, 2), lambda x: 0.5 * (x**2).sum(-1))
+    _, info = kernel.step(state, lambda x: 0.5 * (x**2).sum(-1), torch.Generator().manual_seed(0))
+    assert (info["lineage"] == 40 + kernel.n_inner_steps).all()  # every chain continued a restored one

@@ -227,3 +227,16 @@ def test_the_learning_rate_schedule_is_followed_and_checked(data, monkeypatch):
 def test_pcd_restart_from_data_is_checked(data):
     with pytest.raises(ValueError, match=r"pcd restart_from_data must be a number in \[0, 1\]; got 1.5"):
         fit(data, "pcd", energy=small_energy(), n_iterations=1, batch_size=4, restart_from_data=1.5)
+
+
+def test_pcd_fresh_starts_are_training_points_in_the_share_restart_from_data(data):
+    from ebm_samplers.training._method import build_method
+
+    for share, expected in ((1.0, 1.0), (0.0, 0.0), (0.5, 0.5)):
+        method = build_method("pcd", {"restart_from_data": share})
+        method.resolve_defaults(data)
+        method.setup(small_energy(), data, torch.Generator().manual_seed(0))
+        starts = method.buffer.draw_fresh(4000, torch.Generator().manual_seed(1))
+        is_data = (starts[:, None, :] == data[None]).all(-1).any(-1).double()
+        # a binomial share: 4,000 draws give a standard error of at most 0.008
+        assert abs(float(is_data.mean()) - expected) < 0.04
