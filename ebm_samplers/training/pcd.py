@@ -46,17 +46,21 @@ from ebm_samplers.training.distributed import local_module
 #: Samples with more numbers than this (e.g. 8x8 images: 64) get `HIGH_DIMENSION_SETTINGS`.
 HIGH_DIMENSION = 16
 #: Defaults for samples of at most `HIGH_DIMENSION` numbers (the 2-D toy sets).
-LOW_DIMENSION_SETTINGS: dict[str, float | int] = {
+LOW_DIMENSION_SETTINGS: dict[str, float | int | str] = {
+    "sampler": "mala",
+    "restart_from_data": 0.9,
     "n_steps": 20,
     "step_size": 0.01,
-    "alpha": 0.1,
+    "alpha": 0.01,
     "buffer_size": 10_000,
     "n_iterations": 2000,
     "learning_rate": 3e-3,
     "batch_size": 256,
 }
 #: Defaults for larger samples, measured on 8x8 digits (see the module docstring and the README).
-HIGH_DIMENSION_SETTINGS: dict[str, float | int] = {
+HIGH_DIMENSION_SETTINGS: dict[str, float | int | str] = {
+    "sampler": "ula",
+    "restart_from_data": 0.0,
     "n_steps": 40,
     "step_size": 1e-4,
     "alpha": 0.001,
@@ -70,19 +74,19 @@ HIGH_DIMENSION_SETTINGS: dict[str, float | int] = {
 @register_method("pcd")
 @dataclass
 class PersistentContrastiveDivergence(TrainingMethod):
-    sampler: str | Kernel = "ula"
+    sampler: str | Kernel | None = None  # None: from the data (LOW_ or HIGH_DIMENSION_SETTINGS)
     n_steps: int | None = None  # None: from the data (LOW_ or HIGH_DIMENSION_SETTINGS)
     step_size: float | None = None
     alpha: float | None = None
     buffer_size: int | None = None
     reinit_probability: float = 0.05
-    restart_from_data: float = 0.0  # share of fresh starts that are training points (the rest: uniform on the box)
+    restart_from_data: float | None = None  # share of fresh starts that are training points (rest: uniform box)
     uses_sampler = True
     default_learning_rate = 3e-3
 
     def resolve_defaults(self, data: Tensor) -> None:
         settings = HIGH_DIMENSION_SETTINGS if data[0].numel() > HIGH_DIMENSION else LOW_DIMENSION_SETTINGS
-        for name in ("n_steps", "step_size", "alpha", "buffer_size"):
+        for name in ("sampler", "restart_from_data", "n_steps", "step_size", "alpha", "buffer_size"):
             if getattr(self, name) is None:
                 setattr(self, name, settings[name])
         self.default_iterations = settings["n_iterations"]
@@ -127,9 +131,10 @@ class PersistentContrastiveDivergence(TrainingMethod):
     def loss(self, energy: nn.Module, batch: Tensor, generator: torch.Generator) -> tuple[Tensor, dict[str, float]]:
         if self._state is None:
             self._state = self._initial_state(local_module(energy), batch.shape[0], generator)
-        self._state, _ = self._kernel.step(self._state, local_module(energy), generator)
+        self._state, info = self._kernel.step(self._state, local_module(energy), generator)
         loss, figures = contrastive_loss(energy, batch, self._state.position, self.alpha)
-        return loss, {**figures, "buffer_size": float(len(self.buffer))}
+        # lineage: the negatives' mean number of transitions since their chains' fresh starts
+        return loss, {**figures, "buffer_size": float(len(self.buffer)), "lineage": info["lineage"].mean().item()}
 
     def _initial_state(self, energy: nn.Module, n: int, generator: torch.Generator):
         if self._pending is None:
