@@ -57,13 +57,14 @@ def fit(
         batch_size: data samples per step (drawn with replacement); default per method (256; pcd on samples
             of more than 16 numbers 128).
         seed: seeds the run's only random generator.
-        sampler: for short_run, cd and pcd: a registered sampler name or a Kernel (default "ula").
+        sampler: for short_run, cd and pcd: a registered sampler name or a Kernel (default "ula"; pcd on samples
+            of at most 16 numbers "mala", see `training.pcd`).
         learning_rate: Adam's step size; default per method (1e-3; pcd 3e-3, on samples of more than 16
             numbers 1e-3).
         learning_rate_schedule: "constant" (Adam's step stays `learning_rate`) or "cosine" (it falls from
             `learning_rate` to 0 along half a cosine over the `n_iterations`, so the last updates average out the
             noise of the gradient estimate instead of leaving the weights where one noisy step put them); default
-            per method ("constant"; pcd "cosine").
+            per method (every built-in method: "constant").
         checkpoint: a file to save the full training state to, every `checkpoint_every` steps and at the end.
         resume: a checkpoint file to continue from (same data, method and options).
         progress: show a progress bar; None shows it when stderr is a terminal.
