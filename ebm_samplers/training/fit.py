@@ -57,8 +57,7 @@ def fit(
         batch_size: data samples per step (drawn with replacement); default per method (256; pcd on samples
             of more than 16 numbers 128).
         seed: seeds the run's only random generator.
-        sampler: for short_run, cd and pcd: a registered sampler name or a Kernel (default "ula"; pcd on samples
-            of at most 16 numbers "mala", see `training.pcd`).
+        sampler: for short_run, cd and pcd: a registered sampler name or a Kernel (default "ula").
         learning_rate: Adam's step size; default per method (1e-3; pcd 3e-3, on samples of more than 16
             numbers 1e-3).
         learning_rate_schedule: "constant" (Adam's step stays `learning_rate`) or "cosine" (it falls from

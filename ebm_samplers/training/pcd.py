@@ -1,31 +1,28 @@
 """Persistent contrastive divergence (Tieleman 2008) through the "persistent" replay-buffer sampler.
 
 Each iteration the "persistent" kernel draws a batch of chain states from its replay buffer (a fresh
-start with probability `reinit_probability`, Du & Mordatch 2019: a training point with probability
-`restart_from_data`, else uniform on the data's box), runs `n_steps` steps of
+start with probability `reinit_probability`, Du & Mordatch 2019: uniform on the data's box, or a training
+point with probability `restart_from_data`), runs `n_steps` steps of
 the inner `sampler` (any registered kernel) on the CURRENT energy, and pushes the results back:
 
     loss = mean E(x+) - mean E(x-) + alpha (E(x+)^2 + E(x-)^2)
 
-Defaults for samples of at most `HIGH_DIMENSION` numbers (the 2-D toy sets; `LOW_DIMENSION_SETTINGS`): a
-10,000-sample buffer, 5 % re-initialisation per draw (Du & Mordatch 2019), of which 90 % restart at a training
-point and 10 % uniformly on the data's box widened by 10 % per side, 20 MALA steps of 0.01 per iteration, the
-energy penalty alpha = 0.05, Adam 3e-3, 2,000 iterations. Each choice fixes a mechanism measured on the thin
-rings (ring sd 0.08; docs/training/persistent.md has the figures):
+Defaults for samples of at most `HIGH_DIMENSION` numbers (the 2-D toy sets; `LOW_DIMENSION_SETTINGS`) follow
+Du & Mordatch (2019) and Grathwohl et al. (2019): a 10,000-sample buffer, 5 % re-initialisation uniform over
+the data's bounding box (widened by 10 % per side), an L2 penalty on energies (alpha = 0.1), 20 ULA steps of
+0.01 per iteration, Adam 3e-3. They do not learn the thin rings well; three mechanisms are known (issue 18,
+docs/training/pcd_defaults.md has the measurements), none fixed by a default yet:
 
-* MALA, not ULA: ULA on a curvature k is stable only for h k < 2 and its stationary sd never falls below
-  sqrt(2h) = 0.14 at h = 0.01, so it cannot hold a ring of sd 0.08. The model sharpened the rings to compensate
-  until ULA's chains were thrown off them (and gathered on the outer ring, whose basin is the largest).
-  MALA rejects such moves, so its chains keep exp(-E) invariant at any step.
-* restarts at training points: chains do not cross the gaps between rings, so the buffer's share per ring is the
-  fresh starts' share; uniform starts land in each ring's basin by its area (the outer ring's basin is most of
-  the box), and the gradient then pushes mass towards the under-represented rings without end. Starting at data
-  makes the inflow follow the data; at the fixed point (model = data) such a chain starts at the stationary
-  law, so the fixed point is not moved; the uniform 10 % still look for spurious modes away from the data.
-* alpha = 0.05: the penalty alpha (E+^2 + E-^2) moves the fixed point: along the energy's own scale the
-  likelihood gradient is Var(E) theta and the penalty's 4 alpha Var(E) (1 + theta), so the fitted energy is about
-  E / (1 + 4 alpha): alpha = 0.1 learns exp(-E / 1.4), alpha = 0.05 exp(-E / 1.2). Smaller alpha let the energy
-  scale run away early in training, with uniform restarts (the runaway above) and without them.
+* ULA on a curvature k is stable only for h k < 2 and its stationary sd never falls below sqrt(2h) = 0.14 at
+  h = 0.01, so it cannot hold a ring of sd 0.08: the model sharpens the rings to compensate until ULA's chains
+  are thrown off them. `sampler="mala"` keeps exp(-E) invariant at any step.
+* chains do not cross the gaps between rings, so the buffer's share per ring is the share of fresh starts that
+  land there: uniform starts land by basin area (the outer ring's basin is most of the box).
+  `restart_from_data` starts fresh chains at training points instead; then the ring shares of the buffer follow
+  the data whatever the model, and nothing in the gradient restores the model's ring weights either.
+* the penalty alpha (E+^2 + E-^2) moves the fixed point: along the energy's own scale the likelihood gradient is
+  Var(E) theta and the penalty's 4 alpha Var(E) (1 + theta), so the fitted energy is about E / (1 + 4 alpha)
+  (exp(-E / 1.4) at alpha = 0.1); smaller alpha lets the energy scale or the ring weights run away.
 
 Defaults follow the data: the settings above serve samples of at most `HIGH_DIMENSION` numbers (the 2-D
 toy sets); larger samples (8x8 digits in [-1, 1], 64-D) get `HIGH_DIMENSION_SETTINGS`, measured on the digits
@@ -60,11 +57,11 @@ from ebm_samplers.training.distributed import local_module
 HIGH_DIMENSION = 16
 #: Defaults for samples of at most `HIGH_DIMENSION` numbers (the 2-D toy sets).
 LOW_DIMENSION_SETTINGS: dict[str, float | int | str] = {
-    "sampler": "mala",
-    "restart_from_data": 0.9,
+    "sampler": "ula",
+    "restart_from_data": 0.0,
     "n_steps": 20,
     "step_size": 0.01,
-    "alpha": 0.05,
+    "alpha": 0.1,
     "buffer_size": 10_000,
     "n_iterations": 2000,
     "learning_rate": 3e-3,
