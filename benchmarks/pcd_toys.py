@@ -96,7 +96,7 @@ def ring_shares(energy, law, test: torch.Tensor, buffer: torch.Tensor) -> dict:
     trace = ebm_samplers.sample(energy, "mala", init=starts, n_steps=400, warmup=200, seed=5, progress=False)
     radius = torch.linalg.vector_norm(trace.draws.double(), dim=-1)[..., None].numpy()
     return {
-        "radius_rhat_16_buffer_chains": round(float(convergence_figures(radius)["rhat"][0]), 3),
+        "radius_rhat_16_buffer_chains": round(float(convergence_figures(radius)["r_hat"][0]), 3),
         "radii": radii.tolist(),
         "model_ring_mass": [round(v, 4) for v in model],
         "test_ring_share": shares(test),
