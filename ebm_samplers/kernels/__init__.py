@@ -26,6 +26,7 @@ from ebm_samplers.kernels.base import (
     per_chain,
     where_state,
 )
+from ebm_samplers.kernels.data_jump import DataJump
 from ebm_samplers.kernels.hmc import HMC
 from ebm_samplers.kernels.mala import MALA
 from ebm_samplers.kernels.parallel_tempering import ParallelTempering
@@ -40,6 +41,7 @@ __all__ = [
     "SGLD",
     "ULA",
     "AnnealedLangevin",
+    "DataJump",
     "DrawThenAdvance",
     "Draws",
     "Info",

@@ -201,3 +201,30 @@ def test_the_persistent_kernel_builds_its_buffer_at_once_when_given_the_event_sh
     state = kernel.init(torch.zeros(4, 2), lambda x: 0.5 * (x**2).sum(-1))
     _, info = kernel.step(state, lambda x: 0.5 * (x**2).sum(-1), torch.Generator().manual_seed(0))
     assert (info["lineage"] == 40 + kernel.n_inner_steps).all()  # every chain continued a restored one
+
+
+def test_data_jumps_give_separated_modes_the_model_weights_not_the_reference_weights():
+    # target: 0.2 N(-3, 0.2^2) + 0.8 N(3, 0.2^2); MALA alone never crosses (about 110 nats of barrier). The
+    # reference puts 3/4 of its points at the light mode, so a jump that ignored q(x) / q(x') would settle at
+    # 0.8 * 0.25 / (0.8 * 0.25 + 0.2 * 0.75) = 0.57 on the heavy mode, and one that never jumped at 0.
+    def energy(x):
+        left = torch.log(torch.tensor(0.2)) - 0.5 * ((x[:, 0] + 3) / 0.2) ** 2
+        right = torch.log(torch.tensor(0.8)) - 0.5 * ((x[:, 0] - 3) / 0.2) ** 2
+        return -torch.logaddexp(left, right)
+
+    reference = torch.cat([torch.full((75, 1), -3.0), torch.full((25, 1), 3.0)])
+    reference = reference + 0.2 * torch.randn(100, 1, generator=torch.Generator().manual_seed(0))
+    shares = []
+    for seed in range(8):
+        kernel = ebm_samplers.get_sampler("data_jump", reference=reference, bandwidth=0.2, step_size=0.02)
+        generator = torch.Generator().manual_seed(seed)
+        state = kernel.init(torch.full((64, 1), -3.0), energy)  # every chain starts in the light mode
+        kept = []
+        for step in range(120):
+            state, _ = kernel.step(state, energy, generator)
+            if step >= 20:
+                kept.append((state.position[:, 0] > 0).double().mean())
+        shares.append(torch.stack(kept).mean())
+    assert_matches(torch.stack(shares), 0.8, "share of the heavy mode")
+    with pytest.raises(ValueError, match=r"reference must be a tensor of points \(N, \*event\)"):
+        ebm_samplers.get_sampler("data_jump", reference=torch.zeros(3))
