@@ -87,20 +87,21 @@ class Chains:
 
     @property
     def hamiltonian_energy(self) -> bool:
-        """Whether sample_stats "energy" is a Hamiltonian (potential + kinetic) energy, so that E-BFMI
-        and the energy plot mean something: the source says so (attribute energy_kind = "hamiltonian")
-        or records divergences, which only Hamiltonian samplers do. A toolkit trace's "energy" is the
-        potential E(x) of the kept state and is not used for E-BFMI."""
-        if "energy" not in self.sample_stats:
-            return False
-        kind = str(self.attrs.get("energy_kind", "")).lower()
-        return kind == "hamiltonian" or "diverging" in self.sample_stats
+        """Whether there is a Hamiltonian (potential + kinetic) energy per draw, so that E-BFMI and the energy
+        plot mean something: sample_stats "energy", ArviZ's (and Stan's `energy__`) name for it, which a
+        toolkit trace exports from its `hamiltonian` stat. A `potential_energy` stat is never used for them."""
+        return "energy" in self.sample_stats
+
+
+#: A toolkit trace's stat names that ArviZ knows by another name (a Trace's `to_arviz` renames them itself).
+_ARVIZ_NAMES = {"hamiltonian": "energy"}
 
 
 def read_chains(source, sample_stats: dict | None = None) -> Chains:
     """`Chains` from a Trace, a DataTree (posterior + optional sample_stats) or an array.
 
-    `sample_stats` adds or replaces per-step statistics (arrays or tensors of shape (chain, draw)).
+    `sample_stats` adds or replaces per-step statistics (arrays or tensors of shape (chain, draw)); under
+    ArviZ's names, or a trace's (`hamiltonian`, taken as ArviZ's `energy`).
     """
     attrs: dict = {}
     stats: dict[str, np.ndarray] = {}
@@ -126,7 +127,7 @@ def read_chains(source, sample_stats: dict | None = None) -> Chains:
     for name, values in (sample_stats or {}).items():
         if hasattr(values, "detach"):
             values = values.detach().cpu().numpy()
-        stats[name] = np.asarray(values)
+        stats[_ARVIZ_NAMES.get(name, name)] = np.asarray(values)
     for name, values in stats.items():
         if values.shape != shape:
             raise ValueError(f"sample stat {name!r} has shape {values.shape}; expected (chain, draw) = {shape}")

@@ -4,7 +4,7 @@ Own figures use `matplotlib.figure.Figure` directly (no pyplot state, no backend
 go through pyplot, which falls back to Agg on a headless machine (the CLI selects Agg explicitly).
 
 * `convergence_plots`: ArviZ trace + marginals, rank ECDF differences, autocorrelation, and the energy
-  plot when the sample_stats "energy" is a Hamiltonian. The rank plot is drawn from thinned draws, so
+  plot when there is a Hamiltonian per draw (sample_stats "energy"). The rank plot is drawn from thinned draws, so
   that autocorrelation does not fake non-uniformity; the thinning step is the largest within-chain
   autocorrelation time N / ESS over single chains. (ArviZ's `thin=True` uses the pooled ESS, which
   collapses to a handful of draws exactly when chains disagree and the plot matters most.)

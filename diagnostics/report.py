@@ -10,8 +10,8 @@ rank-normalised split R-hat <= 1.01, bulk and tail ESS >= 400, at least 4 chains
   the same region when their medians differ by at most `SEPARATION` typical within-chain sds on every
   coordinate); more than one group means the chains sit in different modes;
 * divergences (a "diverging" stat; Hamiltonian samplers record it);
-* E-BFMI < 0.3 per chain (Betancourt 2016), only when the sample_stats "energy" is a Hamiltonian
-  (see `Chains.hamiltonian_energy`).
+* E-BFMI < 0.3 per chain (Betancourt 2016), when there is a Hamiltonian per draw: sample_stats "energy"
+  (ArviZ's name) or "hamiltonian" (a trace's); see `Chains.hamiltonian_energy`.
 """
 
 from __future__ import annotations

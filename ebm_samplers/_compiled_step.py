@@ -30,9 +30,8 @@ only through what stays fixed after warm-up — so blocks compute the same chain
 planned around `thin` (`plan_block`) so that a run compiles at most two of them, beside the single step
 (warm-up, and the transitions left over at the end).
 
-The first call of each graph compiles: on a 2-core CPU with an empty cache, 2-5 s for a single step, 10 s for
-a block of 16 ULA transitions, 19 s for 16 MALA ones, more on a loaded machine. The time is reported. Later
-runs in the same process reuse the compiled graphs (measured: 3 ms), and TorchInductor caches on disk, so a
+The first call of each graph compiles (seconds to tens of seconds; figures in `docs/performance.md`); the time
+is reported. Later runs in the same process reuse the compiled graphs, and TorchInductor caches on disk, so a
 new process compiling the same step is faster. Anything dynamo cannot trace runs eagerly (correct, just not
 faster). On CPU, TorchInductor needs a working C++ compiler.
 """
@@ -49,17 +48,15 @@ from torch import Tensor
 
 from ebm_samplers._nonfinite import PROPOSAL_ENERGY, STATE_NONFINITE, energy_to_name, state_failures, step_failures
 from ebm_samplers.kernels.base import DrawThenAdvance, Info, Kernel, State, recorded
+from ebm_samplers.trace import kept_stats
 from energies.base import has_analytic_gradient
 
-#: Gradient evaluations per compiled block. Measured on the 2-D mixture at 1,000 chains (thin 100, CPU time per
-#: transition, one thread): MALA 0.114 / 0.086 / 0.079 / 0.068 ms at 1 / 4 / 8 / 16 transitions per call, ULA
-#: 0.066 / 0.053 / 0.050 ms at 1 / 8 / 16; the longer the block, the longer the compile (MALA, empty cache:
-#: 4.6 / 8.4 / 19 s at 4 / 8 / 16), paid once per process and kernel.
+#: Gradient evaluations per compiled block: longer blocks run faster per transition but compile longer (once per
+#: process and kernel); 16 was the best trade measured (`docs/performance.md`, "Compiled blocks").
 _GRADIENTS_PER_CALL = 16
 #: Coordinates of all chains times transitions per block, at most. A block's intermediates grow with it, and once
 #: they leave the CPU's cache a block is slower than single steps, whose call overhead is by then small against
-#: the arithmetic. Measured, ULA on the 2-D mixture at 10,000 chains (thin 100, CPU time): 0.32 / 0.38 / 0.41 ms
-#: per transition at 1 / 4 / 16 transitions per call; at 1,000 chains 16 per call are the fastest (above).
+#: the arithmetic (measured: `docs/performance.md`, "Compiled blocks").
 _COORDINATES_PER_CALL = 32_768
 #: Compiled graphs dynamo keeps per function (its default, 8, is reached by a notebook that samples a few kernels
 #: and energies; beyond it dynamo silently runs the step eagerly). Set around the compiling calls only.
@@ -110,6 +107,12 @@ class CompiledStep:
 
     def __init__(self, kernel: Kernel, energy, coordinates: int):
         """`coordinates`: of all chains together (the state's position's number of elements)."""
+        if not getattr(kernel, "compile_step_supported", True):
+            name = kernel.name or type(kernel).__name__
+            raise ValueError(
+                f"compile_step=True cannot compile the {name} step (its number of gradient evaluations depends on "
+                "the draws); run with compile_step=False"
+            )
         self.kernel = kernel
         start = time.perf_counter()
         analytic = has_analytic_gradient(energy)
@@ -150,7 +153,7 @@ class CompiledStep:
             named = energy_to_name(failed_state, state.energy, info.get(PROPOSAL_ENERGY))
             bad.append(failed), state_bad.append(failed_state), value.append(named)
             if row in rows:
-                stats = {"energy": state.energy, "step_size": state.step_size, **recorded(info), "nonfinite": failed}
+                stats = {**kept_stats(state, recorded(info)), "nonfinite": failed}
                 kept.append((state.position, stats))
         stats = {name: torch.stack([row_stats[name] for _, row_stats in kept]) for name in kept[0][1]}
         positions = torch.stack([position for position, _ in kept])

@@ -5,8 +5,8 @@ Welford's update (Welford 1962) over the kept draws x_1, x_2, ... of each chain,
     n <- n + 1,   delta = x - mean,   mean <- mean + delta / n,   M2 <- M2 + delta * (x - mean)
 
 and variance = M2 / (n - 1). It is numerically stable over millions of draws (no difference of large
-sums) and is accumulated in float64 whatever the sampling dtype. Every stat (acceptance rate, energy,
-...) keeps its per-chain running mean. Memory is O(chains x event), independent of the run length.
+sums) and is accumulated in float64 whatever the sampling dtype. Every stat (acceptance rate, potential
+energy, ...) keeps its per-chain running mean. Memory is O(chains x event), independent of the run length.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from ebm_samplers.kernels.base import Info, State
+from ebm_samplers.trace import kept_stats
 
 
 @dataclass
@@ -55,21 +56,29 @@ class MomentsRecorder:
         self.mean: Tensor | None = None
         self.m2: Tensor | None = None
         self.stats_sum: dict[str, Tensor] = {}
+        self._scratch: tuple[Tensor, Tensor, Tensor] | None = None
 
     def record(self, step: int, state: State, info: Info) -> None:
         if (step + 1) % self.thin:
             return
-        x = state.position.detach().to(torch.float64)
+        position = state.position.detach()
         if self.mean is None:
-            self.mean = torch.zeros_like(x)
-            self.m2 = torch.zeros_like(x)
+            self.mean = torch.zeros_like(position, dtype=torch.float64)
+            self.m2 = torch.zeros_like(self.mean)
+        if self._scratch is None:  # three buffers the update writes into, instead of new tensors every draw
+            self._scratch = tuple(torch.empty_like(self.mean) for _ in range(3))
+        x, delta, term = self._scratch
         self.count += 1
-        delta = x - self.mean
-        self.mean += delta / self.count
-        self.m2 += delta * (x - self.mean)
-        for name, value in {"energy": state.energy, "step_size": state.step_size, **info}.items():
-            value = value.detach().to(torch.float64)
-            self.stats_sum[name] = self.stats_sum[name] + value if name in self.stats_sum else value.clone()
+        x.copy_(position)
+        torch.sub(x, self.mean, out=delta)
+        self.mean.add_(torch.div(delta, self.count, out=term))
+        self.m2.add_(torch.mul(delta, x.sub_(self.mean), out=term))
+        for name, value in kept_stats(state, info).items():
+            value = value.detach()
+            if name in self.stats_sum:
+                self.stats_sum[name].add_(value)
+            else:
+                self.stats_sum[name] = value.to(torch.float64, copy=True)
 
     def flush(self) -> None:
         """Nothing is buffered."""

@@ -34,6 +34,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from ebm_samplers._validate import check_count
+
 _MODES = ("fifo", "reservoir")
 _STATE_VERSION = 2  # 2: per-entry lineage (version 1 states load with lineage 0)
 
@@ -66,8 +68,7 @@ class ReplayBuffer:
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
-            raise ValueError(f"ReplayBuffer capacity must be an integer >= 1; got {capacity!r}")
+        check_count(capacity, "ReplayBuffer capacity", minimum=1)
         if isinstance(event_shape, int):
             event_shape = (event_shape,)
         try:

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from ebm_samplers._atomic import atomic_write, fsync_directory
 from ebm_samplers.kernels.base import Info, State
-from ebm_samplers.trace import VARIABLE, Trace
+from ebm_samplers.trace import VARIABLE, Trace, from_arviz_names, kept_stats, to_arviz_names
 
 RUN_FILE = "run.json"
 _CHUNK = re.compile(r"^chunk-(\d{12})\.nc$")
@@ -69,7 +69,7 @@ class StreamingRecorder:
     def record(self, step: int, state: State, info: Info) -> None:
         if (step + 1) % self.thin:
             return
-        values = {"energy": state.energy, "step_size": state.step_size, **info}
+        values = kept_stats(state, info)
         if self.draws is None:
             size = min(self.chunk, self.n_keep)
             self.draws = state.position.new_empty((self.n_chains, size, *state.position.shape[1:]))
@@ -90,7 +90,7 @@ class StreamingRecorder:
             self._start_store(keep_draws=0)
         k = self.n_buffered
         draws = self.draws[:, :k].cpu().numpy()
-        stats = {name: values[:, :k].cpu().numpy() for name, values in self.stats.items()}
+        stats = to_arviz_names({name: values[:, :k].cpu().numpy() for name, values in self.stats.items()})
         first = self.n_written
         atomic_write(self.folder / chunk_name(first), lambda temporary: _write_chunk(temporary, first, draws, stats))
         self.n_written += k
@@ -149,7 +149,7 @@ def load_stream(folder: str | os.PathLike) -> Trace:
         warnings.warn(f"stream {folder} holds {n_draws} of {expected} draws: the run did not finish", stacklevel=2)
     draws = torch.from_numpy(np.concatenate([part[0] for part in parts], axis=1))
     stats = {name: torch.from_numpy(np.concatenate([part[1][name] for part in parts], axis=1)) for name in parts[0][1]}
-    return Trace(draws=draws, stats=stats, attrs=attrs)
+    return Trace(draws=draws, stats=from_arviz_names(stats, attrs), attrs=attrs)
 
 
 def _write_chunk(path: Path, first_draw: int, draws: np.ndarray, stats: dict[str, np.ndarray]) -> None:
@@ -206,3 +206,6 @@ def _draws_in(path: Path) -> int:
 
     with h5py.File(path, "r") as file:
         return int(file["posterior"]["x"].shape[1])
+
+
+Trace.folder_reader = load_stream  # `Trace.load(FOLDER)` reads a stream; trace.py does not import this module

@@ -1,4 +1,4 @@
-"""The compiled CPU path: `ula`, `mala` and `hmc` on a `NumbaEnergy` run as numba loops over chains.
+"""The numba path: `ula`, `mala` and `hmc` on a `NumbaEnergy` run as numba loops over chains.
 
 Each kernel's loop lives in its own module (ula.py, mala.py, hmc.py) and is compiled for numba's first-class
 function type of `grad_fn`, so one cached machine-code loop (`cache=True`, in `__pycache__`) serves every
@@ -26,21 +26,25 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ebm_samplers.kernels.hmc import HMC
+from ebm_samplers.kernels.mala import MALA
+from ebm_samplers.kernels.ula import ULA
+
 _MODULES = {"ula": "run_ula", "mala": "run_mala", "hmc": "run_hmc"}
+#: the kernel classes whose transitions the loops implement, by loop name
+_KERNELS = {"ula": ULA, "mala": MALA, "hmc": HMC}
 #: seconds spent compiling or loading each loop in this process
 LOAD_SECONDS: dict[str, float] = {}
 
 
 def supports(kernel) -> bool:
-    """Whether `kernel` is a built-in kernel with a compiled loop (a user subclass may change `step`)."""
-    from ebm_samplers.registry import _REGISTRY
-
+    """Whether `kernel` is a built-in kernel with a numba loop (a user subclass may change `step`)."""
     name = getattr(kernel, "name", "")
-    return name in _MODULES and type(kernel) is _REGISTRY.get(name)
+    return name in _KERNELS and type(kernel) is _KERNELS[name]
 
 
 def load_loop(name: str, draws_dtype=np.float32):
-    """The compiled loop of sampler `name` that writes draws of `draws_dtype` (float32 or float64), compiled (or
+    """The numba loop of sampler `name` that writes draws of `draws_dtype` (float32 or float64), compiled (or
     loaded from the disk cache) on first use; `LOAD_SECONDS` keeps the first use's time, keyed `name` for
     float32 and `name.float64`."""
     dtype = np.dtype(draws_dtype)
@@ -54,7 +58,7 @@ def _numpy(values: Tensor, n: int) -> np.ndarray:
     return np.ascontiguousarray(values.detach().cpu().numpy(), dtype=np.float64).reshape(n, -1)
 
 
-def run_compiled(
+def run_numba(
     kernel, energy, state, *, warmup: int, n_steps: int, thin: int, generator: torch.Generator, first_step: int = 0
 ) -> tuple[Tensor, dict[str, Tensor], Tensor]:
     """Run `warmup + n_steps` transitions of every chain from `state`; return draws, stats and failures.
@@ -95,9 +99,12 @@ def run_compiled(
     if name == "ula":
         del out["nonfinite"]  # the torch ULA reports no per-proposal flag either
 
+    # the loops' shared `energy` output holds what the torch kernel records: H for HMC, else E(x)
+    out["hamiltonian" if name == "hmc" else "potential_energy"] = out.pop("energy")
+
     dtype = position.dtype
     draws = torch.from_numpy(out.pop("draws")).to(dtype).reshape(n, keep, *position.shape[1:])
-    stats = {"energy": None, "step_size": torch.from_numpy(step_size).to(dtype)[:, None].expand(n, keep).clone()}
+    stats = {"step_size": torch.from_numpy(step_size).to(dtype)[:, None].expand(n, keep).clone()}
     for key in list(out):  # convert one array at a time, so peak memory holds one float64 array at most
         tensor = torch.from_numpy(out.pop(key))
         stats[key] = tensor.to(dtype) if tensor.is_floating_point() else tensor

@@ -1,4 +1,4 @@
-"""Blocks of chains: what every compiled loop does around its kernel's transition, written once.
+"""Blocks of chains: what every numba loop does around its kernel's transition, written once.
 
 A loop hands each thread blocks of a few neighbouring chains and advances a block step by step, one phase of the
 step at a time for every chain of the block (ULA and MALA: the proposals, then the gradients, then the accept
@@ -8,8 +8,7 @@ one chain at a time mostly waits on latencies (exp, division, storing and reload
 a block are independent, so it overlaps their work. Each chain keeps its own random stream and does the same
 arithmetic in the same order as alone, so its draws depend neither on its block nor on the thread count.
 
-Measured on the 2-D mixture, one thread, 1,000 chains, ns per transition (HMC: per leapfrog step), with 1 / 2 /
-4 / 8 chains a block: HMC 39 / 27 / 27 / 29, MALA 79 / - / 62 / 62, ULA 42 / - / 36 / 35.
+The block size was chosen by measurement (`docs/performance.md`, "numba path").
 
 The helpers here: the block's bounds, rows of a block's arrays, its chains' set-up (random stream, start,
 gradient there), which kept draw a step writes, and the writing of the stats every kernel records.

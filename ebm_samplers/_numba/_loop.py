@@ -1,9 +1,9 @@
-"""A kernel's compiled loop, one machine-code version per dtype of the draws it writes, made on first use.
+"""A kernel's numba loop, one machine-code version per dtype of the draws it writes, made on first use.
 
 Every loop takes the same leading arguments (`loop_arguments`) and then its kernel's own. The draws are written
 in the trace's dtype (float64 for float64 chains, else float32), so a float32 run neither holds its draws in
-float64 nor converts them afterwards: at 1,000 chains x 100 coordinates that halves the memory of the kept
-draws and, when every draw is kept, cuts the time per step by ~40% (0.64 -> 0.37 ms). Other arithmetic is float64.
+float64 nor converts them afterwards: that halves the memory of the kept draws and saves the conversion
+(measured: `docs/performance.md`, "numba path"). Other arithmetic is float64.
 
 Each version is compiled for numba's first-class function type of `grad_fn` (one version serves every energy)
 with `cache=True`, so it is compiled once and then loaded from `__pycache__`. numba keys that cache on the
@@ -38,7 +38,7 @@ def helpers_digest() -> str:
 
 
 def loop_arguments(draws_dtype) -> tuple:
-    """The leading arguments of every compiled loop:
+    """The leading arguments of every numba loop:
 
     (grad_fn, init (n, d), step_size (n,), seeds (n,) of the chains' random streams, warmup, n_steps, thin,
      draws (n, keep, d) in `draws_dtype`, energy, acceptance_rate (n, keep), accepted, nonfinite (n, keep),
@@ -61,7 +61,7 @@ def loop_arguments(draws_dtype) -> tuple:
     )
 
 
-class CompiledLoop:
+class NumbaLoop:
     """`loop[dtype]` is `function` compiled (parallel, cached) for draws of that dtype, on first use."""
 
     def __init__(self, function, kernel_arguments: tuple = ()):
@@ -75,7 +75,7 @@ class CompiledLoop:
     def __getitem__(self, draws_dtype):
         dtype = np.dtype(draws_dtype)
         if dtype not in DRAW_DTYPES:
-            raise TypeError(f"compiled loops write float32 or float64 draws; got {dtype}")
+            raise TypeError(f"numba loops write float32 or float64 draws; got {dtype}")
         if dtype not in self._versions:
             signature = numba.void(*loop_arguments(dtype), *self.kernel_arguments)
             self._versions[dtype] = numba.njit(signature, parallel=True, cache=True)(self.function)

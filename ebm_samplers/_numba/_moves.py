@@ -1,4 +1,4 @@
-"""Compiled building blocks shared by the numba kernels: one chain, one point at a time, float64.
+"""Building blocks (numba functions) shared by the numba loops: one chain, one point at a time, float64.
 
 They mirror the torch kernels' shared parts (kernels/_langevin.py, kernels/_metropolis.py) and are inlined
 into each kernel's loop. Randomness comes from each chain's own stream (`_random.py`), passed in as `rng`.
@@ -6,7 +6,7 @@ into each kernel's loop. Randomness comes from each chain's own stream (`_random
 Sums over coordinates (squared norms) are compiled with fastmath's `reassoc` flag alone, so LLVM may reorder
 and vectorise them: their last bits depend on the order, nothing else does (no `nnan`/`ninf`, so NaN and inf
 propagate as usual). numba's `inline="always"` would compile them with the caller's flags instead, so they are
-separate functions, which keep their own flags (measured: as fast as giving the whole loop `reassoc`). Everything
+separate functions, which keep their own flags (as fast as giving the whole loop `reassoc`). Everything
 else is plain IEEE arithmetic.
 """
 

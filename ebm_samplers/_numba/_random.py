@@ -1,4 +1,4 @@
-"""A per-chain random stream for the compiled loops: xoshiro256** (Blackman & Vigna 2021) seeded by splitmix64.
+"""A per-chain random stream for the numba loops: xoshiro256** (Blackman & Vigna 2021) seeded by splitmix64.
 
 numba's own `np.random` keeps one state per thread and draws a normal in ~90 ns; here each chain owns four
 uint64 words (so its draws depend only on its seed, whichever thread runs it) and normals come from the

@@ -1,4 +1,4 @@
-"""HMC as a compiled loop over chains (numba, parallel; Duane et al. 1987, Neal 2011), as kernels/hmc.py.
+"""HMC as a numba loop over chains (numba, parallel; Duane et al. 1987, Neal 2011), as kernels/hmc.py.
 
 Momentum p ~ N(0, M) with diagonal M (the inverse mass m = M^{-1} comes from warm-up, else 1);
 L leapfrog steps of size eps on H(x, p) = E(x) + 1/2 sum_i m_i p_i^2:
@@ -11,7 +11,7 @@ flagged as diverging and, being rejected, leaves the chain where it was. The gra
 is kept, so a transition costs exactly L `grad_fn` calls (one per leapfrog step). Chains advance in blocks
 (`_blocks.py`), a block's chains one leapfrog step each in turn, so the CPU overlaps their gradients.
 
-Recorded as in the torch kernel: `energy` = H of the kept point, `potential_energy` = E(x), `energy_error`,
+Recorded as in the torch kernel: `hamiltonian` = H of the kept point, `potential_energy` = E(x), `energy_error`,
 `n_leapfrog`, `diverging` (in the shared `nonfinite` output), `acceptance_rate`, `accepted`.
 """
 
@@ -22,7 +22,7 @@ import numpy as np
 from numba import types
 
 from ebm_samplers._numba._blocks import block_count, block_size, kept_index, record, row, start_block
-from ebm_samplers._numba._loop import CompiledLoop
+from ebm_samplers._numba._loop import NumbaLoop
 from ebm_samplers._numba._moves import all_finite, metropolis_accept, weighted_squared_norm
 from ebm_samplers._numba._random import fill_standard_normal, uniform
 
@@ -127,5 +127,5 @@ def _hmc_loop(
                     failure[chain] = step  # an accepted point at -inf energy: the energy is broken there
 
 
-run_hmc = CompiledLoop(_hmc_loop, _HMC_ARGUMENTS)
+run_hmc = NumbaLoop(_hmc_loop, _HMC_ARGUMENTS)
 run_hmc[np.float32]  # the default dtype's version is compiled (or loaded from the cache) on import

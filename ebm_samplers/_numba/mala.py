@@ -1,4 +1,4 @@
-"""MALA as a compiled loop over chains (numba, parallel; Roberts & Tweedie 1996).
+"""MALA as a numba loop over chains (numba, parallel; Roberts & Tweedie 1996).
 
     x' = x - h grad E(x) + sqrt(2h) xi
     log a = E(x) - E(x') + log q(x | x') - log q(x' | x),   accept with probability min(1, exp(log a)),
@@ -15,7 +15,7 @@ import numba
 import numpy as np
 
 from ebm_samplers._numba._blocks import block_count, block_size, kept_index, record, row, start_block
-from ebm_samplers._numba._loop import CompiledLoop
+from ebm_samplers._numba._loop import NumbaLoop
 from ebm_samplers._numba._moves import all_finite, langevin_log_density, langevin_proposal, metropolis_accept
 
 
@@ -61,5 +61,5 @@ def _mala_loop(
                     failure[chain] = step
 
 
-run_mala = CompiledLoop(_mala_loop)
+run_mala = NumbaLoop(_mala_loop)
 run_mala[np.float32]  # the default dtype's version is compiled (or loaded from the cache) on import

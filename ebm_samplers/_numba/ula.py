@@ -1,4 +1,4 @@
-"""ULA as a compiled loop over chains (numba, parallel): x' = x - h grad E(x) + sqrt(2h) xi.
+"""ULA as a numba loop over chains (numba, parallel): x' = x - h grad E(x) + sqrt(2h) xi.
 
 Same update, stats and trace layout as kernels/ula.py; every proposal is kept, one `grad_fn` call per step.
 Chains advance in blocks (`_blocks.py`). Its cost at d = 100 is mostly the d normal draws (`_random.py`, about
@@ -11,7 +11,7 @@ import numba
 import numpy as np
 
 from ebm_samplers._numba._blocks import block_count, block_size, kept_index, record, row, start_block
-from ebm_samplers._numba._loop import CompiledLoop
+from ebm_samplers._numba._loop import NumbaLoop
 from ebm_samplers._numba._moves import all_finite, langevin_proposal
 
 
@@ -43,5 +43,5 @@ def _ula_loop(
                     failure[chain] = step
 
 
-run_ula = CompiledLoop(_ula_loop)
+run_ula = NumbaLoop(_ula_loop)
 run_ula[np.float32]  # the default dtype's version is compiled (or loaded from the cache) on import

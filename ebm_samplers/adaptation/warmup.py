@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ebm_samplers._validate import check_flag
 from ebm_samplers.adaptation.dual_averaging import DualAveraging
 from ebm_samplers.adaptation.schedule import slow_windows
 from ebm_samplers.adaptation.welford import WelfordVariance
@@ -40,8 +41,7 @@ class WarmupAdaptation:
             ("step_size_per_chain", step_size_per_chain),
             ("adapt_mass_matrix", adapt_mass_matrix),
         ]:
-            if not isinstance(flag, bool):
-                raise TypeError(f"{name} must be True or False; got {flag!r}")
+            check_flag(flag, name)
         if target_acceptance is not None and (
             isinstance(target_acceptance, bool)
             or not isinstance(target_acceptance, (int, float))
@@ -79,6 +79,12 @@ class WarmupAdaptation:
     @property
     def active(self) -> bool:
         return self._step_size is not None or bool(self._windows)
+
+    def start(self, state: State, energy, generator: torch.Generator) -> State:
+        """The state to begin warm-up from. The run loop calls it once, before the first warm-up transition of a
+        run that is not resumed past step 0 (and only while `active`). Nothing is set up here yet: the state is
+        returned unchanged (an initial step-size search would go here)."""
+        return state
 
     def update(self, iteration: int, state: State, info: Info) -> State:
         """The state to continue from after warm-up iteration `iteration` (0-based) produced `state`."""

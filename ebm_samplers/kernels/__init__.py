@@ -29,6 +29,7 @@ from ebm_samplers.kernels.base import (
 from ebm_samplers.kernels.data_jump import DataJump
 from ebm_samplers.kernels.hmc import HMC
 from ebm_samplers.kernels.mala import MALA
+from ebm_samplers.kernels.nuts import NUTS
 from ebm_samplers.kernels.parallel_tempering import ParallelTempering
 from ebm_samplers.kernels.persistent import Negatives, Persistent, PersistentChains
 from ebm_samplers.kernels.sgld import SGLD
@@ -38,6 +39,7 @@ from ebm_samplers.kernels.underdamped_langevin import UnderdampedLangevin
 __all__ = [
     "HMC",
     "MALA",
+    "NUTS",
     "SGLD",
     "ULA",
     "AnnealedLangevin",

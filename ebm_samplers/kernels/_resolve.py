@@ -14,7 +14,10 @@ def resolve_kernel(sampler: str | Kernel, params: dict, *, owner: str | None = N
     if isinstance(sampler, str):
         if sampler == owner:
             raise ValueError(f"{owner} cannot use itself as the inner kernel")
-        return get_sampler(sampler, **params)
+        kernel = get_sampler(sampler, **params)
+        if not isinstance(kernel, Kernel):
+            raise TypeError(f"sampler {sampler!r} built a {type(kernel).__name__}; expected an ebm_samplers Kernel")
+        return kernel
     if isinstance(sampler, Kernel):
         if params:
             kernel_object = "a kernel object" if owner is None else "an inner kernel object"

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ebm_samplers._validate import check_count, check_flag
 from ebm_samplers.kernels._langevin import langevin_proposal
 from ebm_samplers.kernels.base import Info, Kernel, State, check_positive, nonfinite
 from ebm_samplers.registry import register_sampler
@@ -67,9 +68,7 @@ class AnnealedLangevin(Kernel):
         check_positive(self.sigma_min, "annealed_langevin sigma_min")
         check_positive(self.step_scale, "annealed_langevin step_scale")
         for name in ("n_levels", "steps_per_level"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"annealed_langevin {name} must be an integer >= 1; got {value!r}")
+            check_count(getattr(self, name), f"annealed_langevin {name}", minimum=1)
         if self.sigma_max < self.sigma_min:
             raise ValueError(
                 f"annealed_langevin anneals downwards: sigma_max ({self.sigma_max}) must be >= sigma_min "
@@ -77,8 +76,7 @@ class AnnealedLangevin(Kernel):
             )
         if self.n_levels == 1 and self.sigma_max != self.sigma_min:
             raise ValueError("annealed_langevin with n_levels=1 has a single level: set sigma_max == sigma_min")
-        if not isinstance(self.denoise, bool):
-            raise TypeError(f"annealed_langevin denoise must be True or False; got {self.denoise!r}")
+        check_flag(self.denoise, "annealed_langevin denoise")
         if self.annealing not in _ANNEALING:
             raise ValueError(
                 f"annealed_langevin annealing must be one of {', '.join(_ANNEALING)}; got {self.annealing!r}"

@@ -12,7 +12,6 @@ global RNG state: all randomness comes from the `torch.Generator` passed in.
 from __future__ import annotations
 
 import dataclasses
-import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
@@ -20,6 +19,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from ebm_samplers._validate import check_positive as check_positive  # kernels check their parameters with it
 from energies import energy_and_grad
 
 #: Per-chain figures from one step, each of shape (n_chains,).
@@ -100,12 +100,6 @@ class DrawThenAdvance(Kernel):
     @abstractmethod
     def advance(self, state: State, energy, draws: Draws) -> tuple[State, Info]:
         """The transition given its draws; no randomness of its own."""
-
-
-def check_positive(value: float, what: str) -> None:
-    """Raise unless `value` is a finite number > 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{what} must be a finite number > 0; got {value!r}")
 
 
 def per_chain(values: Tensor, like: Tensor) -> Tensor:

@@ -17,8 +17,8 @@ NaN is a divergence (rejected and flagged), not a failure of the run: warm-up's 
 produce such trajectories routinely. The state caches grad E, so L leapfrog steps cost L gradients.
 
 Recorded per draw: `acceptance_rate`, `accepted`, `diverging`, `n_leapfrog`, `energy_error`,
-`energy` = the Hamiltonian H of the kept point (what ArviZ's BFMI and energy plot expect, as Stan's
-`energy__`) and `potential_energy` = E(x). The target acceptance for warm-up is 0.8.
+`hamiltonian` = H of the kept point (exported to ArviZ as `energy`, Stan's `energy__`, what BFMI and the
+energy plot read) and, as for every kernel, `potential_energy` = E(x). The target acceptance for warm-up is 0.8.
 """
 
 from __future__ import annotations
@@ -104,7 +104,6 @@ class HMC(DrawThenAdvance):
             "diverging": ~(energy_error <= self.divergence_threshold),  # NaN errors diverge too
             "n_leapfrog": n_leapfrog,
             "energy_error": energy_error,
-            "energy": torch.where(accepted, end_hamiltonian, start_hamiltonian),
-            "potential_energy": new_state.energy,
+            "hamiltonian": torch.where(accepted, end_hamiltonian, start_hamiltonian),
         }
         return new_state, info

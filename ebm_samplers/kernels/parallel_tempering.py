@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ebm_samplers._validate import check_count, check_flag
 from ebm_samplers.kernels._resolve import resolve_kernel
 from ebm_samplers.kernels.base import Info, Kernel, State, nonfinite, per_chain, recorded
 from ebm_samplers.registry import register_sampler
@@ -74,8 +75,7 @@ class ParallelTempering(Kernel):
     ) -> None:
         self.inner = resolve_kernel(inner, inner_params, owner="parallel_tempering")
         self.temperatures = _ladder(n_temperatures, max_temperature, temperatures)
-        if not isinstance(scale_step_with_temperature, bool):
-            raise TypeError(f"scale_step_with_temperature must be True or False; got {scale_step_with_temperature!r}")
+        check_flag(scale_step_with_temperature, "scale_step_with_temperature")
         self.scale_step_with_temperature = scale_step_with_temperature
 
     @property
@@ -195,8 +195,7 @@ def _ladder(n_temperatures: int, max_temperature: float, temperatures: Sequence[
         if any(b <= a for a, b in itertools.pairwise(ladder)):
             raise ValueError(f"parallel_tempering temperatures must be strictly increasing; got {ladder}")
         return ladder
-    if isinstance(n_temperatures, bool) or not isinstance(n_temperatures, int) or n_temperatures < 2:
-        raise ValueError(f"parallel_tempering n_temperatures must be an integer >= 2; got {n_temperatures!r}")
+    check_count(n_temperatures, "parallel_tempering n_temperatures", minimum=2)
     if (
         isinstance(max_temperature, bool)
         or not isinstance(max_temperature, (int, float))

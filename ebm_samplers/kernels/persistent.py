@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ebm_samplers._validate import check_count
 from ebm_samplers.kernels._resolve import resolve_kernel
 from ebm_samplers.kernels.base import Info, Kernel, State, nonfinite, not_finite
 from ebm_samplers.registry import register_sampler
@@ -71,8 +72,7 @@ class Persistent(Kernel):
         event_shape: tuple[int, ...] | None = None,
         **inner_params,
     ) -> None:
-        if isinstance(n_inner_steps, bool) or not isinstance(n_inner_steps, int) or n_inner_steps < 1:
-            raise ValueError(f"persistent n_inner_steps must be an integer >= 1; got {n_inner_steps!r}")
+        check_count(n_inner_steps, "persistent n_inner_steps", minimum=1)
         self.inner = resolve_kernel(inner, inner_params, owner="persistent")
         if buffer is not None and not isinstance(buffer, ReplayBuffer):
             raise TypeError(f"persistent buffer must be a ReplayBuffer or None; got {type(buffer).__name__}")

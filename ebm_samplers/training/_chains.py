@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ebm_samplers._validate import check_count
 from ebm_samplers.kernels import Kernel
 from ebm_samplers.registry import get_sampler
 
@@ -21,8 +22,7 @@ def make_kernel(sampler: str | Kernel, step_size: float, **params) -> Kernel:
 def check_chain_steps(n_steps, method: str) -> None:
     """A method's sampler transitions per update must be a whole number >= 1 (0 would contrast the data with
     itself, a loss of zero, rather than with model samples)."""
-    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
-        raise ValueError(f"{method} n_steps (sampler transitions per update) must be an integer >= 1; got {n_steps!r}")
+    check_count(n_steps, f"{method} n_steps (sampler transitions per update)", minimum=1)
 
 
 def run_chains(kernel: Kernel, energy: nn.Module, start: Tensor, n_steps: int, generator: torch.Generator) -> Tensor:

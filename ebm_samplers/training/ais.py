@@ -48,6 +48,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ebm_samplers._validate import check_count
 from ebm_samplers.kernels import Kernel
 from ebm_samplers.kernels._resolve import resolve_kernel
 from energies import energy_and_grad
@@ -185,8 +186,7 @@ def ais_log_normaliser(
         generator: the only source of randomness (default: a CPU generator seeded 0).
     """
     for value, what, low in ((n_chains, "n_chains", 2), (n_temperatures, "n_temperatures", 1), (n_steps, "n_steps", 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"ais: {what} must be an integer >= {low}; got {value!r}")
+        check_count(value, f"ais: {what}", minimum=low)
     base = _TruncatedGaussianBase(*_base_parameters(data, mean, scale), _check_bounds(bounds))
     if data is not None and bounds is not None and not bool(base.inside(data).all()):
         raise ValueError(f"ais: some data lie outside bounds {bounds}; widen the box or drop bounds")

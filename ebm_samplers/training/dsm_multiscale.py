@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from ebm_samplers._validate import check_count
 from ebm_samplers.training._method import TrainingMethod, register_method
 from ebm_samplers.training.dsm import denoising_loss
 from energies.noise_conditional import NoiseConditionalEnergy
@@ -38,8 +39,7 @@ class MultiscaleDenoisingScoreMatching(TrainingMethod):
     def setup(self, energy: nn.Module, data: Tensor, generator: torch.Generator) -> None:
         if not (0 < self.sigma_min < self.sigma_max):
             raise ValueError(f"need 0 < sigma_min < sigma_max; got {self.sigma_min!r}, {self.sigma_max!r}")
-        if isinstance(self.n_levels, bool) or not isinstance(self.n_levels, int) or self.n_levels < 2:
-            raise ValueError(f"dsm_multiscale n_levels must be an integer >= 2; got {self.n_levels!r}")
+        check_count(self.n_levels, "dsm_multiscale n_levels", minimum=2)
         if not isinstance(energy, NoiseConditionalEnergy):
             raise TypeError(
                 "method 'dsm_multiscale' trains a noise-conditional energy E(x, sigma); pass an "

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ebm_samplers._validate import check_count
 from ebm_samplers.kernels import Kernel
 from ebm_samplers.training._method import build_method
 from ebm_samplers.training.checkpoint import load_checkpoint, plain_options, save_checkpoint
@@ -91,10 +92,10 @@ def fit(
         )
     if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
         raise ValueError(f"learning_rate must be a number > 0; got {learning_rate!r}")
-    _check_int(n_iterations, "n_iterations", 1)
-    _check_int(batch_size, "batch_size", 1)
-    _check_int(seed, "seed", 0)
-    _check_int(checkpoint_every, "checkpoint_every", 1)
+    check_count(n_iterations, "n_iterations", minimum=1)
+    check_count(batch_size, "batch_size", minimum=1)
+    check_count(seed, "seed", minimum=0)
+    check_count(checkpoint_every, "checkpoint_every", minimum=1)
 
     parallel = None
     if wants_data_parallel():
@@ -216,11 +217,6 @@ def _record(history: dict[str, list[float]], iteration: int, loss: float, figure
     history["loss"].append(loss)
     for name, value in figures.items():
         history.setdefault(name, []).append(value)
-
-
-def _check_int(value, what: str, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{what} must be an integer >= {minimum}; got {value!r}")
 
 
 def _check_data(data) -> Tensor:

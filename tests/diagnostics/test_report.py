@@ -64,8 +64,10 @@ def test_divergences_and_bfmi_only_with_a_hamiltonian_energy():
     report = diagnose(draws, sample_stats={"diverging": diverging, "energy": smooth_energy})
     assert {"divergences", "low_bfmi"} <= report.kinds()
     assert "2 of 4000 transitions diverged (per chain 2: 2)" in str(report)
-    # without a divergence stat or an attribute saying so, "energy" is a potential energy: no E-BFMI
-    report = diagnose(draws, sample_stats={"energy": smooth_energy})
+    # the Hamiltonian under a trace's name counts too; a potential energy never does
+    report = diagnose(draws, sample_stats={"hamiltonian": smooth_energy})
+    assert report.kinds() == {"low_bfmi"}
+    report = diagnose(draws, sample_stats={"potential_energy": smooth_energy})
     assert "bfmi" not in report.chains and report.ok
 
 

@@ -140,7 +140,7 @@ def test_adapted_values_survive_a_save_and_load(tmp_path):
     for key in ("final_step_size", "final_inverse_mass", "target_acceptance", "adapted_mass_matrix"):
         assert loaded.attrs[key] == trace.attrs[key], key
     assert torch.equal(loaded.stats["diverging"], trace.stats["diverging"])
-    assert torch.equal(loaded.stats["energy"], trace.stats["energy"])
+    assert torch.equal(loaded.stats["potential_energy"], trace.stats["potential_energy"])
 
 
 @pytest.mark.slow

@@ -49,7 +49,9 @@ def test_compiled_step_computes_the_eager_step(sampler, params):
             assert torch.equal(eager.stats[name], compiled.stats[name]), name
     assert float(eager.stats["accepted"].float().mean()) > 0.5  # the comparison covers moves, not only rejections
     torch.testing.assert_close(compiled.draws, eager.draws, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(compiled.stats["energy"], eager.stats["energy"], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        compiled.stats["potential_energy"], eager.stats["potential_energy"], rtol=1e-5, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize(
@@ -75,7 +77,7 @@ def test_compiled_blocks_of_transitions_compute_the_eager_chain(sampler, params,
     if sampler == "mala":
         assert 0.2 < float(eager.stats["accepted"].float().mean()) < 0.95  # both moves and rejections compared
     torch.testing.assert_close(compiled.draws, eager.draws, rtol=1e-5, atol=1e-5)
-    for name in ("energy", "acceptance_rate", "step_size"):
+    for name in ("potential_energy", "acceptance_rate", "step_size"):
         torch.testing.assert_close(compiled.stats[name], eager.stats[name], rtol=1e-5, atol=1e-5)
     assert not bool(compiled.stats["nonfinite"].any())
 

@@ -24,7 +24,7 @@ def test_hmc_matches_moments_of_a_correlated_gaussian_after_adaptation(path):
     draws = trace.draws.double()
     assert_bivariate_gaussian_moments(draws, MEAN, COVARIANCE)
     # the kept (x, p) pair is distributed as exp(-H), so its kinetic energy averages d/2 exactly
-    kinetic = (trace.stats["energy"] - trace.stats["potential_energy"]).double().mean(dim=1)
+    kinetic = (trace.stats["hamiltonian"] - trace.stats["potential_energy"]).double().mean(dim=1)
     assert_matches(kinetic, 1.0, "mean kinetic energy of the kept points")
     assert not bool(trace.stats["diverging"].any())
 

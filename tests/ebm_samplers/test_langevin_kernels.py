@@ -94,7 +94,7 @@ def test_thinning_keeps_every_thin_th_step():
     thinned = ebm_samplers.sample(Gaussian([0.0]), "ula", n_chains=3, n_steps=12, thin=4, seed=5, step_size=0.1)
     assert thinned.n_draws == 3
     assert torch.equal(thinned.draws, full.draws[:, 3::4])
-    assert torch.equal(thinned.stats["energy"], full.stats["energy"][:, 3::4])
+    assert torch.equal(thinned.stats["potential_energy"], full.stats["potential_energy"][:, 3::4])
 
 
 def test_mala_spends_one_energy_evaluation_per_step():

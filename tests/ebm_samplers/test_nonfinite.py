@@ -64,7 +64,7 @@ def test_a_failed_run_never_streams_non_finite_draws(tmp_path):
         ebm_samplers.sample(wall_at_300, Drift(), init=INIT, n_steps=1000, seed=0, stream=tmp_path, stream_every=100)
     with pytest.warns(UserWarning, match="holds 200 of 1000 draws"):
         partial = ebm_samplers.Trace.load(tmp_path)
-    assert torch.isfinite(partial.stats["energy"]).all()
+    assert torch.isfinite(partial.stats["potential_energy"]).all()
     with pytest.raises(FloatingPointError, match="chain 1 at step 295"):  # also when only moments are kept
         ebm_samplers.sample(
             wall_at_300, Drift(), init=INIT, n_steps=1000, seed=0, stream=tmp_path, stream_every=100, keep="moments"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+import pytest
 import torch
 
 import ebm_samplers
@@ -68,3 +70,24 @@ def test_inference_mode_tensors_without_a_version_counter_are_copied_every_time(
         trace = ebm_samplers.sample(Gaussian(torch.zeros(2)), _CountingKernel(), n_chains=3, n_steps=6, seed=0)
     assert torch.equal(trace.stats["counter"], torch.arange(1.0, 7.0).expand(3, -1))
     assert torch.equal(trace.stats["acceptance_rate"], torch.full((3, 6), 7.0))
+
+
+def test_a_trace_that_would_not_fit_in_memory_is_refused_before_the_run(monkeypatch):
+    from ebm_samplers.run import recording
+
+    monkeypatch.setattr(recording, "available_memory", lambda device: 10_000)
+    run = dict(n_chains=10, n_steps=50, seed=0, step_size=0.3)
+    with pytest.raises(
+        MemoryError, match=r"needs .* GiB but .* cpu memory is available.*thin=.*stream=.*keep='moments'"
+    ):
+        ebm_samplers.sample(Gaussian(torch.zeros(3)), "mala", **run)
+    assert ebm_samplers.sample(Gaussian(torch.zeros(3)), "mala", keep="moments", **run).count == 50
+
+
+def test_the_trace_is_a_view_of_the_recorded_storage_and_arviz_shares_it():
+    trace = ebm_samplers.sample(Gaussian(torch.zeros(3)), "mala", n_chains=5, n_steps=20, seed=0, step_size=0.3)
+    assert trace.draws.stride()[:2] == (3, 15)  # stored draw-major, handed over as a (chain, draw) view
+    assert all(values.stride() == (1, 5) for values in trace.stats.values())
+    tree = trace.to_arviz()
+    assert np.shares_memory(tree["posterior"]["x"].values, trace.draws.numpy())
+    assert np.shares_memory(tree["sample_stats"]["potential_energy"].values, trace.stats["potential_energy"].numpy())

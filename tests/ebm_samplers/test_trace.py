@@ -17,10 +17,12 @@ def trace():
 
 def test_trace_layout(trace):
     assert trace.draws.shape == (4, 60, 2)
-    assert set(trace.stats) >= {"energy", "acceptance_rate", "accepted", "step_size"}
+    assert set(trace.stats) >= {"potential_energy", "acceptance_rate", "accepted", "step_size"}
     assert all(v.shape == (4, 60) for v in trace.stats.values())
     assert trace.stats["accepted"].dtype == torch.bool
-    torch.testing.assert_close(trace.stats["energy"], GaussianMixture()(trace.draws.reshape(-1, 2)).reshape(4, 60))
+    torch.testing.assert_close(
+        trace.stats["potential_energy"], GaussianMixture()(trace.draws.reshape(-1, 2)).reshape(4, 60)
+    )
 
 
 def test_to_arviz_gives_posterior_and_sample_stats(trace):
@@ -68,3 +70,29 @@ def test_trace_rejects_draws_and_stats_that_are_not_tensors():
 def test_trace_rejects_mismatched_stats():
     with pytest.raises(ValueError, match=r"expected \(chain, draw\)"):
         Trace(draws=torch.zeros(2, 5, 1), stats={"energy": torch.zeros(2, 4)})
+
+
+def test_the_hamiltonian_is_arviz_energy_and_comes_back_under_its_own_name(tmp_path):
+    from energies import Gaussian
+
+    hmc = ebm_samplers.sample(Gaussian([0.0, 0.0]), "hmc", n_chains=4, n_steps=40, seed=0, step_size=0.3)
+    assert {"hamiltonian", "potential_energy"} <= set(hmc.stats) and "energy" not in hmc.stats
+    stats = hmc.to_arviz()["sample_stats"]
+    assert "energy" in stats.data_vars and "hamiltonian" not in stats.data_vars
+    assert (stats["energy"].values == hmc.stats["hamiltonian"].numpy()).all()
+    back = Trace.load(hmc.save(tmp_path / "hmc.nc"))
+    assert set(back.stats) == set(hmc.stats) and torch.equal(back.stats["hamiltonian"], hmc.stats["hamiltonian"])
+    streamed = ebm_samplers.sample(
+        Gaussian([0.0, 0.0]), "hmc", n_chains=4, n_steps=40, seed=0, step_size=0.3, stream=tmp_path / "stream"
+    )
+    assert torch.equal(streamed.stats["hamiltonian"], hmc.stats["hamiltonian"])
+
+
+def test_a_trace_without_a_hamiltonian_exports_no_arviz_energy(trace, tmp_path):
+    assert "energy" not in trace.to_arviz()["sample_stats"].data_vars
+    # a file written before the rename: its "energy" was E(x), so it is read back as potential_energy
+    old = Trace(draws=trace.draws, stats={"energy": trace.stats["potential_energy"]}, attrs={"sampler": "mala"})
+    assert set(Trace.load(old.save(tmp_path / "old.nc")).stats) == {"potential_energy"}
+    # ArviZ's "energy" from elsewhere (no sampler attribute of ours) is a Hamiltonian
+    foreign = Trace(draws=trace.draws, stats={"energy": trace.stats["potential_energy"]})
+    assert set(Trace.load(foreign.save(tmp_path / "foreign.nc")).stats) == {"hamiltonian"}

@@ -1,0 +1,68 @@
+"""How the transitions run: `choose_backend` picks one of three ways, once per run.
+
+* "eager": the kernel's `step`, one PyTorch operation at a time (any kernel, any energy, any device);
+* "compiled": the step through `torch.compile` (`sample(..., compile_step=True)`; see `ebm_samplers._compiled_step`);
+* "numba": the numba loops of `ebm_samplers._numba` (`ula`, `mala`, `hmc` on an `energies.NumbaEnergy`). They do
+  not adapt, so an adapting warm-up runs eagerly on the torch kernel and the numba loops take over after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ebm_samplers import _numba
+from ebm_samplers._compiled_step import CompiledStep
+from ebm_samplers.kernels.base import Info, Kernel, State
+from ebm_samplers.run.options import RunOptions, kernel_name
+from energies import Energy
+from energies.numba_energy import NumbaEnergy
+
+
+@dataclass(frozen=True)
+class Backend:
+    """`kind` ("eager", "compiled" or "numba"); `step(state, energy, generator) -> (state, info)` runs the torch
+    transitions, the first `torch_steps` of the run (all of them unless `kind == "numba"`)."""
+
+    kind: str
+    step: Callable[..., tuple[State, Info]]
+    torch_steps: int
+
+    @property
+    def longest_block(self) -> int:
+        """The most transitions one compiled call may run (1: one at a time)."""
+        return getattr(self.step, "longest_block", 1)
+
+
+def choose_backend(options: RunOptions, kernel: Kernel, energy: Energy, coordinates: int, adapting: bool) -> Backend:
+    """The backend of this run (see `sample`'s `backend` and `compile_step`); `coordinates`: of all chains."""
+    if _uses_numba(options, kernel, energy):
+        if options.compile_step:
+            raise ValueError(
+                "compile_step=True compiles the torch kernel's step, but this run uses the numba loops "
+                "(a NumbaEnergy with backend='auto' or 'numba'); pass backend='torch' or compile_step=False"
+            )
+        return Backend("numba", kernel.step, options.warmup if adapting else 0)
+    if options.compile_step:
+        return Backend("compiled", CompiledStep(kernel, energy, coordinates), options.total)
+    return Backend("eager", kernel.step, options.total)
+
+
+def _uses_numba(options: RunOptions, kernel: Kernel, energy: Energy) -> bool:
+    if options.backend == "torch":
+        return False
+    if not options.plain:
+        if options.backend == "numba":
+            raise ValueError(
+                "backend='numba' keeps draws in memory and stops on non-finite values: it cannot be combined with "
+                "on_nonfinite other than 'raise', checkpoint, stream or keep='moments'; use backend='auto' or 'torch'"
+            )
+        return False
+    if isinstance(energy, NumbaEnergy) and _numba.supports(kernel):
+        return True
+    if options.backend == "numba":
+        raise ValueError(
+            f"backend='numba' needs an energies.NumbaEnergy and a built-in ula, mala or hmc kernel; "
+            f"got energy {energy.name} and sampler {kernel_name(kernel)}"
+        )
+    return False
