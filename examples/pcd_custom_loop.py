@@ -1,12 +1,13 @@
 """Persistent contrastive divergence in your own training loop, with `ebm_samplers.PersistentChains`.
 
-    PYTHONPATH=. python examples/pcd_custom_loop.py [out.png]
+    PYTHONPATH=. python examples/pcd_custom_loop.py [folder]      # writes folder/pcd_custom_loop.png
 
 Trains a small MLP energy on the 8-Gaussians toy set for 1,500 Adam steps (about half a CPU minute) and writes a
 picture of the replay buffer: its samples coloured by lineage, the lineage histogram and the stored energies.
 """
 
 import sys
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -51,5 +52,7 @@ print(
     f"{evaluations} sample gradient evaluations; buffer {len(chains.buffer)} states, mean lineage "
     f"{stats['mean_lineage']:.0f} transitions"
 )
-path = plot_replay_buffer(chains.buffer, sys.argv[1] if len(sys.argv) > 1 else "pcd_custom_loop.png")
+out = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/gallery/img")
+out.mkdir(parents=True, exist_ok=True)
+path = plot_replay_buffer(chains.buffer, out / "pcd_custom_loop.png")
 print(f"wrote {path}")
