@@ -301,21 +301,41 @@ def plot_replay_buffer(
     path: str | os.PathLike,
     *,
     ages=None,
+    lineage=None,
     energies=None,
     max_images: int = 64,
     title: str | None = None,
 ) -> Path:
-    """Snapshot of a replay buffer: 2-D points (coloured by age when given), an image grid for
-    (n, C, H, W) / (n, H, W) buffers, else the first two coordinates; histograms of ages and energies."""
+    """Snapshot of a replay buffer: 2-D points (coloured by lineage or age when given), an image grid for
+    (n, C, H, W) / (n, H, W) buffers, else the first two coordinates; histograms of lineage/ages and energies.
+
+    `samples` is the buffer's samples (n, *event), or the buffer itself (an object with `samples`, `lineage` and
+    `energy`, such as `ebm_samplers.ReplayBuffer`): then its lineages and, where all are known, energies are shown.
+    """
+    if hasattr(samples, "samples") and hasattr(samples, "lineage"):  # a replay buffer object (duck-typed)
+        held = samples
+        samples = held.samples
+        if lineage is None and ages is None:
+            lineage = held.lineage
+        stored = getattr(held, "energy", None)
+        if energies is None and stored is not None and len(stored) and bool(np.isfinite(_as_numpy(stored)).all()):
+            energies = stored
     buffer = _as_numpy(samples)
     if buffer.ndim < 2 or len(buffer) == 0:
         raise ValueError(f"plot_replay_buffer: expected buffer samples (n, *event) with n >= 1; got {buffer.shape}")
+    if ages is not None and lineage is not None:
+        raise ValueError("plot_replay_buffer: give ages or lineage, not both (one colours the points)")
     ages_np = None if ages is None else _as_numpy(ages).reshape(-1)
+    lineage_np = None if lineage is None else _as_numpy(lineage).reshape(-1)
     energies_np = None if energies is None else _as_numpy(energies).reshape(-1)
-    for name, values in (("ages", ages_np), ("energies", energies_np)):
+    for name, values in (("ages", ages_np), ("lineages", lineage_np), ("energies", energies_np)):
         if values is not None and len(values) != len(buffer):
             raise ValueError(f"plot_replay_buffer: {len(values)} {name} for {len(buffer)} buffer samples")
-    extra = [name for name, values in (("age", ages_np), ("energy", energies_np)) if values is not None]
+    if lineage_np is not None:
+        colour, colour_label = lineage_np, "lineage (transitions since fresh start)"
+    else:
+        colour, colour_label = ages_np, "age (pushes since written)"
+    extra = [name for name, values in (("colour", colour), ("energy", energies_np)) if values is not None]
     figure = Figure(figsize=(5.2 * (1 + len(extra)), 4.6), layout="tight")
     axes = figure.subplots(1, 1 + len(extra), squeeze=False)[0]
     images = buffer.ndim in (3, 4) and buffer.shape[-1] > 3 and buffer.shape[-2] > 3
@@ -325,19 +345,20 @@ def plot_replay_buffer(
     else:
         points = buffer.reshape(len(buffer), -1)
         y = points[:, 1] if points.shape[1] > 1 else np.zeros(len(points))
-        scatter = axes[0].scatter(points[:, 0], y, s=4, c=ages_np if ages_np is not None else "tab:blue", cmap="plasma")
-        if ages_np is not None:
-            figure.colorbar(scatter, ax=axes[0]).set_label("age (pushes since written)")
+        scatter = axes[0].scatter(points[:, 0], y, s=4, c=colour if colour is not None else "tab:blue", cmap="plasma")
+        if colour is not None:
+            figure.colorbar(scatter, ax=axes[0]).set_label(colour_label)
         axes[0].set_xlabel("x[0]")
         axes[0].set_ylabel("x[1]" if points.shape[1] > 1 else "(1-D buffer)")
         shown = "" if points.shape[1] <= 2 else f" (first 2 of {points.shape[1]} coordinates)"
         axes[0].set_title(f"{len(buffer)} buffer samples{shown}")
     for axis, name in zip(axes[1:], extra, strict=True):
-        values = ages_np if name == "age" else energies_np
+        values = colour if name == "colour" else energies_np
         axis.hist(values, bins=40, color="tab:gray")
-        axis.set_xlabel("age (pushes since written)" if name == "age" else "energy E(x)")
+        axis.set_xlabel(colour_label if name == "colour" else "energy E(x)")
         axis.set_ylabel("buffer entries")
-        axis.set_title(f"{name}: mean {values.mean():.3g}, max {values.max():.3g}")
+        label = colour_label.split(" ")[0] if name == "colour" else name
+        axis.set_title(f"{label}: mean {values.mean():.3g}, max {values.max():.3g}")
     if title:
         figure.suptitle(title)
     return _save_figure(figure, Path(path))

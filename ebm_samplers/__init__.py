@@ -4,7 +4,17 @@
 >>> trace = ebm_samplers.sample(energies.GaussianMixture(), "mala", n_chains=4, n_steps=1000, seed=0)
 """
 
-from ebm_samplers.kernels import HMC, MALA, ULA, Info, Kernel, State, UnderdampedLangevin
+from ebm_samplers.kernels import (
+    HMC,
+    MALA,
+    ULA,
+    Info,
+    Kernel,
+    Negatives,
+    PersistentChains,
+    State,
+    UnderdampedLangevin,
+)
 from ebm_samplers.moments import Moments
 from ebm_samplers.registry import available_samplers, get_sampler, register_sampler
 from ebm_samplers.replay_buffer import ReplayBuffer
@@ -20,6 +30,8 @@ __all__ = [
     "Info",
     "Kernel",
     "Moments",
+    "Negatives",
+    "PersistentChains",
     "ReplayBuffer",
     "State",
     "Trace",

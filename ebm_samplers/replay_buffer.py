@@ -15,8 +15,15 @@ and `push(x)` stores the states the sampler produced. Two replacement rules once
   with probability capacity / seen (a uniform sample of the whole history). Pushing then needs the
   run's `torch.Generator`.
 
-The age of an entry is the number of `push` calls since it was written. Everything lives on the
-buffer's device; nothing synchronises with the host except `statistics()`.
+Each entry carries its lineage: the number of sampler transitions (Langevin steps) its chain has run since
+it was last drawn fresh from `init_distribution`, the quantity that separates short-run from long-run
+(persistent) chains (Nijkamp et al. 2019). `draw_chains` returns it with the start points, and `push(x,
+lineage=...)` stores the new count; a fresh draw has lineage 0. The age of an entry, a different thing, is the
+number of `push` calls since it was written.
+
+The filled part is readable as `samples`, `energy` and `lineage` (copies: writing to them leaves the buffer
+unchanged), so `diagnostics.plot_replay_buffer(buffer, path)` and your own code see the contents. Everything
+lives on the buffer's device; nothing synchronises with the host except `statistics()` and those properties.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from torch import Tensor
 from ebm_samplers._validate import check_count
 
 _MODES = ("fifo", "reservoir")
-_STATE_VERSION = 1
+_STATE_VERSION = 2  # 2: per-entry lineage (version 1 states load with lineage 0)
 
 
 class ReplayBuffer:
@@ -40,8 +47,11 @@ class ReplayBuffer:
         capacity: the most samples kept.
         event_shape: shape of one sample, e.g. `(2,)` or `(1, 28, 28)`.
         reinit_probability: chance that a drawn row is a fresh draw from `init_distribution`.
-        init_distribution: `f(n, generator) -> Tensor[n, *event_shape]`; None draws uniformly from
-            [-1, 1]^d. Its output is moved to the buffer's device and dtype.
+        init_distribution: `f(n, generator) -> Tensor[n, *event_shape]`; None draws uniformly from the box
+            `init_range`. Its output is moved to the buffer's device and dtype.
+        init_range: `(low, high)`, numbers or tensors broadcastable to `event_shape` (e.g. per-pixel bounds):
+            fresh draws are uniform on that box; default (-1, 1). Give it or `init_distribution`, not both.
+            `ReplayBuffer.for_data(data, capacity)` sets it from the data's range.
         mode: "fifo" or "reservoir" (see the module docstring).
         device, dtype: where and how samples are stored (default: CPU, torch's default dtype).
     """
@@ -53,6 +63,7 @@ class ReplayBuffer:
         *,
         reinit_probability: float = 0.05,
         init_distribution: Callable[[int, torch.Generator], Tensor] | None = None,
+        init_range: tuple[float | Tensor, float | Tensor] | None = None,
         mode: str = "fifo",
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
@@ -90,10 +101,16 @@ class ReplayBuffer:
         self.mode = mode
         self.device = torch.device(device or "cpu")
         self.dtype = dtype
+        if init_range is not None and init_distribution is not None:
+            raise ValueError("ReplayBuffer takes init_range or init_distribution, not both")
+        self._low, self._high = _check_range((-1.0, 1.0) if init_range is None else init_range, event_shape)
+        self._low = self._low.to(device=self.device, dtype=dtype)
+        self._high = self._high.to(device=self.device, dtype=dtype)
 
         self._samples = torch.zeros((capacity, *event_shape), dtype=dtype, device=self.device)
         self._energy = torch.full((capacity,), math.nan, dtype=dtype, device=self.device)  # NaN: not known
         self._written_at = torch.zeros(capacity, dtype=torch.long, device=self.device)  # push count at write
+        self._lineage = torch.zeros(capacity, dtype=torch.long, device=self.device)  # transitions since fresh
         self._size = 0
         self._seen = 0  # samples ever pushed
         self._pushes = 0  # push calls
@@ -101,8 +118,44 @@ class ReplayBuffer:
         # rows drawn fresh: a device tensor, so draw() never waits for the host
         self._reinitialised_total = torch.zeros((), dtype=torch.long, device=self.device)
 
+    @classmethod
+    def for_data(cls, data: Tensor, capacity: int, *, margin: float = 0.1, **options) -> ReplayBuffer:
+        """A buffer for chains shaped like `data` (n, *event): fresh draws uniform on the data's per-coordinate
+        range widened by `margin` times its width on each side; stored on the data's device in its dtype.
+        `options` are the other constructor arguments (reinit_probability, mode)."""
+        if not isinstance(data, Tensor) or data.ndim < 2 or data.shape[0] == 0 or not data.is_floating_point():
+            got = f"shape {tuple(data.shape)} {data.dtype}" if isinstance(data, Tensor) else type(data).__name__
+            raise ValueError(f"ReplayBuffer.for_data expects a floating data tensor of shape (n, *event); got {got}")
+        if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not margin >= 0:
+            raise ValueError(f"ReplayBuffer.for_data margin must be a number >= 0; got {margin!r}")
+        data = data.detach()
+        low, high = data.amin(0), data.amax(0)
+        width = torch.where(high > low, high - low, torch.ones_like(low))  # a constant coordinate gets width 1
+        low, high = low - margin * width, high + margin * width
+        return cls(capacity, data.shape[1:], init_range=(low, high), device=data.device, dtype=data.dtype, **options)
+
     def __len__(self) -> int:
         return self._size
+
+    @property
+    def samples(self) -> Tensor:
+        """The stored samples `(len(self), *event_shape)`, in slot order (a copy)."""
+        return self._samples[: self._size].clone()
+
+    @property
+    def energy(self) -> Tensor:
+        """Their energies `(len(self),)` as pushed (NaN where none was given; a copy)."""
+        return self._energy[: self._size].clone()
+
+    @property
+    def lineage(self) -> Tensor:
+        """Their lineages `(len(self),)`: sampler transitions since each chain's fresh start (a copy)."""
+        return self._lineage[: self._size].clone()
+
+    @property
+    def age(self) -> Tensor:
+        """Their ages `(len(self),)`: `push` calls since each entry was written."""
+        return self._pushes - self._written_at[: self._size]
 
     def __repr__(self) -> str:
         return (
@@ -111,7 +164,13 @@ class ReplayBuffer:
         )
 
     def draw(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        """`(x, reinitialised)`: n start points `(n, *event_shape)` and which rows are fresh draws `(n,)`.
+        """`(x, reinitialised)`: n start points `(n, *event_shape)` and which rows are fresh draws `(n,)`."""
+        x, reinitialised, _ = self.draw_chains(n, generator)
+        return x, reinitialised
+
+    def draw_chains(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+        """`(x, reinitialised, lineage)`: n start points, which are fresh draws, and each one's lineage `(n,)`
+        (0 for fresh draws).
 
         The random numbers used do not depend on the buffer's contents (a coin, a stored index and an
         init draw are taken for every row, and the row keeps one of the two), so runs stay reproducible
@@ -129,12 +188,21 @@ class ReplayBuffer:
             reinitialised = coin < self.reinit_probability
         stored = self._samples[index]
         x = torch.where(reinitialised.reshape(n, *([1] * len(self.event_shape))), fresh, stored)
+        lineage = torch.where(reinitialised, 0, self._lineage[index])
         self._drawn += n
         self._reinitialised_total += reinitialised.sum()
-        return x, reinitialised
+        return x, reinitialised, lineage
 
-    def push(self, x: Tensor, energy: Tensor | None = None, *, generator: torch.Generator | None = None) -> None:
-        """Store the samples `x` `(m, *event_shape)` (detached), with their energies `(m,)` if known.
+    def push(
+        self,
+        x: Tensor,
+        energy: Tensor | None = None,
+        *,
+        lineage: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        """Store the samples `x` `(m, *event_shape)` (detached), with their energies `(m,)` if known and their
+        lineages `(m,)` (transitions since a fresh start; 0 when not given).
 
         FIFO overwrites the oldest entries (of a batch larger than the capacity only the last
         `capacity` rows survive, as if pushed one at a time). Reservoir mode needs `generator`.
@@ -157,6 +225,9 @@ class ReplayBuffer:
             if not isinstance(energy, Tensor) or energy.shape != (m,):
                 got = tuple(energy.shape) if isinstance(energy, Tensor) else type(energy).__name__
                 raise ValueError(f"ReplayBuffer.push: energy must have shape ({m},), one per sample; got {got}")
+        if lineage is not None and (not isinstance(lineage, Tensor) or lineage.shape != (m,)):
+            got = tuple(lineage.shape) if isinstance(lineage, Tensor) else type(lineage).__name__
+            raise ValueError(f"ReplayBuffer.push: lineage must have shape ({m},), one per sample; got {got}")
         if m == 0:
             return
         x = x.detach().to(device=self.device, dtype=self.dtype)
@@ -164,6 +235,11 @@ class ReplayBuffer:
             torch.full((m,), math.nan, dtype=self.dtype, device=self.device)
             if energy is None
             else energy.detach().to(device=self.device, dtype=self.dtype)
+        )
+        lineage = (
+            torch.zeros(m, dtype=torch.long, device=self.device)
+            if lineage is None
+            else lineage.detach().to(device=self.device, dtype=torch.long)
         )
         if self.mode == "fifo":
             rows, slots = self._fifo_slots(m)
@@ -176,6 +252,7 @@ class ReplayBuffer:
         self._samples[slots] = x[rows]
         self._energy[slots] = energy[rows]
         self._written_at[slots] = self._pushes
+        self._lineage[slots] = lineage[rows]
         self._seen += m
         self._size = min(self._seen, self.capacity)
 
@@ -199,10 +276,18 @@ class ReplayBuffer:
         winners = last_writer >= 0
         return last_writer[winners], winners.nonzero().squeeze(1)
 
+    def draw_fresh(self, n: int, generator: torch.Generator) -> Tensor:
+        """n fresh start points `(n, *event_shape)` from the init distribution (no buffer entry, no counter
+        changes)."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"ReplayBuffer.draw_fresh needs a number of rows n >= 1; got {n!r}")
+        _check_generator(generator, "draw_fresh")
+        return self._initial_points(n, generator)
+
     def _initial_points(self, n: int, generator: torch.Generator) -> Tensor:
         if self.init_distribution is None:
             uniform = torch.rand((n, *self.event_shape), generator=generator, device=self.device, dtype=self.dtype)
-            return 2.0 * uniform - 1.0
+            return torch.addcmul(self._low, uniform, self._high - self._low)
         points = self.init_distribution(n, generator)
         if not isinstance(points, Tensor) or points.shape != (n, *self.event_shape):
             got = tuple(points.shape) if isinstance(points, Tensor) else type(points).__name__
@@ -215,7 +300,7 @@ class ReplayBuffer:
         return points.detach().to(device=self.device, dtype=self.dtype)
 
     def statistics(self) -> dict[str, float]:
-        """Size, capacity, counts, sample age (in pushes) and stored energy, as plain floats.
+        """Size, capacity, counts, sample age (in pushes), lineage (in transitions) and stored energy, as floats.
 
         `mean_energy` averages the entries whose energy was pushed with them (NaN when none was);
         `reinitialised_fraction` is the share of all rows ever drawn that were fresh.
@@ -230,12 +315,16 @@ class ReplayBuffer:
             "reinitialised_fraction": float(self._reinitialised_total) / self._drawn if self._drawn else math.nan,
         }
         if size == 0:
-            return {**stats, "mean_age": math.nan, "max_age": math.nan, "mean_energy": math.nan}
+            empty = ("mean_age", "max_age", "mean_lineage", "max_lineage", "mean_energy")
+            return {**stats, **dict.fromkeys(empty, math.nan)}
         age = (self._pushes - self._written_at[:size]).double()
         energy = self._energy[:size].double()
         known = ~torch.isnan(energy)
         stats["mean_age"] = float(age.mean())
         stats["max_age"] = float(age.max())
+        lineage = self._lineage[:size].double()
+        stats["mean_lineage"] = float(lineage.mean())
+        stats["max_lineage"] = float(lineage.max())
         stats["mean_energy"] = float(energy[known].mean()) if bool(known.any()) else math.nan
         stats["energy_known_fraction"] = float(known.double().mean())
         return stats
@@ -254,6 +343,7 @@ class ReplayBuffer:
             "samples": self._samples.clone(),
             "energy": self._energy.clone(),
             "written_at": self._written_at.clone(),
+            "lineage": self._lineage.clone(),
             "size": self._size,
             "seen": self._seen,
             "pushes": self._pushes,
@@ -264,7 +354,7 @@ class ReplayBuffer:
     def load_state_dict(self, state: dict[str, object]) -> None:
         """Restore contents, counters and reinit probability into a buffer of the same capacity, event
         shape, mode and dtype."""
-        if not isinstance(state, dict) or state.get("version") != _STATE_VERSION:
+        if not isinstance(state, dict) or state.get("version") not in (1, _STATE_VERSION):
             raise ValueError(
                 f"not a ReplayBuffer state (version {_STATE_VERSION} expected); got "
                 f"{state.get('version') if isinstance(state, dict) else type(state).__name__}"
@@ -284,11 +374,35 @@ class ReplayBuffer:
         self._samples = samples.to(self.device).clone()
         self._energy = state["energy"].to(self.device).clone()
         self._written_at = state["written_at"].to(self.device).clone()
+        saved_lineage = state.get("lineage")  # absent from version 1 states: unknown, taken as 0
+        self._lineage = (
+            torch.zeros(self.capacity, dtype=torch.long, device=self.device)
+            if saved_lineage is None
+            else saved_lineage.to(self.device).clone()
+        )
         self._size = int(state["size"])
         self._seen = int(state["seen"])
         self._pushes = int(state["pushes"])
         self._drawn = int(state["drawn"])
         self._reinitialised_total = state["reinitialised_total"].to(self.device).clone()
+
+
+def _check_range(init_range, event_shape: torch.Size) -> tuple[Tensor, Tensor]:
+    """`(low, high)` as tensors broadcastable to `event_shape`, with low < high everywhere."""
+    if not isinstance(init_range, (tuple, list)) or len(init_range) != 2:
+        raise ValueError(f"ReplayBuffer init_range must be a pair (low, high); got {init_range!r}")
+    low, high = (torch.as_tensor(bound, dtype=torch.float64).detach().cpu() for bound in init_range)
+    for bound in (low, high):
+        try:
+            torch.broadcast_shapes(bound.shape, event_shape)
+        except RuntimeError:
+            raise ValueError(
+                f"ReplayBuffer init_range bounds must be numbers or tensors broadcastable to the event shape "
+                f"{tuple(event_shape)}; got a bound of shape {tuple(bound.shape)}"
+            ) from None
+    if not bool(torch.isfinite(low).all() & torch.isfinite(high).all()) or not bool((low < high).all()):
+        raise ValueError(f"ReplayBuffer init_range needs finite low < high everywhere; got low={low}, high={high}")
+    return low, high
 
 
 def _check_generator(generator, where: str) -> None:

@@ -35,11 +35,13 @@ from ebm_samplers.kernels.base import (
     where_state,
     with_failure,
 )
+from ebm_samplers.kernels.data_jump import DataJump
 from ebm_samplers.kernels.hmc import HMC
 from ebm_samplers.kernels.mala import MALA
 from ebm_samplers.kernels.nuts import NUTS
 from ebm_samplers.kernels.parallel_tempering import ParallelTempering
-from ebm_samplers.kernels.persistent import Persistent
+from ebm_samplers.kernels.persistent import Negatives, Persistent, PersistentChains
+from ebm_samplers.kernels.sgld import SGLD
 from ebm_samplers.kernels.ula import ULA
 from ebm_samplers.kernels.underdamped_langevin import UnderdampedLangevin
 
@@ -47,16 +49,20 @@ __all__ = [
     "HMC",
     "MALA",
     "NUTS",
+    "SGLD",
     "ULA",
     "AnnealedLangevin",
+    "DataJump",
     "DrawThenAdvance",
     "Draws",
     "Info",
     "Kernel",
     "KineticState",
     "MomentumState",
+    "Negatives",
     "ParallelTempering",
     "Persistent",
+    "PersistentChains",
     "State",
     "StepFailure",
     "UnderdampedLangevin",

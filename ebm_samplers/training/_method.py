@@ -25,6 +25,8 @@ class TrainingMethod:
     default_iterations: ClassVar[int] = 2000
     #: Adam step size `fit` uses when the user gives none.
     default_learning_rate: ClassVar[float] = 1e-3
+    #: How `fit` varies Adam's step over the run when the user gives no schedule ("constant" or "cosine").
+    default_learning_rate_schedule: ClassVar[str] = "constant"
     #: Data samples per step `fit` uses when the user gives none.
     default_batch_size: ClassVar[int] = 256
     #: Whether the method draws model samples with a registered sampler (accepts `sampler=`).

@@ -36,6 +36,7 @@ def fit(
     sampler: str | Kernel | None = None,
     *,
     learning_rate: float | None = None,
+    learning_rate_schedule: str | None = None,
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 500,
     resume: str | os.PathLike | None = None,
@@ -60,6 +61,10 @@ def fit(
         sampler: for short_run, cd and pcd: a registered sampler name or a Kernel (default "ula").
         learning_rate: Adam's step size; default per method (1e-3; pcd 3e-3, on samples of more than 16
             numbers 1e-3).
+        learning_rate_schedule: "constant" (Adam's step stays `learning_rate`) or "cosine" (it falls from
+            `learning_rate` to 0 along half a cosine over the `n_iterations`, so the last updates average out the
+            noise of the gradient estimate instead of leaving the weights where one noisy step put them); default
+            per method (every built-in method: "constant").
         checkpoint: a file to save the full training state to, every `checkpoint_every` steps and at the end.
         resume: a checkpoint file to continue from (same data, method and options).
         progress: show a progress bar; None shows it when stderr is a terminal.
@@ -79,6 +84,12 @@ def fit(
     n_iterations = trainer.default_iterations if n_iterations_given is None else n_iterations
     learning_rate = trainer.default_learning_rate if learning_rate is None else learning_rate
     batch_size = trainer.default_batch_size if batch_size is None else batch_size
+    if learning_rate_schedule is None:
+        learning_rate_schedule = trainer.default_learning_rate_schedule
+    if learning_rate_schedule not in _SCHEDULES:
+        raise ValueError(
+            f"learning_rate_schedule must be one of {', '.join(map(repr, _SCHEDULES))}; got {learning_rate_schedule!r}"
+        )
     if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
         raise ValueError(f"learning_rate must be a number > 0; got {learning_rate!r}")
     check_count(n_iterations, "n_iterations", minimum=1)
@@ -147,6 +158,9 @@ def fit(
     with tqdm(total=n_iterations, initial=start, disable=not show, desc=f"fit {method}", unit="it") as bar:
         for iteration in range(start, n_iterations):
             index = torch.randint(0, data.shape[0], (batch_size,), generator=generator, device=data.device)
+            # a function of the iteration alone, so a resumed run continues the same schedule
+            for group in optimiser.param_groups:
+                group["lr"] = _scheduled(learning_rate, learning_rate_schedule, iteration, n_iterations)
             loss, figures = trainer.loss(model, data[index], generator)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
@@ -186,6 +200,16 @@ def fit(
         samples=trainer.samples(),
         extras=extras,
     )
+
+
+_SCHEDULES = ("constant", "cosine")
+
+
+def _scheduled(learning_rate: float, schedule: str, iteration: int, n_iterations: int) -> float:
+    """Adam's step at `iteration` (0-based) of `n_iterations`: constant, or half a cosine from the full step to 0."""
+    if schedule == "constant":
+        return learning_rate
+    return 0.5 * learning_rate * (1.0 + math.cos(math.pi * iteration / n_iterations))
 
 
 def _record(history: dict[str, list[float]], iteration: int, loss: float, figures: dict[str, float]) -> None:

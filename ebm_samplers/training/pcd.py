@@ -1,18 +1,28 @@
 """Persistent contrastive divergence (Tieleman 2008) through the "persistent" replay-buffer sampler.
 
 Each iteration the "persistent" kernel draws a batch of chain states from its replay buffer (a fresh
-uniform start with probability `reinit_probability`, Du & Mordatch 2019), runs `n_steps` steps of
+start with probability `reinit_probability`, Du & Mordatch 2019: uniform on the data's box, or a training
+point with probability `restart_from_data`), runs `n_steps` steps of
 the inner `sampler` (any registered kernel) on the CURRENT energy, and pushes the results back:
 
     loss = mean E(x+) - mean E(x-) + alpha (E(x+)^2 + E(x-)^2)
 
-Defaults follow Du & Mordatch (2019) and Grathwohl et al. (2019): a 10,000-sample buffer, 5 %
-re-initialisation from uniform noise over the data's bounding box (widened by 10 % per side), an
-L2 penalty on energies (alpha = 0.1). Unlike their tempered updates, the inner kernel is true Langevin
-(ULA, step 0.01, 20 steps per call) so the chains target exp(-E) itself; Adam's step is 3e-3 (measured
-on 8gaussians: 1e-3 had not converged after 1,500 iterations). Measured on circles: alpha = 0.001 with
-step 0.03 let the energy dig deep wells where no chain went (test NLL 11.9 nats; entropy 3.28), alpha =
-0.1 with step 0.01 gave 3.35.
+Defaults for samples of at most `HIGH_DIMENSION` numbers (the 2-D toy sets; `LOW_DIMENSION_SETTINGS`) follow
+Du & Mordatch (2019) and Grathwohl et al. (2019): a 10,000-sample buffer, 5 % re-initialisation uniform over
+the data's bounding box (widened by 10 % per side), an L2 penalty on energies (alpha = 0.1), 20 ULA steps of
+0.01 per iteration, Adam 3e-3. They do not learn the thin rings well; three mechanisms are known (issue 18,
+docs/training/pcd_defaults.md has the measurements), none fixed by a default yet:
+
+* ULA on a curvature k is stable only for h k < 2 and its stationary sd never falls below sqrt(2h) = 0.14 at
+  h = 0.01, so it cannot hold a ring of sd 0.08: the model sharpens the rings to compensate until ULA's chains
+  are thrown off them. `sampler="mala"` keeps exp(-E) invariant at any step.
+* chains do not cross the gaps between rings, so the buffer's share per ring is the share of fresh starts that
+  land there: uniform starts land by basin area (the outer ring's basin is most of the box).
+  `restart_from_data` starts fresh chains at training points instead; then the ring shares of the buffer follow
+  the data whatever the model, and nothing in the gradient restores the model's ring weights either.
+* the penalty alpha (E+^2 + E-^2) moves the fixed point: along the energy's own scale the likelihood gradient is
+  Var(E) theta and the penalty's 4 alpha Var(E) (1 + theta), so the fitted energy is about E / (1 + 4 alpha)
+  (exp(-E / 1.4) at alpha = 0.1); smaller alpha lets the energy scale or the ring weights run away.
 
 Defaults follow the data: the settings above serve samples of at most `HIGH_DIMENSION` numbers (the 2-D
 toy sets); larger samples (8x8 digits in [-1, 1], 64-D) get `HIGH_DIMENSION_SETTINGS`, measured on the digits
@@ -46,7 +56,9 @@ from ebm_samplers.training.distributed import local_module
 #: Samples with more numbers than this (e.g. 8x8 images: 64) get `HIGH_DIMENSION_SETTINGS`.
 HIGH_DIMENSION = 16
 #: Defaults for samples of at most `HIGH_DIMENSION` numbers (the 2-D toy sets).
-LOW_DIMENSION_SETTINGS: dict[str, float | int] = {
+LOW_DIMENSION_SETTINGS: dict[str, float | int | str] = {
+    "sampler": "ula",
+    "restart_from_data": 0.0,
     "n_steps": 20,
     "step_size": 0.01,
     "alpha": 0.1,
@@ -56,7 +68,9 @@ LOW_DIMENSION_SETTINGS: dict[str, float | int] = {
     "batch_size": 256,
 }
 #: Defaults for larger samples, measured on 8x8 digits (see the module docstring and the README).
-HIGH_DIMENSION_SETTINGS: dict[str, float | int] = {
+HIGH_DIMENSION_SETTINGS: dict[str, float | int | str] = {
+    "sampler": "ula",
+    "restart_from_data": 0.0,
     "n_steps": 40,
     "step_size": 1e-4,
     "alpha": 0.001,
@@ -70,18 +84,19 @@ HIGH_DIMENSION_SETTINGS: dict[str, float | int] = {
 @register_method("pcd")
 @dataclass
 class PersistentContrastiveDivergence(TrainingMethod):
-    sampler: str | Kernel = "ula"
+    sampler: str | Kernel | None = None  # None: from the data (LOW_ or HIGH_DIMENSION_SETTINGS)
     n_steps: int | None = None  # None: from the data (LOW_ or HIGH_DIMENSION_SETTINGS)
     step_size: float | None = None
     alpha: float | None = None
     buffer_size: int | None = None
     reinit_probability: float = 0.05
+    restart_from_data: float | None = None  # share of fresh starts that are training points (rest: uniform box)
     uses_sampler = True
     default_learning_rate = 3e-3
 
     def resolve_defaults(self, data: Tensor) -> None:
         settings = HIGH_DIMENSION_SETTINGS if data[0].numel() > HIGH_DIMENSION else LOW_DIMENSION_SETTINGS
-        for name in ("n_steps", "step_size", "alpha", "buffer_size"):
+        for name in ("sampler", "restart_from_data", "n_steps", "step_size", "alpha", "buffer_size"):
             if getattr(self, name) is None:
                 setattr(self, name, settings[name])
         self.default_iterations = settings["n_iterations"]
@@ -94,8 +109,18 @@ class PersistentContrastiveDivergence(TrainingMethod):
         low, high = data.amin(0), data.amax(0)
         low, high = low - 0.1 * (high - low), high + 0.1 * (high - low)
 
+        share = self.restart_from_data
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 <= share <= 1.0:
+            raise ValueError(f"pcd restart_from_data must be a number in [0, 1]; got {share!r}")
+
         def uniform_start(n: int, generator: torch.Generator) -> Tensor:
-            return low + (high - low) * torch.rand((n, *shape), generator=generator, dtype=dtype, device=device)
+            uniform = low + (high - low) * torch.rand((n, *shape), generator=generator, dtype=dtype, device=device)
+            if share == 0.0:
+                return uniform
+            # the same draws whatever the share (a coin and a data index per row), so runs stay comparable
+            coin = torch.rand(n, generator=generator, device=device) < share
+            points = data[torch.randint(0, data.shape[0], (n,), generator=generator, device=device)]
+            return torch.where(coin.reshape(n, *([1] * len(shape))), points, uniform)
 
         self._start = uniform_start
         self.buffer = ebm_samplers.ReplayBuffer(
@@ -116,9 +141,10 @@ class PersistentContrastiveDivergence(TrainingMethod):
     def loss(self, energy: nn.Module, batch: Tensor, generator: torch.Generator) -> tuple[Tensor, dict[str, float]]:
         if self._state is None:
             self._state = self._initial_state(local_module(energy), batch.shape[0], generator)
-        self._state, _ = self._kernel.step(self._state, local_module(energy), generator)
+        self._state, info = self._kernel.step(self._state, local_module(energy), generator)
         loss, figures = contrastive_loss(energy, batch, self._state.position, self.alpha)
-        return loss, {**figures, "buffer_size": float(len(self.buffer))}
+        # lineage: the negatives' mean number of transitions since their chains' fresh starts
+        return loss, {**figures, "buffer_size": float(len(self.buffer)), "lineage": info["lineage"].mean().item()}
 
     def _initial_state(self, energy: nn.Module, n: int, generator: torch.Generator):
         if self._pending is None:

@@ -195,3 +195,48 @@ def test_digits_pcd_with_default_settings_lowers_its_loss_and_moves_noise_toward
     # the buffer's start distribution: uniform over the data's box [-1, 1] widened by 10 % per side
     start = torch.rand(result.samples.shape, generator=torch.Generator().manual_seed(1)) * 2.4 - 1.2
     assert mmd(result.samples, test[:300]) < 0.75 * mmd(start, test[:300])
+
+
+def test_the_learning_rate_schedule_is_followed_and_checked(data, monkeypatch):
+    from ebm_samplers.training.fit import _scheduled
+
+    assert _scheduled(0.1, "constant", 7, 10) == 0.1
+    assert [round(_scheduled(2.0, "cosine", i, 4), 6) for i in range(4)] == [2.0, round(1 + 0.5**0.5, 6), 1.0, 0.292893]
+    seen = []
+
+    class Recording(torch.optim.Adam):  # records the step size of every update
+        def step(self, closure=None):
+            seen.append(self.param_groups[0]["lr"])
+            return super().step(closure)
+
+    monkeypatch.setattr(torch.optim, "Adam", Recording)
+    fit(
+        data,
+        "nce",
+        energy=small_energy(),
+        n_iterations=4,
+        batch_size=8,
+        learning_rate=2.0,
+        learning_rate_schedule="cosine",
+    )
+    assert seen == [pytest.approx(_scheduled(2.0, "cosine", i, 4)) for i in range(4)]
+    with pytest.raises(ValueError, match="learning_rate_schedule must be one of 'constant', 'cosine'; got 'step'"):
+        fit(data, "nce", n_iterations=1, learning_rate_schedule="step")
+
+
+def test_pcd_restart_from_data_is_checked(data):
+    with pytest.raises(ValueError, match=r"pcd restart_from_data must be a number in \[0, 1\]; got 1.5"):
+        fit(data, "pcd", energy=small_energy(), n_iterations=1, batch_size=4, restart_from_data=1.5)
+
+
+def test_pcd_fresh_starts_are_training_points_in_the_share_restart_from_data(data):
+    from ebm_samplers.training._method import build_method
+
+    for share, expected in ((1.0, 1.0), (0.0, 0.0), (0.5, 0.5)):
+        method = build_method("pcd", {"restart_from_data": share})
+        method.resolve_defaults(data)
+        method.setup(small_energy(), data, torch.Generator().manual_seed(0))
+        starts = method.buffer.draw_fresh(4000, torch.Generator().manual_seed(1))
+        is_data = (starts[:, None, :] == data[None]).all(-1).any(-1).double()
+        # a binomial share: 4,000 draws give a standard error of at most 0.008
+        assert abs(float(is_data.mean()) - expected) < 0.04
