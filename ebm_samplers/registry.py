@@ -63,6 +63,16 @@ def get_sampler(name: str, **params) -> Kernel:
     return kernel
 
 
+def required_parameters(name: str) -> list[str]:
+    """The parameters sampler `name` has no default for (data_jump: its `reference` points); [] if it has none."""
+    try:
+        signature = inspect.signature(_REGISTRY[name])
+    except (TypeError, ValueError):
+        return []
+    keyword_like = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [p.name for p in signature.parameters.values() if p.kind in keyword_like and p.default is p.empty]
+
+
 def available_samplers() -> list[str]:
     """Names of all registered samplers, sorted."""
     return sorted(_REGISTRY)

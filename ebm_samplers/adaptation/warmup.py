@@ -32,9 +32,12 @@ def default_warmup(
 ) -> int:
     """Warm-up length when none is given: min(n_steps, 1000) for a kernel with something to adapt (a target
     acceptance for its step size, or a metric: an `inverse_mass` parameter, as HMC and underdamped Langevin have),
-    with that adaptation switched on, else 0. Stan and NumPyro also default to as many warm-up transitions as kept
+    with that adaptation switched on, else 0 (and 0 for a kernel whose class says `warmup_by_default = False`:
+    ULA, whose bias is set by the step size given). Stan and NumPyro also default to as many warm-up transitions as kept
     ones (Stan: 1,000); a kernel that adapts nothing would only discard draws. Decided from the kernel alone, so
     the run's options are settled before any chain exists."""
+    if not type(kernel).warmup_by_default:
+        return 0
     step_size = adapt_step_size is True and type(kernel).target_acceptance is not None
     metric = adapt_mass_matrix is True and hasattr(kernel, "inverse_mass")
     return min(n_steps, DEFAULT_WARMUP) if step_size or metric else 0

@@ -12,8 +12,10 @@ def add_parser(commands) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     import ebm_samplers
+    from ebm_samplers.registry import required_parameters
 
     for name in ebm_samplers.available_samplers():
-        kernel = ebm_samplers.get_sampler(name)
-        print(f"{name:24s} {kernel.params()}")
+        required = required_parameters(name)
+        described = f"(needs {', '.join(required)})" if required else ebm_samplers.get_sampler(name).params()
+        print(f"{name:24s} {described}")
     return 0

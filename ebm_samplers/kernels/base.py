@@ -88,6 +88,9 @@ class Kernel(ABC):
     name: ClassVar[str] = ""
     #: Acceptance rate that warm-up step-size adaptation aims for; None for kernels without MH.
     target_acceptance: ClassVar[float | None] = None
+    #: Whether `sample(..., warmup=None)` warms this kernel up when it has something to adapt (see
+    #: `adaptation.warmup.default_warmup`); False where the step size as given is the point (ULA).
+    warmup_by_default: ClassVar[bool] = True
 
     step_size: float
 

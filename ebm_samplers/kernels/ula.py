@@ -6,7 +6,9 @@ Every proposal is kept, so ULA is biased: on N(0, s^2) its stationary law is N(0
 for h < 2 s^2 (Roberts & Tweedie 1996); with a diagonal A, coordinate i runs at the step h a_i, so its
 stationary variance is s_i^2 / (1 - h a_i / (2 s_i^2)). One energy+gradient evaluation per step. Warm-up
 estimates A (diagonal or dense, `metric`) unless `sample(..., adapt_mass_matrix=False)`; as ULA has no
-acceptance to aim at, its step size is not adapted, so h must suit the whitened target.
+acceptance to aim at, its step size is not adapted, so h must suit the whitened target. For the same reason
+`sample(..., warmup=None)` runs no warm-up for ULA: its bias is set by the h you give, and a metric adapted
+behind your back would change it. Pass `warmup > 0` to adapt A.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ class ULA(DrawThenAdvance):
     that warm-up estimates; `inverse_mass` is
     the starting A as for `mala` (None: the identity, held as None in the state until warm-up sets it).
     """
+
+    warmup_by_default = False
 
     step_size: float = 0.01
     inverse_mass: float | list | None = None

@@ -44,8 +44,10 @@ def _check_long_run(n_steps: int, thin: int, n_chains: int) -> None:
     for seed, dtype in ((0, torch.float32), (1, torch.float64)):
         trace = ebm_samplers.sample(
             GaussianMixture(), "mala", n_chains=n_chains, n_steps=n_steps, warmup=1000, thin=thin, seed=seed,
-            step_size=0.4, dtype=dtype,
+            step_size=0.4, dtype=dtype, adapt_mass_matrix=False,
         )  # fmt: skip
+        # no metric adaptation: a metric estimated from chains split between the modes differs from run to run,
+        # and the acceptance it gives is one draw per run, which the chains' spread cannot account for
         assert trace.draws.dtype == dtype and torch.isfinite(trace.draws).all()
         assert trace.attrs["nonfinite_total"] == 0
         per_step = {"acceptance": trace.stats["acceptance_rate"].double(), **_statistics(trace.draws)}

@@ -30,7 +30,15 @@ def test_start_runs_once_before_an_adapting_warmup(start_calls):
     start_calls.clear()
     ebm_samplers.sample(Gaussian([0.0, 0.0]), "mala", n_chains=3, n_steps=10, warmup=0, seed=0, step_size=0.5)
     ebm_samplers.sample(
-        Gaussian([0.0, 0.0]), "mala", n_chains=3, n_steps=10, warmup=20, adapt_step_size=False, seed=0, step_size=0.5
+        Gaussian([0.0, 0.0]),
+        "mala",
+        n_chains=3,
+        n_steps=10,
+        warmup=20,
+        adapt_step_size=False,
+        adapt_mass_matrix=False,  # MALA's metric adapts too
+        seed=0,
+        step_size=0.5,
     )
     assert start_calls == []  # no warm-up, or nothing to adapt
 

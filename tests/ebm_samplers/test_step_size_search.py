@@ -83,7 +83,7 @@ def test_hmc_without_warmup_argument_no_longer_rejects_everything_on_a_badly_sca
     (divergent) because warm-up defaulted to 0."""
     variances = [1e-4, 100.0]
     energy = Gaussian([0.0, 0.0], [[1e-4, 0.0], [0.0, 100.0]])
-    trace = ebm_samplers.sample(energy, "hmc", init=torch.zeros(4, 2, dtype=torch.float64), n_steps=500, seed=1)
+    trace = ebm_samplers.sample(energy, "hmc", init=torch.zeros(16, 2, dtype=torch.float64), n_steps=500, seed=1)
     assert trace.attrs["warmup"] == 500
     assert float(trace.stats["accepted"].double().mean()) > 0.5
     assert float(trace.stats["diverging"].double().mean()) < 0.01
