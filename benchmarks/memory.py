@@ -35,7 +35,7 @@ torch.set_num_threads(1)
 energy = default_mixture() if path == "numba" else GaussianMixture()
 options = {} if keep == "draws" else {"keep": keep}
 ebm_samplers.sample(energy, "mala", n_chains=8, n_steps=2 * thin, warmup=0, thin=thin, seed=0, step_size=0.3,
-                    progress=False, backend=path, **options)  # imports, compiled loops and allocator warm-up
+                    progress=False, backend=path, **options)  # imports, numba loops and allocator warm-up
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 start = time.perf_counter()
 result = ebm_samplers.sample(energy, "mala", n_chains=chains, n_steps=steps, warmup=0, thin=thin, seed=0, step_size=0.3,

@@ -49,7 +49,7 @@ for axis, (name, trace) in zip(axes, [("MALA", mala), ("parallel tempering", tem
     print(diagnostics.diagnose(trace))
     axis.hist(trace.draws.reshape(-1).numpy(), bins=80, range=(-6, 6), density=True, alpha=0.6, label="draws")
     axis.plot(x[:, 0], exact, color="black", lw=1, label="exact density")
-    axis.set(xlabel="x", title=f"{name}: right-mode weight {weight:.2f} (exact 0.70)")
+    axis.set(xlabel="x", title=f"{name}\nright-mode weight {weight:.2f} (exact 0.70)")
     axis.legend(fontsize=8)
 axes[0].set_ylabel("density")
 figure.savefig(out / "multimodal_pt_vs_mala.png", dpi=110)

@@ -1,7 +1,7 @@
-"""A numba energy: write E and its gradient as scalar numba functions, and `sample()` runs compiled loops.
+"""A numba energy: write E and its gradient as scalar numba functions, and `sample()` runs numba loops.
 
 `energies.NumbaEnergy` takes `energy_fn(x) -> float` and `grad_fn(x, grad_out) -> float` (writes grad E, returns E),
-both `numba.njit`-compiled, for one point `x: float64[dim]`. With such an energy, `ula`, `mala` and `hmc` run as
+both `numba.njit` functions, for one point `x: float64[dim]`. With such an energy, `ula`, `mala` and `hmc` run as
 numba loops over chains and steps (same `Trace` as the torch path); the energy also works as an ordinary torch
 energy everywhere else. Here: a 20-d Gaussian with a strongly correlated neighbouring pair structure (a tridiagonal
 precision matrix), where the exact covariance is known.
@@ -56,6 +56,6 @@ print(f"largest relative variance error: {np.abs(variance / exact_variance - 1).
 figure, axis = plt.subplots(figsize=(6.5, 3.4), layout="constrained")
 axis.plot(exact_variance, "k-", label="exact")
 axis.plot(variance, "o", ms=4, label="MALA (numba loops), 8 chains")
-axis.set(xlabel="coordinate", ylabel="marginal variance", title="A 20-d numba energy sampled by compiled MALA")
+axis.set(xlabel="coordinate", ylabel="marginal variance", title="A 20-d numba energy sampled by MALA on the numba path")
 axis.legend()
 figure.savefig(out / "numba_energy.png", dpi=110)

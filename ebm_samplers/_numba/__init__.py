@@ -11,7 +11,7 @@ blocks of a few chains in lock-step, so the CPU overlaps their independent work 
 
 The loops start from a kernel `State` (after any adapting warm-up, which runs on the torch kernel) and use its
 per-chain step sizes and diagonal metric (inverse mass; the identity where the Langevin state has none) unchanged.
-A kernel with `metric="dense"` has no compiled loop: `supports` is False and it runs on the torch path (the
+A kernel with `metric="dense"` has no numba loop: `supports` is False and it runs on the torch path (the
 default `metric=None` resolves to "diag" on a `NumbaEnergy`, see `kernels._kinetic.resolve_metric`).
 
 Randomness: each chain owns a xoshiro256** stream (`_random.py`) seeded from a seed drawn from the run's torch

@@ -44,7 +44,7 @@ def check_metric(metric, what: str, *, default_allowed: bool = False) -> str | N
 
 def resolve_metric(metric: str | None, like: Tensor, energy=None) -> str:
     """The metric a kernel uses: `metric` itself, or for None "dense" when the event has at most `DENSE_MAX_DIM`
-    entries and "diag" otherwise. A `NumbaEnergy` gets "diag" (the compiled loops take a diagonal metric only)."""
+    entries and "diag" otherwise. A `NumbaEnergy` gets "diag" (the numba loops take a diagonal metric only)."""
     if metric is not None:
         return metric
     numba_energy = sys.modules.get("energies.numba_energy")  # never imported here: only a loaded module's type

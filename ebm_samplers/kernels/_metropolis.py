@@ -55,7 +55,7 @@ def reject_diverging(
     exact, and one check of n values instead of a pass over the gradients, for a ratio that involves the
     proposal's energy and gradient (MALA's) from a finite current state (a non-finite gradient entry makes
     the ratio -inf or NaN, never a finite number). The ratio -inf (probability 0) rejects the proposal for
-    any uniform draw, in `metropolis_decision` as in the compiled loops.
+    any uniform draw, in `metropolis_decision` as in the numba loops.
     """
     unbounded = proposal_energy == -torch.inf
     failed = not_finite(log_ratio) if proposal_grad is None else nonfinite(proposal_energy, proposal_grad)

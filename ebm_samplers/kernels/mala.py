@@ -50,7 +50,7 @@ class MALA(DrawThenAdvance):
 
     `metric` is the form of the preconditioner A that warm-up estimates: "diag" or "dense" (one matrix over the
     flattened event, shared by every chain); None, the default, is dense up to `_kinetic.DENSE_MAX_DIM`
-    coordinates, diag above (and diag on a `NumbaEnergy`, whose compiled loop takes a diagonal).
+    coordinates, diag above (and diag on a `NumbaEnergy`, whose numba loop takes a diagonal).
     `inverse_mass` is the starting A (a number or a list of event shape; with "dense" also a (d, d) matrix);
     None, the default, is the identity, held as None in the state (no extra operation) until warm-up sets it,
     unless `sample(..., adapt_mass_matrix=False)`.

@@ -49,15 +49,17 @@ from typing import ClassVar, NamedTuple
 import torch
 from torch import Tensor
 
-from ebm_samplers.kernels._integrators import drift, kick
+from ebm_samplers.kernels._integrators import drift, kick, leapfrog
 from ebm_samplers.kernels._kinetic import (
     KineticState,
     check_metric,
     initial_inverse_mass,
+    kinetic_energy,
     resolve_metric,
     sample_momentum,
     velocity,
 )
+from ebm_samplers.kernels._metropolis import reject_diverging
 from ebm_samplers.kernels.base import Info, Kernel, State, check_positive, per_chain
 from ebm_samplers.registry import register_sampler
 from energies import energy_and_grad
@@ -243,6 +245,18 @@ class NUTS(Kernel):
             "hamiltonian": hamiltonian,
         }
         return new_state, info
+
+    def probe_acceptance(self, state: State, energy, generator: torch.Generator) -> Tensor:
+        """min(1, exp(H_0 - H_1)) of one leapfrog step with a fresh momentum (Hoffman & Gelman 2014, Algorithm 4),
+        0 where the step diverged: the initial step-size search costs one gradient per chain and probe, not a
+        whole tree (up to 2^max_tree_depth steps at a tiny step size)."""
+        momentum = sample_momentum(state.inverse_mass, generator)
+        start = state.energy + kinetic_energy(momentum, state.inverse_mass)
+        _, momentum, value, grad = leapfrog(
+            energy, state.position, momentum, state.grad, state.inverse_mass, state.step_size, None, 1
+        )
+        log_ratio, _ = reject_diverging(start - value - kinetic_energy(momentum, state.inverse_mass), value, grad)
+        return log_ratio.clamp(max=0.0).exp()
 
 
 def _leapfrog(energy, point: _Point, active: Tensor, signed_step: Tensor, half_step: Tensor, inverse_mass) -> _Point:

@@ -138,7 +138,7 @@ def test_compiled_loops_are_cached_under_a_digest_of_the_helpers_compiled_into_t
 
 
 def _run_loop(name, energy, init, step_size, seeds, inverse_mass, n_steps=40, thin=3, warmup=4):
-    """Call the compiled loop directly with explicit per-chain seeds; returns its outputs."""
+    """Call the numba loop directly with explicit per-chain seeds; returns its outputs."""
     from ebm_samplers._numba import load_loop
 
     n, keep = init.shape[0], n_steps // thin

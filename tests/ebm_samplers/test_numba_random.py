@@ -1,4 +1,4 @@
-"""The compiled loops' random streams (ziggurat normals and uniforms on xoshiro256**) against their exact laws.
+"""The numba loops' random streams (ziggurat normals and uniforms on xoshiro256**) against their exact laws.
 
 Tolerances are exact standard errors: a count or sum of n independent draws has a known variance, so each
 check is |observed - expected| / sd < Z_999.

@@ -1,16 +1,16 @@
 """Where the compiled (numba) path's time goes: normal draws, the bare gradient, and whole steps.
 
-    PYTHONPATH=. python benchmarks/compiled_profile.py [--chains 1000] [--repeats 7] [--out ...compiled_profile.json]
+    PYTHONPATH=. python benchmarks/numba_profile.py [--chains 1000] [--repeats 7] [--out ...numba_profile.json]
 
 One thread, CPU time (`time.process_time`, robust to other jobs on a shared machine), median of `--repeats`
 runs after a warm-up run. For the 2-D default mixture and the 100-d Gaussian (variances log-spaced 0.01..1) at
 `--chains` chains it prints `name: value` lines and writes JSON:
 
-    normal_ns          one N(0, 1) draw, from a compiled loop that only fills each chain's vector of normals
+    normal_ns          one N(0, 1) draw, from a numba loop that only fills each chain's vector of normals
                        (the same `fill_standard_normal` the kernels call, one stream per chain)
     grad_ms            one energy+gradient evaluation of every chain, through the compiled `grad_fn` type
     <kernel>.step_ms   one transition of every chain (ula, mala, hmc with 10 leapfrog steps), the kernels'
-                       compiled loops called directly with thin = 10 (as a long benchmark run records rarely)
+                       numba loops called directly with thin = 10 (as a long benchmark run records rarely)
     <kernel>.ratio     step_ms / (gradients per step x grad_ms)
 
 It runs in well under a minute and needs no other package than the project's.
@@ -67,7 +67,7 @@ def _gradients(grad_fn, points, steps):
 
 
 def _step_call(kernel: str, energy, points: np.ndarray, step_size: float):
-    """A call of the kernel's compiled loop: STEPS transitions (STEPS / 10 for HMC) of every chain."""
+    """A call of the kernel's numba loop: STEPS transitions (STEPS / 10 for HMC) of every chain."""
     n, dim = points.shape
     steps = STEPS // HMC_LEAPFROG * 2 if kernel == "hmc" else STEPS
     keep = steps // THIN
@@ -86,7 +86,7 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chains", type=int, default=1_000)
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "compiled_profile.json"))
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "numba_profile.json"))
     args = parser.parse_args(argv)
     numba.set_num_threads(1)
     n = args.chains
