@@ -112,7 +112,9 @@ def check_until(until, max_steps, n_steps, *, warmup: int, adapts: bool, keep: s
         if max_steps is not None:
             raise ValueError("max_steps caps a run that stops when converged; give it with until=Converged(...)")
         if n_steps is None:
-            raise ValueError("n_steps must be given (transitions after warm-up), or until=Converged(...), max_steps")
+            raise ValueError(
+                "n_steps must be given (transitions after warm-up), or until=Converged(...) with max_steps"
+            )
         return n_steps
     if not isinstance(until, Converged):
         raise TypeError(f"until must be an ebm_samplers.Converged(...); got {type(until).__name__}")

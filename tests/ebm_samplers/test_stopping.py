@@ -118,7 +118,7 @@ def test_bad_thresholds_are_one_line_errors(arguments, message):
         ({"until": Converged(), "max_steps": None}, "needs max_steps, an integer >= 1"),
         ({"until": Converged(), "max_steps": 100, "n_steps": 50}, "give max_steps"),
         ({"max_steps": 100}, "max_steps caps a run that stops when converged"),
-        ({}, "give n_steps"),
+        ({}, "n_steps must be given"),
         ({"until": Converged(), "max_steps": 100, "keep": "moments"}, "use keep=.draws., no stream"),
     ],
 )
@@ -171,5 +171,5 @@ def test_sample_until_refuses_what_it_cannot_do():
         ebm_samplers.sample(target, "mala", n_chains=4, warmup=0, until=Converged(), max_steps=100)
     with pytest.raises(ValueError, match="give max_steps"):
         ebm_samplers.sample(target, "mala", n_chains=4, warmup=10, until=Converged(), n_steps=100)
-    with pytest.raises(ValueError, match="give n_steps"):
+    with pytest.raises(ValueError, match="n_steps must be given"):
         ebm_samplers.sample(target, "mala", n_chains=4)
