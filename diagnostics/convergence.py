@@ -4,8 +4,8 @@ For draws (chain, draw, K) this gives, per coordinate: mean, sd, rank-normalised
 larger of bulk and folded; Vehtari et al. 2021), bulk ESS, tail ESS (the smaller ESS of the indicators
 x <= q_0.05 and x <= q_0.95), MCSE of the mean and of the sd, and the lag-1 autocorrelation. The values
 equal ArviZ 1.x's `rhat`, `ess(method="bulk")`, `ess(method="tail", prob=(0.05, 0.95))`, `mcse` and
-`mcse(method="sd")` to rounding error (a test checks it), but are about 5x faster: each coordinate is
-sorted once (see `_rank_normalise`), all ESS series of a block share one vectorised FFT pass (see
+`mcse(method="sd")` to rounding error (a test checks it), but faster (`benchmarks/diagnostics_speed.py`): each
+coordinate is sorted once (see `_rank_normalise`), all ESS series of a block share one vectorised FFT pass (see
 `_ess`), and blocks of coordinates run on all cores (numpy's sort and FFT and the numba kernel release
 the GIL).
 """

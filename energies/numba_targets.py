@@ -10,7 +10,7 @@ parameters (`GaussianMixture` with isotropic components, `Gaussian` with a diago
 The parameters are frozen into the compiled functions as constants (numba closures), so these functions are
 compiled per call of the factory (a fraction of a second) and not cached on disk. The Gaussians' sums over
 coordinates are compiled with fastmath's `reassoc` flag alone (`_SUMS`), so LLVM may reorder and vectorise them
-(about 3x faster at d = 100); only their last bits depend on that order, and NaN and inf propagate as usual.
+(faster; see docs/performance.md); only their last bits depend on that order, and NaN and inf propagate as usual.
 """
 
 from __future__ import annotations

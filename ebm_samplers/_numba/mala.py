@@ -8,7 +8,7 @@ log q(x' | x) = -||xi||^2 / 2. Same stats and trace layout as kernels/mala.py; t
 at the current point are kept, so each step makes one `grad_fn` call (at the proposal). Chains advance in
 blocks (`_blocks.py`). As in the torch kernel, a proposal whose energy is +inf or NaN or whose gradient is not
 finite is rejected and flagged `diverging` (the shared flag output); only an accepted proposal at energy -inf
-fails the run. As for ULA, the d normal draws (`_random.py`, about 2 ns each) cost more than a cheap
+fails the run. As for ULA, the d normal draws (`_random.py`) cost more than a cheap
 gradient at d = 100.
 """
 

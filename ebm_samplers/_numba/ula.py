@@ -3,8 +3,8 @@
 m is a diagonal metric per chain (ones for the identity; a dense metric runs on the torch path).
 
 Same update, stats and trace layout as kernels/ula.py; every proposal is kept, one `grad_fn` call per step.
-Chains advance in blocks (`_blocks.py`). Its cost at d = 100 is mostly the d normal draws (`_random.py`, about
-2 ns each), then the gradient.
+Chains advance in blocks (`_blocks.py`). Its cost at d = 100 is mostly the d normal draws (`_random.py`), then
+the gradient (`benchmarks/numba_profile.py`).
 """
 
 from __future__ import annotations
