@@ -27,10 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import ebm_samplers  # noqa: E402
 from benchmarks.posteriors import CountingEnergy, judge  # noqa: E402
 from energies.posteriors import PANEL  # noqa: E402
-
-import ebm_samplers  # noqa: E402
 
 METRICS = ("diag", "dense")
 
