@@ -15,8 +15,10 @@ m the chains' mean of the starts and m~ the acceptance-weighted mean of the prop
 constants). With t = 2 u T (u the transition's Halton point), dt / d log T = t, so the gradient on log T is
 t g, averaged over chains with weights the acceptance probabilities a (chains with a < 1e-4 or a non-finite
 g count 0). log T then takes one Adam step: no momentum (beta1 = 0), second moment decay beta2 = 0.95 with
-bias correction, learning rate 0.025, the step clipped to +-0.35 (T changes by at most ~40 % per transition);
-T is capped at `MAX_LEAPFROG` step sizes. The T kept after warm-up is the running average of log T with
+bias correction, learning rate 0.025, each gradient clipped to 5 running RMS before it enters the second
+moment (not in the paper: one chain far out before the chains meet gives gradients ~1e6 times the usual ones,
+which would freeze T for hundreds of transitions), the step clipped to +-0.35 (T changes by at most ~40 % per transition);
+T stays between one and `MAX_LEAPFROG` times the chains' median step size. The T kept after warm-up is the running average of log T with
 weights m^-1/2 at iteration m (iterate averaging). All constants as in the paper's reference implementation
 (TFP's GradientBasedTrajectoryLengthAdaptation).
 
@@ -40,6 +42,7 @@ BETA2 = 0.95
 MAX_LOG_STEP = 0.35
 TARGET_ACCEPTANCE = 0.651
 MIN_WEIGHT = 1e-4
+MAX_OUTLIER = 5.0
 
 
 def harmonic_mean_acceptance(info: Info) -> Tensor:
@@ -94,12 +97,22 @@ class ChEES:
         if self.log_length is None:
             self.start(state.trajectory_length[0])
         gradient = chees_gradient(info).to(self.log_length)
+        if self.iteration > 0:
+            # an outlier (one chain far from the rest: the criterion grows with the fourth power of distance)
+            # enters the second moment at most MAX_OUTLIER running RMS in size; unclipped, a gradient 1e6 times
+            # the usual would hold every later Adam step near zero for ~700 transitions (beta2 = 0.95)
+            scale = MAX_OUTLIER * torch.sqrt(self.squared_gradient / (1.0 - BETA2**self.iteration))
+            gradient = torch.where(scale > 0, gradient.clamp(-scale, scale), gradient)
         self.iteration += 1
         self.squared_gradient = BETA2 * self.squared_gradient + (1.0 - BETA2) * gradient.square()
         corrected = self.squared_gradient / (1.0 - BETA2**self.iteration)
         step = (self.learning_rate * gradient / torch.sqrt(corrected + 1e-20)).clamp(-MAX_LOG_STEP, MAX_LOG_STEP)
-        cap = math.log(MAX_LEAPFROG) + torch.log(state.step_size.min()).to(self.log_length)
-        self.log_length = torch.minimum(self.log_length + step, cap)
+        # the median chain's step, not the smallest: with per-chain step sizes one chain stuck far out (its step
+        # size collapsing) would otherwise cap T for every chain near zero; that chain's L is capped in the kernel
+        log_step = torch.log(state.step_size.median()).to(self.log_length)
+        # and floored at one step: below it every transition still takes one leapfrog step (L = ceil(2uT/h)), so
+        # the criterion's gradient says nothing about it, and T would lag far behind a step size that grows
+        self.log_length = (self.log_length + step).clamp(log_step, log_step + math.log(MAX_LEAPFROG))
         weight = self.iteration**-0.5
         self.log_length_average = weight * self.log_length + (1.0 - weight) * self.log_length_average
         return torch.exp(self.log_length)

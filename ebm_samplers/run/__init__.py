@@ -57,7 +57,7 @@ def sample(
     dtype: torch.dtype | None = None,
     adapt_step_size: bool = True,
     target_acceptance: float | None = None,
-    step_size_per_chain: bool = False,
+    step_size_per_chain: bool | None = None,
     adapt_mass_matrix: bool = True,
     backend: str = "auto",
     on_nonfinite: str = "raise",
@@ -95,8 +95,10 @@ def sample(
         adapt_step_size: during warm-up, tune the step size (starting from the kernel's) by dual averaging
             toward the kernel's target acceptance; kernels without an accept step (ULA) never adapt it.
         target_acceptance: overrides the kernel's target (MALA 0.574, HMC 0.8).
-        step_size_per_chain: adapt one step size per chain; by default all chains share one, driven by the
-            acceptance averaged over chains (far less noisy, so it lands on the target; see the README).
+        step_size_per_chain: adapt one step size per chain (each chain's own acceptance, as Stan and BlackJAX
+            adapt each chain), or False: one shared step size driven by the acceptance averaged over chains.
+            None (the default) adapts per chain whenever the step size is adapted: a shared step size lets
+            one chain that starts far out and rejects everything drag every chain's step size to zero.
         adapt_mass_matrix: estimate a diagonal inverse mass in warm-up for kernels that have one (HMC,
             underdamped Langevin). What warm-up settled on is in `trace.attrs` and `stats["step_size"]`.
         backend: "auto" runs `ula`, `mala` and `hmc` on an `energies.NumbaEnergy` as numba loops (same

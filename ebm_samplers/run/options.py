@@ -53,7 +53,7 @@ class RunOptions:
     dtype: torch.dtype | None
     adapt_step_size: bool
     target_acceptance: float | None
-    step_size_per_chain: bool
+    step_size_per_chain: bool  # resolved: None in sample() becomes True or False here
     adapt_mass_matrix: bool
     backend: str
     on_nonfinite: str
@@ -113,6 +113,9 @@ class RunOptions:
             warmup = default_warmup(kernel, planned, **adapting) if valid else 0  # else the checks below raise
         warmup = check_count(warmup, "warmup", minimum=0)
         adapts = default_warmup(kernel, 1, **adapting) > 0  # has something to adapt, with adaptation on
+        if step_size_per_chain is None:  # per chain wherever a step size is adapted (Stan's and BlackJAX's way)
+            tunes_step = adapt_step_size is True and type(kernel).target_acceptance is not None
+            step_size_per_chain = tunes_step and isinstance(warmup, int) and warmup > 0
         n_steps = check_until(
             until, max_steps, n_steps, warmup=warmup, adapts=adapts, keep=keep, stream=stream, checkpoint=checkpoint
         )

@@ -59,12 +59,20 @@ def test_welford_matches_the_batch_variance_pooled_and_per_chain():
     torch.testing.assert_close(per_chain.regularised_variance(like), shrink(draws.var(0), 7))
 
 
+@pytest.mark.parametrize("per_chain", [False, True])
 @pytest.mark.parametrize(("sampler", "target", "params"), [("mala", 0.574, {}), ("hmc", 0.8, {"n_leapfrog": (5, 15)})])
-def test_adapted_kernels_reach_their_target_acceptance(sampler, target, params):
+def test_adapted_kernels_reach_their_target_acceptance(sampler, target, params, per_chain):
     # hmc with a given n_leapfrog; ChEES (its default) aims at a harmonic mean instead, see test_chees
-    trace = ebm_samplers.sample(CORRELATED, sampler, n_chains=100, n_steps=300, warmup=500, seed=21, **params)
+    trace = ebm_samplers.sample(
+        CORRELATED, sampler, n_chains=100, n_steps=300, warmup=500, seed=21, step_size_per_chain=per_chain, **params
+    )
     acceptance = float(trace.stats["acceptance_rate"].mean())  # post-warm-up draws only
-    assert abs(acceptance - target) < 0.05, acceptance
+    if per_chain:
+        # each chain's recursion sees only its own noisy statistic, and the error (target - a) is bounded by
+        # target above but 1 - target below, so the averaged step lands small: above the target, as in Stan
+        assert target - 0.05 < acceptance < target + 0.15, acceptance
+    else:
+        assert abs(acceptance - target) < 0.05, acceptance
     assert trace.attrs["target_acceptance"] == target
     final = torch.tensor(trace.attrs["final_step_size"], dtype=trace.stats["step_size"].dtype)
     assert torch.equal(trace.stats["step_size"], final[:, None].expand_as(trace.stats["step_size"]))
@@ -72,7 +80,14 @@ def test_adapted_kernels_reach_their_target_acceptance(sampler, target, params):
 
 def test_a_user_target_acceptance_is_reached():
     trace = ebm_samplers.sample(
-        CORRELATED, "mala", n_chains=100, n_steps=300, warmup=500, seed=22, target_acceptance=0.7
+        CORRELATED,
+        "mala",
+        n_chains=100,
+        n_steps=300,
+        warmup=500,
+        seed=22,
+        target_acceptance=0.7,
+        step_size_per_chain=False,  # the shared recursion lands on the target (per chain: above it, see above)
     )
     assert abs(float(trace.stats["acceptance_rate"].mean()) - 0.7) < 0.05
 

@@ -45,13 +45,13 @@ def test_chees_hmc_is_exact_on_a_strongly_correlated_2d_gaussian():
 def test_trajectories_keep_their_halton_jitter_around_the_adapted_length():
     warmup = 100
     trace = ebm_samplers.sample(Gaussian([0.0, 0.0]), "hmc", init=torch.zeros(8, 2), n_steps=256, warmup=warmup, seed=7)
-    length, step = trace.attrs["trajectory_length"], trace.attrs["final_step_size"][0]
+    length = trace.attrs["trajectory_length"]
+    step = torch.tensor(trace.attrs["final_step_size"])  # one per chain (the default step_size_per_chain)
     steps = trace.stats["n_leapfrog"]
-    assert torch.equal(steps, steps[:1].expand_as(steps))  # one length per transition, shared by every chain
-    # transition k runs ceil(2 u_k T / h) steps, u_k the k-th Halton point
+    # transition k runs ceil(2 u_k T / h) steps in every chain, u_k the k-th Halton point, shared by the chains
     jitter = 2.0 * halton(torch.arange(warmup, warmup + 256))
-    expected = torch.ceil(jitter * torch.tensor(length, dtype=torch.float32) / torch.tensor(step)).long()
-    assert torch.equal(steps[0], expected.clamp(min=1))
+    expected = torch.ceil(jitter * torch.tensor(length, dtype=torch.float32) / step[:, None]).long()
+    assert torch.equal(steps, expected.clamp(min=1))
     assert abs(float(jitter.mean()) - 1.0) < 0.01  # Halton points fill (0, 1) evenly
     torch.testing.assert_close(trace.stats["trajectory_length"], steps * trace.stats["step_size"])
 

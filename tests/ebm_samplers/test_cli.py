@@ -17,7 +17,7 @@ def test_sample_on_the_default_writes_trace_and_plots_and_exits_1_on_problems(tm
     printed = capsys.readouterr().out
     assert "mala on GaussianMixture: 4 chains x 100 draws" in printed
     assert "r_hat" in printed and "ess_bulk" in printed and "95%" in printed
-    assert "problem(s); do not trust these estimates yet:" in printed and "- mode_split:" in printed
+    assert "problem(s); do not trust these estimates yet:" in printed and "- r_hat:" in printed
     for name in ("trace.png", "rank.png", "autocorr.png"):  # the same figures as `diagnose` writes
         assert (tmp_path / name).stat().st_size > 10_000, name
     trace = Trace.load(tmp_path / "trace.nc")
