@@ -17,9 +17,10 @@ t g, averaged over chains with weights the acceptance probabilities a (chains wi
 g count 0). log T then takes one Adam step: no momentum (beta1 = 0), second moment decay beta2 = 0.95 with
 bias correction, learning rate 0.025, each gradient clipped to 5 running RMS before it enters the second
 moment (not in the paper: one chain far out before the chains meet gives gradients ~1e6 times the usual ones,
-which would freeze T for hundreds of transitions), the step clipped to +-0.35 (T changes by at most ~40 % per transition);
-T stays between one and `MAX_LEAPFROG` times the chains' median step size. The T kept after warm-up is the running average of log T with
-weights m^-1/2 at iteration m (iterate averaging). All constants as in the paper's reference implementation
+which would freeze T for hundreds of transitions), the step clipped to +-0.35 (T changes by at most ~40 % per
+transition); T stays between one and `MAX_LEAPFROG` times the chains' median step size (also not in the paper:
+below one step the criterion says nothing, as every transition takes at least one). The T kept after warm-up is
+the running average of log T with weights m^-1/2 at iteration m (iterate averaging). All constants as in the paper's reference implementation
 (TFP's GradientBasedTrajectoryLengthAdaptation).
 
 The step size meanwhile follows dual averaging toward 0.651 (the optimal HMC acceptance, Beskos et al. 2013)
