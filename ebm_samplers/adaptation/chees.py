@@ -20,11 +20,12 @@ moment (not in the paper: one chain far out before the chains meet gives gradien
 which would freeze T for hundreds of transitions), the step clipped to +-0.35 (T changes by at most ~40 % per
 transition); T stays between one and `MAX_LEAPFROG` times the chains' median step size (also not in the paper:
 below one step the criterion says nothing, as every transition takes at least one). The T kept after warm-up is
-the running average of log T with weights m^-1/2 at iteration m (iterate averaging). All constants as in the paper's reference implementation
-(TFP's GradientBasedTrajectoryLengthAdaptation).
+the running average of log T with weights m^-1/2 at iteration m (iterate averaging). The other constants are
+the paper's reference implementation's (TFP's GradientBasedTrajectoryLengthAdaptation).
 
-The step size meanwhile follows dual averaging toward 0.651 (the optimal HMC acceptance, Beskos et al. 2013)
-of the harmonic mean of the chains' acceptance probabilities over the chains that did not diverge: one chain
+The step size meanwhile follows dual averaging toward 0.651 (the optimal HMC acceptance, Beskos et al. 2013):
+of each chain's own acceptance (the default, step sizes per chain), or, with one shared step size, of the
+harmonic mean of the chains' acceptance probabilities over the chains that did not diverge: one chain
 that accepts nothing then pulls the step size down, as the paper intends, but a divergence (a rejected
 non-finite proposal, e.g. outside a support) does not pin it to zero. See `WarmupAdaptation`.
 """
