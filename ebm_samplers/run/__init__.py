@@ -97,8 +97,9 @@ def sample(
         target_acceptance: overrides the kernel's target (MALA 0.574, HMC 0.8).
         step_size_per_chain: adapt one step size per chain (each chain's own acceptance, as Stan and BlackJAX
             adapt each chain), or False: one shared step size driven by the acceptance averaged over chains.
-            None (the default) adapts per chain whenever the step size is adapted: a shared step size lets
-            one chain that starts far out and rejects everything drag every chain's step size to zero.
+            None (the default) adapts per chain whenever the step size is adapted (a shared step size lets
+            one chain that starts far out and rejects everything drag every chain's step size to zero), except
+            for ChEES-HMC, whose chains share one trajectory length and so one step size, as in its paper.
         adapt_mass_matrix: estimate a diagonal inverse mass in warm-up for kernels that have one (HMC,
             underdamped Langevin). What warm-up settled on is in `trace.attrs` and `stats["step_size"]`.
         backend: "auto" runs `ula`, `mala` and `hmc` on an `energies.NumbaEnergy` as numba loops (same

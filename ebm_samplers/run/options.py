@@ -113,9 +113,13 @@ class RunOptions:
             warmup = default_warmup(kernel, planned, **adapting) if valid else 0  # else the checks below raise
         warmup = check_count(warmup, "warmup", minimum=0)
         adapts = default_warmup(kernel, 1, **adapting) > 0  # has something to adapt, with adaptation on
-        if step_size_per_chain is None:  # per chain wherever a step size is adapted (Stan's and BlackJAX's way)
+        if step_size_per_chain is None:
+            # per chain wherever a step size is adapted (Stan's and BlackJAX's way), except for ChEES-HMC, whose
+            # chains share one trajectory length: the batch pays for the chain with the smallest step, so ChEES
+            # shares one step size on the harmonic-mean acceptance, as its paper does
             tunes_step = adapt_step_size is True and type(kernel).target_acceptance is not None
-            step_size_per_chain = tunes_step and isinstance(warmup, int) and warmup > 0
+            shared_length = bool(getattr(kernel, "chees", False))
+            step_size_per_chain = tunes_step and not shared_length and isinstance(warmup, int) and warmup > 0
         n_steps = check_until(
             until, max_steps, n_steps, warmup=warmup, adapts=adapts, keep=keep, stream=stream, checkpoint=checkpoint
         )

@@ -171,3 +171,16 @@ def test_target_acceptance_is_reached_on_a_badly_scaled_10d_gaussian(sampler, ta
     variances = trace.draws.double().square().mean(dim=1)  # per chain, about the known mean 0
     for i in (0, 9):
         assert_matches(variances[:, i], float(covariance[i, i]), f"{sampler} variance[{i}]")
+
+
+@pytest.mark.parametrize(("sampler", "params"), [("mala", {}), ("nuts", {}), ("hmc", {"n_leapfrog": 5})])
+def test_by_default_each_chain_adapts_its_own_step_size(sampler, params):
+    trace = ebm_samplers.sample(CORRELATED, sampler, n_chains=6, n_steps=5, warmup=60, seed=25, **params)
+    assert torch.tensor(trace.attrs["final_step_size"]).unique().numel() == 6
+
+
+def test_by_default_chees_hmc_shares_one_step_size():
+    # its chains share one trajectory length, so the batch would pay for the chain with the smallest step
+    trace = ebm_samplers.sample(CORRELATED, "hmc", n_chains=6, n_steps=5, warmup=60, seed=25)
+    assert trace.attrs["adapted_trajectory_length"]
+    assert torch.tensor(trace.attrs["final_step_size"]).unique().numel() == 1
