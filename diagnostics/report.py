@@ -153,7 +153,8 @@ def _problems(chains: Chains, draws, table: pd.DataFrame, per_chain: pd.DataFram
             Problem(
                 "stuck_chain",
                 f"chain {chain} is stuck ({why}): it never left its starting point; "
-                "reduce the step size or start it where the energy is moderate",
+                "reduce the step size (if the chains share one adapted step size, as ChEES-HMC's do, adapt one "
+                "per chain: step_size_per_chain=True) or start it where the energy is moderate",
                 chains=(int(chain),),
             )
         )

@@ -48,12 +48,18 @@ MAX_OUTLIER = 5.0
 
 
 def harmonic_mean_acceptance(info: Info) -> Tensor:
-    """The harmonic mean (0-d) of the acceptance probabilities of the chains that did not diverge (0 if all did)."""
+    """The harmonic mean (0-d) of the acceptance probabilities of the chains that did not diverge, times the
+    fraction of chains that did not diverge (0 if all did).
+
+    A diverging chain counts as acceptance 0 in the fraction but not in the harmonic mean, where one 0 would pin
+    the statistic (and so the step size) to 0: a rare divergence (a proposal outside a support) lowers the step
+    a little, while divergences in most chains (a trajectory too long for the step on a curved target) lower it
+    as they should."""
     probability = info["acceptance_rate"].nan_to_num(nan=0.0)
     kept = ~info["diverging"] if "diverging" in info else torch.ones_like(probability, dtype=torch.bool)
     count = kept.sum()
     inverse = torch.where(kept, 1.0 / probability, 0.0).sum()  # a kept chain with probability 0 gives +inf
-    return torch.where(count > 0, count / inverse, 0.0)
+    return torch.where(count > 0, count / inverse * (count / probability.numel()), 0.0)
 
 
 def chees_gradient(info: Info) -> Tensor:

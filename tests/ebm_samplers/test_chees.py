@@ -104,12 +104,13 @@ def test_the_gradient_points_toward_longer_trajectories_when_they_are_too_short(
     assert float(chees.chees_gradient(info)) < 0
 
 
-def test_the_step_size_statistic_is_the_harmonic_mean_over_chains_that_did_not_diverge():
+def test_the_step_size_statistic_is_the_harmonic_mean_over_chains_that_did_not_diverge_times_their_share():
     info = {
         "acceptance_rate": torch.tensor([0.5, 1.0, 0.0, 0.25]),
         "diverging": torch.tensor([False, False, True, False]),
     }
-    assert float(chees.harmonic_mean_acceptance(info)) == pytest.approx(3 / (2 + 1 + 4))
+    # harmonic mean over the 3 that did not diverge, times the fraction 3 / 4 that did not
+    assert float(chees.harmonic_mean_acceptance(info)) == pytest.approx(3 / (2 + 1 + 4) * 3 / 4)
     info["diverging"] = torch.tensor([False, False, False, False])  # a chain that accepts nothing: 0
     assert float(chees.harmonic_mean_acceptance(info)) == 0.0
     info["diverging"] = torch.ones(4, dtype=torch.bool)
