@@ -271,8 +271,8 @@ def _cell(result: dict | None, headline: str) -> str:
     if result is None:
         return "—"
     if "error" in result:
-        return f"error ({result['error'].split(':')[0]})"
-    verdict = "**pass**" if result["passed"] else "fail: " + ",".join(result["failed_checks"])
+        return f"error: {result['error'].split(':')[0]}"
+    verdict = "**pass**" if result["passed"] else "fail: " + ", ".join(result["failed_checks"])
     value = result.get(headline) or result.get("ess_per_1k_grads_batch")
     divergences = result.get("divergences")
     diverged = f", {divergences} div" if divergences else ""
@@ -371,10 +371,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--quick", action="store_true", help="100 warm-up + 150 draws (a smoke test)")
     parser.add_argument("--out-dir", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument(
-        "--merge", nargs="*", default=[], help="out-dirs of runs made in parallel: merge their runs in, run nothing"
+        "--merge",
+        nargs="*",
+        default=None,
+        help="out-dirs of runs made in parallel: merge their runs in, run nothing (no dirs: rewrite the table)",
     )
     args = parser.parse_args(argv)
-    if args.merge:
+    if args.merge is not None:
         args.targets, args.samplers = "", ""
     targets = [name for name in args.targets.split(",") if name]
     samplers = [name for name in args.samplers.split(",") if name]
@@ -390,7 +393,7 @@ def main(argv=None) -> dict:
     results = json.loads(json_path.read_text()) if json_path.exists() else {"runs": {}, "skipped": {}}
     if results.get("quick") != args.quick:
         results = {"runs": {}, "skipped": {}}
-    for folder in args.merge:
+    for folder in args.merge or []:
         part = json.loads((Path(folder) / "posteriors.json").read_text())
         if part.get("quick") != args.quick:
             parser.error(f"{folder}: quick={part.get('quick')} does not match --quick={args.quick}")
