@@ -47,7 +47,7 @@ names = ["intercept", *data.feature_names]
 draws = trace.draws.reshape(-1, design.shape[1])
 order = draws.mean(0).abs().argsort(descending=True)[:12]
 figure, axis = plt.subplots(figsize=(7, 4.2), layout="constrained")
-axis.boxplot(draws[:, order].numpy(), vert=False, showfliers=False)
+axis.boxplot(draws[:, order].numpy(), orientation="horizontal", showfliers=False)
 axis.set_yticks(range(1, 13), [names[i] for i in order])
 axis.axvline(0, color="0.5", lw=0.8)
 axis.set(xlabel="coefficient (standardised feature)", title="NUTS posterior: the 12 largest coefficients")
