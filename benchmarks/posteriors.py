@@ -271,7 +271,9 @@ def _cell(result: dict | None, headline: str) -> str:
     if result is None:
         return "—"
     if "error" in result:
-        return f"error: {result['error'].split(':')[0]}"
+        kind = result["error"].split(":")[0]
+        # FloatingPointError is the run loop's "a chain went non-finite" (on_nonfinite="raise")
+        return "error: went non-finite" if kind == "FloatingPointError" else f"error: {kind}"
     verdict = "**pass**" if result["passed"] else "fail: " + ", ".join(result["failed_checks"])
     value = result.get(headline) or result.get("ess_per_1k_grads_batch")
     divergences = result.get("divergences")
