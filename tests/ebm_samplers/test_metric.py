@@ -267,10 +267,12 @@ def test_a_run_with_a_dense_metric_resumes_bit_identically(tmp_path, sampler, pa
 @pytest.mark.slow
 @pytest.mark.parametrize("metric", ["diag", "dense"])
 def test_compile_step_runs_the_adapted_metric_as_the_eager_step_does(metric):
-    # warm-up (eager) settles the metric, then the compiled step draws and moves with it: same decisions, draws
-    # equal up to the rounding of fused arithmetic
+    # warm-up settles the metric, then the compiled step draws and moves with it: same decisions, draws equal up
+    # to the rounding of fused arithmetic. One shared step size: a step per chain takes the rounding of that
+    # chain's own acceptance into its recursion (relative 4e-7 after 5 steps, 4e-4 after 20), so decisions
+    # made near the boundary eventually differ
     energy = Gaussian(torch.zeros(2), torch.tensor([[1.0, 0.9], [0.9, 1.0]]))
-    run = dict(n_chains=16, n_steps=40, warmup=200, seed=3, metric=metric)
+    run = dict(n_chains=16, n_steps=40, warmup=200, seed=3, metric=metric, step_size_per_chain=False)
     eager, compiled = (ebm_samplers.sample(energy, "mala", **run, compile_step=c) for c in (False, True))
     assert compiled.attrs["metric"] == metric
     assert torch.equal(eager.stats["accepted"], compiled.stats["accepted"])
