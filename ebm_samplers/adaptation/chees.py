@@ -24,8 +24,9 @@ the running average of log T with weights m^-1/2 at iteration m (iterate averagi
 the paper's reference implementation's (TFP's GradientBasedTrajectoryLengthAdaptation).
 
 The step size meanwhile follows dual averaging toward 0.651 (the optimal HMC acceptance, Beskos et al. 2013):
-of each chain's own acceptance (the default, step sizes per chain), or, with one shared step size, of the
-harmonic mean of the chains' acceptance probabilities over the chains that did not diverge: one chain
+of each chain's own acceptance while the steps are per chain (by default until the first slow window), and
+with one shared step size of the harmonic mean of the chains' acceptance probabilities over the chains that did
+not diverge, times their share (`harmonic_mean_acceptance`): one chain
 that accepts nothing then pulls the step size down, as the paper intends, but a divergence (a rejected
 non-finite proposal, e.g. outside a support) does not pin it to zero. See `WarmupAdaptation`.
 """

@@ -71,9 +71,11 @@ class DualAveraging:
             "log_step_average": self._log_step_average,
             "error_average": self._error_average,
             "iteration": self._iteration,
+            "per_chain": self.per_chain,  # ChEES's warm-up switches from per chain to shared
         }
 
     def load_state_dict(self, saved: dict[str, object]) -> None:
         self._mu, self._log_step = saved["mu"], saved["log_step"]
         self._log_step_average, self._error_average = saved["log_step_average"], saved["error_average"]
         self._iteration = int(saved["iteration"])
+        self.per_chain = bool(saved.get("per_chain", self.per_chain))

@@ -7,7 +7,8 @@ underdamped Langevin, MALA, ULA) also get a metric, diagonal or dense as the ker
 positions in Stan's slow windows (`metric.MetricAdaptation`), after each of which the step-size recursion
 restarts from the step size averaged so far. At the end of warm-up the step size is the averaged iterate h-bar.
 HMC with an adapted trajectory length (`n_leapfrog=None`) also gets its integration time from `chees`, and its
-step size aims at 0.651 of the harmonic-mean acceptance (a user's `target_acceptance` replaces the 0.651).
+step size aims at 0.651 (a user's `target_acceptance` replaces it): per chain until the first slow window, then
+one step shared by the chains on the harmonic-mean acceptance, restarted at the median of the chains' steps.
 """
 
 from __future__ import annotations
@@ -92,6 +93,12 @@ class WarmupAdaptation:
         self.warmup = warmup
         self.target_acceptance = target
         self._kernel = kernel
+        # ChEES with one shared step size still adapts one per chain until the first slow window: a chain that
+        # starts far out (a hierarchical scale near zero) then finds its own step and walks into the bulk instead
+        # of diverging on every transition under a step that fits the others
+        self._shared_from = None
+        if adapts_length and not step_size_per_chain:
+            self._shared_from = 0
         self._step_size = (
             DualAveraging(state.step_size, target, per_chain=step_size_per_chain)
             if warmup > 0 and adapt_step_size and target is not None
@@ -105,6 +112,9 @@ class WarmupAdaptation:
             MetricAdaptation(metric_in_use(kernel, state), warmup) if adapt_mass_matrix and has_metric else None
         )
         self._windows = self._metric.windows if self._metric is not None else []
+        if self._shared_from is not None and self._step_size is not None and self._windows:
+            self._shared_from = self._windows[0][0]
+            self._step_size.per_chain = True
 
     @property
     def active(self) -> bool:
@@ -139,7 +149,13 @@ class WarmupAdaptation:
                 # otherwise move at the wrong speed (and can blow up an unadjusted integrator)
                 whitened = whiten_momentum(state.momentum, state.inverse_mass)
                 changes["momentum"] = momentum_from_whitened(whitened, inverse_mass)
-        if self._step_size is not None:
+        if self._step_size is not None and iteration + 1 == self._shared_from and self._step_size.per_chain:
+            # from here on one shared step: the chains' median of what each found
+            shared = self._step_size.final_step_size().median().expand_as(state.step_size)
+            self._step_size.per_chain = False
+            self._step_size.restart(shared.to(state.step_size))
+            changes["step_size"] = shared.to(state.step_size)
+        elif self._step_size is not None:
             if "inverse_mass" in changes:
                 # restart from the average so far: the last exploring iterate is noisy
                 restart = self._step_size.final_step_size().to(state.step_size)

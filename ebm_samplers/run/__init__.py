@@ -99,7 +99,8 @@ def sample(
             adapt each chain), or False: one shared step size driven by the acceptance averaged over chains.
             None (the default) adapts per chain whenever the step size is adapted (a shared step size lets
             one chain that starts far out and rejects everything drag every chain's step size to zero), except
-            for ChEES-HMC, whose chains share one trajectory length and so one step size, as in its paper.
+            for ChEES-HMC, whose chains share one trajectory length and, after the first slow window of warm-up,
+            one step size, as in its paper.
         adapt_mass_matrix: estimate a diagonal inverse mass in warm-up for kernels that have one (HMC,
             underdamped Langevin). What warm-up settled on is in `trace.attrs` and `stats["step_size"]`.
         backend: "auto" runs `ula`, `mala` and `hmc` on an `energies.NumbaEnergy` as numba loops (same

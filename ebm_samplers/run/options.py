@@ -116,7 +116,8 @@ class RunOptions:
         if step_size_per_chain is None:
             # per chain wherever a step size is adapted (Stan's and BlackJAX's way), except for ChEES-HMC, whose
             # chains share one trajectory length: the batch pays for the chain with the smallest step, so ChEES
-            # shares one step size on the harmonic-mean acceptance, as its paper does
+            # shares one step size on the harmonic-mean acceptance, as its paper does (after a first window per
+            # chain: see WarmupAdaptation)
             tunes_step = adapt_step_size is True and type(kernel).target_acceptance is not None
             shared_length = bool(getattr(kernel, "chees", False))
             step_size_per_chain = tunes_step and not shared_length and isinstance(warmup, int) and warmup > 0

@@ -130,3 +130,23 @@ def test_a_run_interrupted_in_warmup_resumes_chees_bit_identically(tmp_path):
     assert 0 < read_checkpoint(path)["step"] < 100
     resumed = ebm_samplers.sample(QuarticWell(), "hmc", checkpoint=path, checkpoint_every=10, **run)
     _assert_same_trace(resumed, full)
+
+
+def test_chees_adapts_a_step_per_chain_until_the_first_slow_window_then_shares_one():
+    # a chain that starts far out finds its own step first (stochastic volatility on the panel: one chain stayed
+    # stuck under the shared step); from the first slow window on, the chains share the median of theirs
+    from ebm_samplers.adaptation.warmup import WarmupAdaptation
+
+    energy = Gaussian([0.0, 0.0], [[1.0, 0.0], [0.0, 0.01]])
+    kernel = ebm_samplers.get_sampler("hmc")
+    generator = torch.Generator().manual_seed(5)
+    state = kernel.init(torch.randn(8, 2, generator=generator) * 3.0, energy)
+    adaptation = WarmupAdaptation(kernel, state, 200)
+    state = adaptation.start(state, energy, generator)
+    first_window = adaptation._windows[0][0]
+    for iteration in range(first_window + 5):
+        state, info = kernel.step(state, energy, generator)
+        state = adaptation.update(iteration, state, info)
+        if iteration == first_window - 2:
+            assert state.step_size.unique().numel() == 8
+    assert state.step_size.unique().numel() == 1
