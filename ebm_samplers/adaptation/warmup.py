@@ -39,9 +39,23 @@ def default_warmup(
     the run's options are settled before any chain exists."""
     if not type(kernel).warmup_by_default:
         return 0
-    step_size = adapt_step_size is True and type(kernel).target_acceptance is not None
     metric = adapt_mass_matrix is True and hasattr(kernel, "inverse_mass")
-    return min(n_steps, DEFAULT_WARMUP) if step_size or metric else 0
+    return min(n_steps, DEFAULT_WARMUP) if _tunes_step_size(kernel, adapt_step_size) or metric else 0
+
+
+def default_step_size_per_chain(kernel: Kernel, warmup: int, *, adapt_step_size: bool = True) -> bool:
+    """`step_size_per_chain` when none is given: per chain wherever a step size is adapted (Stan's and BlackJAX's
+    way: a shared step lets one chain that starts far out drag every chain's step toward zero), except for
+    ChEES-HMC, whose chains share one trajectory length, so the batch would pay for the chain with the smallest
+    step: it shares one step size on the harmonic-mean acceptance, as its paper does (after a first window per
+    chain, see `WarmupAdaptation`)."""
+    shares_length = bool(getattr(kernel, "chees", False))
+    return warmup > 0 and _tunes_step_size(kernel, adapt_step_size) and not shares_length
+
+
+def _tunes_step_size(kernel: Kernel, adapt_step_size: bool) -> bool:
+    """Whether warm-up adapts the kernel's step size: it has a target acceptance, and adaptation is on."""
+    return adapt_step_size is True and type(kernel).target_acceptance is not None
 
 
 class WarmupAdaptation:
@@ -93,18 +107,6 @@ class WarmupAdaptation:
         self.warmup = warmup
         self.target_acceptance = target
         self._kernel = kernel
-        # ChEES with one shared step size still adapts one per chain until the first slow window: a chain that
-        # starts far out (a hierarchical scale near zero) then finds its own step and walks into the bulk instead
-        # of diverging on every transition under a step that fits the others
-        self._shared_from = None
-        if adapts_length and not step_size_per_chain:
-            self._shared_from = 0
-        self._step_size = (
-            DualAveraging(state.step_size, target, per_chain=step_size_per_chain)
-            if warmup > 0 and adapt_step_size and target is not None
-            else None
-        )
-        self._searched_step_size: list[float] | None = None
         has_metric = hasattr(state, "inverse_mass")
         # pooled over chains: a per-chain estimate from a 25-draw window of autocorrelated draws is too
         # noisy (and biased low for slowly moving chains, which a smaller metric then slows further)
@@ -112,9 +114,17 @@ class WarmupAdaptation:
             MetricAdaptation(metric_in_use(kernel, state), warmup) if adapt_mass_matrix and has_metric else None
         )
         self._windows = self._metric.windows if self._metric is not None else []
-        if self._shared_from is not None and self._step_size is not None and self._windows:
-            self._shared_from = self._windows[0][0]
-            self._step_size.per_chain = True
+        # ChEES with one shared step size still adapts one per chain until the first slow window: a chain that
+        # starts far out (a hierarchical scale near zero) then finds its own step and walks into the bulk instead
+        # of diverging on every transition under a step that fits the others
+        shares_later = adapts_length and not step_size_per_chain and bool(self._windows)
+        self._shared_from = self._windows[0][0] if shares_later else None
+        self._step_size = (
+            DualAveraging(state.step_size, target, per_chain=step_size_per_chain or shares_later)
+            if warmup > 0 and adapt_step_size and target is not None
+            else None
+        )
+        self._searched_step_size: list[float] | None = None
 
     @property
     def active(self) -> bool:
@@ -149,7 +159,7 @@ class WarmupAdaptation:
                 # otherwise move at the wrong speed (and can blow up an unadjusted integrator)
                 whitened = whiten_momentum(state.momentum, state.inverse_mass)
                 changes["momentum"] = momentum_from_whitened(whitened, inverse_mass)
-        if self._step_size is not None and iteration + 1 == self._shared_from and self._step_size.per_chain:
+        if self._step_size is not None and iteration + 1 == self._shared_from:
             # from here on one shared step: the chains' median of what each found
             shared = self._step_size.final_step_size().median().expand_as(state.step_size)
             self._step_size.per_chain = False

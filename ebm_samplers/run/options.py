@@ -19,7 +19,7 @@ from torch import Tensor
 
 from ebm_samplers._nonfinite import ResetPoints, check_policy
 from ebm_samplers._validate import check_count, check_flag, check_positive
-from ebm_samplers.adaptation.warmup import default_warmup
+from ebm_samplers.adaptation.warmup import default_step_size_per_chain, default_warmup
 from ebm_samplers.checkpoint import stored_seed
 from ebm_samplers.kernels._resolve import resolve_kernel
 from ebm_samplers.kernels.base import Kernel
@@ -114,13 +114,7 @@ class RunOptions:
         warmup = check_count(warmup, "warmup", minimum=0)
         adapts = default_warmup(kernel, 1, **adapting) > 0  # has something to adapt, with adaptation on
         if step_size_per_chain is None:
-            # per chain wherever a step size is adapted (Stan's and BlackJAX's way), except for ChEES-HMC, whose
-            # chains share one trajectory length: the batch pays for the chain with the smallest step, so ChEES
-            # shares one step size on the harmonic-mean acceptance, as its paper does (after a first window per
-            # chain: see WarmupAdaptation)
-            tunes_step = adapt_step_size is True and type(kernel).target_acceptance is not None
-            shared_length = bool(getattr(kernel, "chees", False))
-            step_size_per_chain = tunes_step and not shared_length and isinstance(warmup, int) and warmup > 0
+            step_size_per_chain = default_step_size_per_chain(kernel, warmup, adapt_step_size=adapt_step_size)
         n_steps = check_until(
             until, max_steps, n_steps, warmup=warmup, adapts=adapts, keep=keep, stream=stream, checkpoint=checkpoint
         )
