@@ -19,9 +19,14 @@ bias correction, learning rate 0.025, each gradient clipped to 5 running RMS bef
 moment (not in the paper: one chain far out before the chains meet gives gradients ~1e6 times the usual ones,
 which would freeze T for hundreds of transitions), the step clipped to +-0.35 (T changes by at most ~40 % per
 transition); T stays between one and `MAX_LEAPFROG` times the chains' median step size (also not in the paper:
-below one step the criterion says nothing, as every transition takes at least one). The T kept after warm-up is
-the running average of log T with weights m^-1/2 at iteration m (iterate averaging). The other constants are
-the paper's reference implementation's (TFP's GradientBasedTrajectoryLengthAdaptation).
+below one step the criterion says nothing, as every transition takes at least one). After each metric update
+`WarmupAdaptation` starts T again at one step size (not in the paper, whose metric is fixed during the
+adaptation of T: on a Gaussian the criterion of jittered trajectories peaks at T ~ 1.2 whitened time units and
+again, lower, every pi/2 after that, so a T grown under the previous metric stays on a later peak of the new
+one; 8 chains' gradient is too noisy to bring it back: a logistic regression of the panel ended warm-up at
+T = 22 instead of ~7). The T kept after warm-up is the running average of log T since that last start, with
+weights m^-1/2 at its iteration m (iterate averaging). The other constants are the paper's reference
+implementation's (TFP's GradientBasedTrajectoryLengthAdaptation).
 
 The step size meanwhile follows dual averaging toward 0.651 (the optimal HMC acceptance, Beskos et al. 2013):
 of each chain's own acceptance while the steps are per chain (by default until the first slow window), and

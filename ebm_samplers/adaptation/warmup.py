@@ -6,7 +6,8 @@ initial search in `start` (`step_size_search`); kernels whose state carries an `
 underdamped Langevin, MALA, ULA) also get a metric, diagonal or dense as the kernel's `metric` says, from the
 positions in Stan's slow windows (`metric.MetricAdaptation`), after each of which the step-size recursion
 restarts from the step size averaged so far. At the end of warm-up the step size is the averaged iterate h-bar.
-HMC with an adapted trajectory length (`n_leapfrog=None`) also gets its integration time from `chees`, and its
+HMC with an adapted trajectory length (`n_leapfrog=None`) also gets its integration time from `chees` (started
+again at one step after each metric update), and its
 step size aims at 0.651 (a user's `target_acceptance` replaces it): per chain until the first slow window, then
 one step shared by the chains on the harmonic-mean acceptance, restarted at the median of the chains' steps.
 """
@@ -178,8 +179,15 @@ class WarmupAdaptation:
                 changes["step_size"] = self._step_size.update(statistic).to(state.step_size)
             if iteration + 1 == self.warmup:
                 changes["step_size"] = self._step_size.final_step_size().to(state.step_size)
-        if self._chees is not None:
+        if self._chees is not None and "inverse_mass" in changes:
+            # a new metric changes the time scale of the dynamics, and the criterion is periodic in T on a
+            # Gaussian: grown under the old metric, T sits on a later, lower peak of the new one, from which its
+            # noisy gradient does not bring it back; ChEES starts short again, as at the start of warm-up
+            length = changes.get("step_size", state.step_size).median()
+            self._chees.start(length)
+        elif self._chees is not None:
             length = self._chees.update(state, info)
+        if self._chees is not None:
             if iteration + 1 == self.warmup:
                 length = self._chees.final_length()
             changes["trajectory_length"] = length.to(state.trajectory_length).expand_as(state.trajectory_length)

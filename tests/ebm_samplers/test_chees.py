@@ -150,3 +150,28 @@ def test_chees_adapts_a_step_per_chain_until_the_first_slow_window_then_shares_o
         if iteration == first_window - 2:
             assert state.step_size.unique().numel() == 8
     assert state.step_size.unique().numel() == 1
+
+
+def test_chees_starts_short_again_after_each_metric_update():
+    # T grown under one metric sits on a later, lower peak of the criterion under the next (a logistic regression
+    # on the panel ended warm-up at T = 22 where NUTS's trajectories last ~4): each new metric restarts T at one
+    # step, and the T kept after warm-up averages only the last window's values
+    from ebm_samplers.adaptation.warmup import WarmupAdaptation
+
+    energy = Gaussian([0.0, 0.0], [4.0, 0.25])
+    kernel = ebm_samplers.get_sampler("hmc")
+    generator = torch.Generator().manual_seed(6)
+    state = kernel.init(torch.randn(8, 2, generator=generator), energy)
+    adaptation = WarmupAdaptation(kernel, state, 300)
+    state = adaptation.start(state, energy, generator)
+    ends = [end for _, end in adaptation._windows]
+    grown = False
+    for iteration in range(300):
+        state, info = kernel.step(state, energy, generator)
+        before = float(state.trajectory_length[0])
+        state = adaptation.update(iteration, state, info)
+        if iteration + 1 in ends:
+            grown = grown or before > 2 * float(state.step_size[0])
+            assert float(state.trajectory_length[0]) == pytest.approx(float(state.step_size.median()))
+    assert grown  # T had grown past one step before the restarts, so the restart is seen
+    assert float(state.trajectory_length[0]) > 2 * float(state.step_size[0])  # and grows again in the last window
