@@ -11,10 +11,13 @@ length and dtype, three ways of running the same transitions, interleaved and ea
     moments     `sample(..., keep="moments")`: running means and variances only
     unrecorded  `sample(..., thin=n_steps)`: the same run keeping one draw per chain (guard and loop, no recording)
     bare        a hand-written loop of `kernel.step` calls (no guard, no recorder)
+    memory      no sampling: one (chains, 100) copy per step into a freshly allocated (steps, chains, 100)
+                tensor, the least any in-memory trace costs (the kernel maps and zeroes every new page)
 
 Time is CPU time (`time.process_time`: robust to other jobs on a shared machine; it includes the kernel's time
 zeroing freshly allocated pages), divided by the steps. `recording_share` = (draws - unrecorded) / draws: the part
-of an end-to-end run spent recording; `overhead_share` = (draws - bare) / draws: all that is not transitions. A
+of an end-to-end run spent recording; `memory_share` = memory / draws: the part that writing the draws to new
+memory costs by itself; `overhead_share` = (draws - bare) / draws: all that is not transitions. A
 flat `draws` time per step across run lengths means recording does not slow down as the trace grows. Prints
 `name: value` lines and writes JSON.
 """
@@ -70,14 +73,22 @@ def measure(chains: int, steps: int, dtype: torch.dtype, repeats: int) -> dict[s
             state, _info = kernel.step(state, energy, generator)
         return state
 
+    def memory():
+        row = init.clone()
+        trace = torch.empty((steps, *row.shape), dtype=row.dtype)
+        for step in range(steps):
+            trace[step].copy_(row)
+        return trace
+
     ways = {"draws": lambda: run("draws"), "moments": lambda: run("moments")}
-    ways |= {"unrecorded": lambda: run("draws", thin=steps), "bare": bare}
+    ways |= {"unrecorded": lambda: run("draws", thin=steps), "bare": bare, "memory": memory}
     best = dict.fromkeys(ways, float("inf"))
     for _ in range(repeats):
         for name, way in ways.items():  # interleaved, so drift on a shared machine hits all three alike
             best[name] = min(best[name], _cpu_seconds(way))
     per_step = {f"{name}_ms_per_step": 1e3 * seconds / steps for name, seconds in best.items()}
     per_step["recording_share"] = (best["draws"] - best["unrecorded"]) / best["draws"]
+    per_step["memory_share"] = best["memory"] / best["draws"]
     per_step["overhead_share"] = (best["draws"] - best["bare"]) / best["draws"]
     per_step["draws_over_moments"] = best["draws"] / best["moments"]
     return per_step
