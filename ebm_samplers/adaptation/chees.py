@@ -18,8 +18,10 @@ g count 0). log T then takes one Adam step: no momentum (beta1 = 0), second mome
 bias correction, learning rate 0.025, each gradient clipped to 5 running RMS before it enters the second
 moment (not in the paper: one chain far out before the chains meet gives gradients ~1e6 times the usual ones,
 which would freeze T for hundreds of transitions), the step clipped to +-0.35 (T changes by at most ~40 % per
-transition); T stays between one and `MAX_LEAPFROG` times the chains' median step size (also not in the paper:
-below one step the criterion says nothing, as every transition takes at least one). After each metric update
+transition); T stays between one and `MAX_LEAPFROG` times the chains' median averaged step size h-bar (also not
+in the paper: below one step the criterion says nothing, as every transition takes at least one; h-bar rather
+than dual averaging's exploring iterate, which tries ~10 h-bar after each restart and would push T up with it).
+After each metric update
 `WarmupAdaptation` starts T again at one step size (not in the paper, whose metric is fixed during the
 adaptation of T: on a Gaussian the criterion of jittered trajectories peaks at T ~ 1.2 whitened time units and
 again, lower, every pi/2 after that, so a T grown under the previous metric stays on a later peak of the new
@@ -104,8 +106,9 @@ class ChEES:
         self.log_length_average = self.log_length.clone()
         self.squared_gradient = torch.zeros_like(self.log_length)
 
-    def update(self, state: State, info: Info) -> Tensor:
-        """One Adam step on log T from this transition; the new T (0-d), capped at MAX_LEAPFROG step sizes."""
+    def update(self, state: State, info: Info, step_size: Tensor | None = None) -> Tensor:
+        """One Adam step on log T from this transition; the new T (0-d), between one and MAX_LEAPFROG step sizes:
+        `step_size` (0-d), or the chains' median step where none is given."""
         from ebm_samplers.kernels.hmc import MAX_LEAPFROG
 
         if self.log_length is None:
@@ -123,7 +126,8 @@ class ChEES:
         step = (self.learning_rate * gradient / torch.sqrt(corrected + 1e-20)).clamp(-MAX_LOG_STEP, MAX_LOG_STEP)
         # the median chain's step, not the smallest: with per-chain step sizes one chain stuck far out (its step
         # size collapsing) would otherwise cap T for every chain near zero; that chain's L is capped in the kernel
-        log_step = torch.log(state.step_size.median()).to(self.log_length)
+        floor = state.step_size.median() if step_size is None else step_size
+        log_step = torch.log(floor).to(self.log_length)
         # and floored at one step: below it every transition still takes one leapfrog step (L = ceil(2uT/h)), so
         # the criterion's gradient says nothing about it, and T would lag far behind a step size that grows
         self.log_length = (self.log_length + step).clamp(log_step, log_step + math.log(MAX_LEAPFROG))

@@ -186,7 +186,10 @@ class WarmupAdaptation:
             length = changes.get("step_size", state.step_size).median()
             self._chees.start(length)
         elif self._chees is not None:
-            length = self._chees.update(state, info)
+            # T's floor is the averaged step h-bar, not the exploring iterate: right after a restart dual averaging
+            # tries steps ~10 times h-bar, and T pushed up to one of them stayed on a later peak of the criterion
+            averaged = self._step_size.final_step_size().median() if self._step_size is not None else None
+            length = self._chees.update(state, info, averaged)
         if self._chees is not None:
             if iteration + 1 == self.warmup:
                 length = self._chees.final_length()

@@ -175,3 +175,27 @@ def test_chees_starts_short_again_after_each_metric_update():
             assert float(state.trajectory_length[0]) == pytest.approx(float(state.step_size.median()))
     assert grown  # T had grown past one step before the restarts, so the restart is seen
     assert float(state.trajectory_length[0]) > 2 * float(state.step_size[0])  # and grows again in the last window
+
+
+def test_the_floor_of_t_is_the_step_size_given_not_the_exploring_iterate():
+    # dual averaging tries steps ~10x its average right after a restart; T pushed up to such a step stayed on a
+    # later peak of the criterion, so warm-up passes the averaged step as T's floor
+    generator = torch.Generator().manual_seed(1)
+    n = 64
+    x = torch.randn(n, 1, generator=generator, dtype=torch.float64)
+    info = {
+        "_start": x,
+        "_proposal": x.clone(),
+        "_velocity": torch.zeros_like(x),  # a zero gradient: only the floor moves T
+        "acceptance_rate": torch.ones(n, dtype=torch.float64),
+        "_time": torch.full((n,), 0.1, dtype=torch.float64),
+    }
+    state = TrajectoryState(
+        position=x, energy=torch.zeros(n, dtype=torch.float64), grad=torch.zeros_like(x),
+        step_size=torch.full((n,), 2.0, dtype=torch.float64), inverse_mass=None,
+        trajectory_length=torch.full((n,), 0.1, dtype=torch.float64), transition=torch.zeros(n, dtype=torch.long),
+    )  # fmt: skip
+    adaptation = chees.ChEES()
+    adaptation.start(torch.tensor(0.1, dtype=torch.float64))
+    assert float(adaptation.update(state, info, torch.tensor(0.2, dtype=torch.float64))) == pytest.approx(0.2)
+    assert float(adaptation.update(state, info)) == pytest.approx(2.0)  # without one: the chains' median step
