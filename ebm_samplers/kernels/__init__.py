@@ -35,7 +35,7 @@ from ebm_samplers.kernels.base import (
     where_state,
     with_failure,
 )
-from ebm_samplers.kernels.data_jump import DataJump
+from ebm_samplers.kernels.data_jump import DataJump, ModeJump, held_out_bandwidth
 from ebm_samplers.kernels.hmc import HMC
 from ebm_samplers.kernels.mala import MALA
 from ebm_samplers.kernels.nuts import NUTS
@@ -58,6 +58,7 @@ __all__ = [
     "Info",
     "Kernel",
     "KineticState",
+    "ModeJump",
     "MomentumState",
     "Negatives",
     "ParallelTempering",
@@ -69,6 +70,7 @@ __all__ = [
     "acceptance_uniform",
     "check_positive",
     "drift",
+    "held_out_bandwidth",
     "kick",
     "kinetic_energy",
     "langevin_log_density",

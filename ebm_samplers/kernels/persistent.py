@@ -5,6 +5,8 @@ One persistent call:
     x_0, fresh = buffer.draw(n)          each row: init_distribution w.p. reinit_probability, else a stored state
     x_k = K^k(x_0)                       k = n_inner_steps transitions of any registered kernel K on the current E
                                          (plus one energy+gradient evaluation at x_0 to start K)
+    x_k = J(x_k)                         optionally, one jump J between modes (`ModeJump`: an independence
+                                         Metropolis-Hastings move from a kernel density of the data)
     buffer.push(x_k, E(x_k))             with lineage(x_k) = lineage(x_0) + k (0 for a fresh x_0)
 
 Because the energy is read at every call, the chains follow an energy that training changes between
@@ -49,6 +51,7 @@ from ebm_samplers.kernels.base import (
     step_failure,
     with_failure,
 )
+from ebm_samplers.kernels.data_jump import ModeJump
 from ebm_samplers.registry import register_sampler
 from ebm_samplers.replay_buffer import ReplayBuffer
 from energies import check_energy
@@ -66,6 +69,9 @@ class Persistent(Kernel):
         buffer: a `ReplayBuffer` to share or resume; None creates one with `capacity`, `reinit_probability`,
             `init_distribution` and `mode`, shaped like the chains: at once when `event_shape` is given (so
             `kernel.buffer.load_state_dict(...)` works before the first call), else on the first `init`.
+        jump: a `ModeJump` run once per call after the inner transitions (one more energy+gradient evaluation):
+            exact Metropolis-Hastings for exp(-E), so it keeps what K keeps, and it moves chains between modes
+            that K cannot cross, which `fit(method="pcd")` needs to learn the modes' weights.
         **inner_params: parameters of the inner sampler, e.g. `step_size=0.01`.
     """
 
@@ -79,9 +85,13 @@ class Persistent(Kernel):
         init_distribution: Callable[[int, torch.Generator], Tensor] | None = None,
         mode: str = "fifo",
         event_shape: tuple[int, ...] | None = None,
+        jump: ModeJump | None = None,
         **inner_params,
     ) -> None:
         check_count(n_inner_steps, "persistent n_inner_steps", minimum=1)
+        if jump is not None and not isinstance(jump, ModeJump):
+            raise TypeError(f"persistent jump must be a ModeJump or None; got {type(jump).__name__}")
+        self.jump = jump
         self.inner = resolve_kernel(inner, inner_params, owner="persistent")
         if buffer is not None and not isinstance(buffer, ReplayBuffer):
             raise TypeError(f"persistent buffer must be a ReplayBuffer or None; got {type(buffer).__name__}")
@@ -145,6 +155,8 @@ class Persistent(Kernel):
             inner_failure = step_failure(info)
             if inner_failure is not None:  # the inner kernel's typed report (a rejected proposal is not a failure)
                 flagged = flagged | inner_failure.failed
+        if self.jump is not None:
+            inner, _ = self.jump(inner, energy, generator)
         # the chains' own state decides too, whatever the inner kernel reports (ULA reports nothing): an energy,
         # a gradient or a position that is NaN or infinite (a bounded energy can be finite at an infinite point)
         positions = not_finite(inner.position.reshape(n, -1).sum(-1))
@@ -197,6 +209,7 @@ class Persistent(Kernel):
             "reinit_probability": (self if self.buffer is None else self.buffer).reinit_probability,
             "init_distribution": "uniform on init_range" if init is None else getattr(init, "__name__", repr(init)),
             "mode": self.buffer.mode if self.buffer is not None else self.mode,
+            "jump": None if self.jump is None else self.jump.params(),
         }
 
 
