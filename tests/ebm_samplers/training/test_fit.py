@@ -240,3 +240,27 @@ def test_pcd_fresh_starts_are_training_points_in_the_share_restart_from_data(dat
         is_data = (starts[:, None, :] == data[None]).all(-1).any(-1).double()
         # a binomial share: 4,000 draws give a standard error of at most 0.008
         assert abs(float(is_data.mean()) - expected) < 0.04
+
+
+def test_pcd_jumps_between_modes_on_low_dimensional_data_by_default(data):
+    # the thin rings: chains that cannot cross between modes leave the modes' weights unlearned; a jump from a
+    # kernel density of training points moves them (docs/training/pcd_defaults.md has the measurements)
+    from ebm_samplers.kernels.data_jump import ModeJump
+    from ebm_samplers.training._method import build_method
+
+    method = build_method("pcd", {})
+    method.resolve_defaults(data)
+    method.setup(small_energy(), data, torch.Generator().manual_seed(0))
+    assert isinstance(method._kernel.jump, ModeJump) and method._kernel.jump.bandwidth > 0
+    assert method._kernel.jump.reference.shape == (min(1000, len(data)), *data.shape[1:])
+    wide = torch.randn(50, 17, generator=torch.Generator().manual_seed(0))
+    method = build_method("pcd", {})
+    method.resolve_defaults(wide)
+    method.setup(small_energy(dim=17), wide, torch.Generator().manual_seed(0))
+    assert method._kernel.jump is None  # a kernel density in 17-D and more proposes nothing a model accepts
+    method = build_method("pcd", {"data_jumps": False})
+    method.resolve_defaults(data)
+    method.setup(small_energy(), data, torch.Generator().manual_seed(0))
+    assert method._kernel.jump is None
+    with pytest.raises(TypeError, match="pcd data_jumps must be True or False; got 'yes'"):
+        fit(data, "pcd", energy=small_energy(), n_iterations=1, batch_size=4, data_jumps="yes")
