@@ -29,6 +29,7 @@ from torch import Tensor
 from diagnostics._inputs import chain_draws_of
 from diagnostics._stein_kernel import stein_block, stein_sum
 from energies import Energy, energy_and_grad
+from energies._threads import torch_threads_kept
 
 
 @dataclass(frozen=True)
@@ -133,12 +134,14 @@ def _stein_sums(x, score, c, beta, block_size, weights):
 def _stein_sums_numba(x, score, c, beta, block_size, weights):
     points, scores = np.ascontiguousarray(x.numpy()), np.ascontiguousarray(score.numpy())
     if weights is None:
-        return float(stein_sum(points, scores, c, beta)), None
+        with torch_threads_kept():
+            return float(stein_sum(points, scores, c, beta)), None
     block = np.empty((min(block_size, len(points)), len(points)))
     total, bootstrap = 0.0, torch.zeros(weights.shape[1], dtype=x.dtype)
     for start in range(0, len(points), block_size):
         stop = min(start + block_size, len(points))
-        stein_block(points, scores, start, stop, c, beta, block)
+        with torch_threads_kept():
+            stein_block(points, scores, start, stop, c, beta, block)
         rows = torch.from_numpy(block[: stop - start])
         total += float(rows.sum())
         bootstrap += ((rows @ weights) * weights[start:stop]).sum(0)

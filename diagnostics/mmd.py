@@ -40,6 +40,7 @@ import torch
 from torch import Tensor
 
 from diagnostics.ksd import as_samples
+from energies._threads import torch_threads_kept
 
 #: Pooled points used by the median heuristic.
 MEDIAN_HEURISTIC_POINTS = 1000
@@ -171,7 +172,8 @@ def _block_products(pooled, labels, in_a, h, block_size):
     temporary blocks through memory: ~4x slower); the permuted labellings need K times a matrix,
     which torch blocks do with BLAS."""
     if pooled.device.type == "cpu":
-        sums = _rbf_row_sums(np.ascontiguousarray(pooled.numpy()), np.ascontiguousarray(in_a.numpy()), float(h))
+        with torch_threads_kept():
+            sums = _rbf_row_sums(np.ascontiguousarray(pooled.numpy()), np.ascontiguousarray(in_a.numpy()), float(h))
         kernel_a, kernel_rows, distance_times_a, distance_rows = (torch.from_numpy(v) for v in sums)
         kernel_times_labels = torch.empty_like(labels)
         kernel_times_labels[:, 0] = kernel_a

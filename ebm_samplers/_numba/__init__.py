@@ -31,6 +31,7 @@ from torch import Tensor
 from ebm_samplers.kernels.hmc import HMC
 from ebm_samplers.kernels.mala import MALA
 from ebm_samplers.kernels.ula import ULA
+from energies._threads import torch_threads_kept
 
 _MODULES = {"ula": "run_ula", "mala": "run_mala", "hmc": "run_hmc"}
 #: the kernel classes whose transitions the loops implement, by loop name
@@ -93,14 +94,16 @@ def run_numba(
         out["energy_error"] = np.empty((n, keep))
         out["potential_energy"] = np.empty((n, keep))
         inverse_mass = _numpy(state.inverse_mass, n)
-        loop(*shared, inverse_mass, low, high, float(kernel.divergence_threshold),
-             out["n_leapfrog"], out["energy_error"], out["potential_energy"])  # fmt: skip
+        with torch_threads_kept():
+            loop(*shared, inverse_mass, low, high, float(kernel.divergence_threshold),
+                 out["n_leapfrog"], out["energy_error"], out["potential_energy"])  # fmt: skip
         out["diverging"] = out.pop("nonfinite")  # the HMC loop flags divergences there, as the torch kernel does
         if kernel.n_leapfrog is None:  # as the torch kernel records it: the time integrated, L h
             out["trajectory_length"] = out["n_leapfrog"] * step_size[:, None]
     else:
         inverse_mass = _diagonal_metric(state, n, points.shape[1])
-        loop(*shared, inverse_mass, np.sqrt(inverse_mass))
+        with torch_threads_kept():
+            loop(*shared, inverse_mass, np.sqrt(inverse_mass))
         if name == "mala":
             out["diverging"] = out.pop("nonfinite")  # rejected non-finite proposals, as the torch kernel flags them
     del shared  # it holds the float64 outputs, which are freed one by one below as they are converted
