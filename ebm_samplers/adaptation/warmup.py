@@ -179,18 +179,18 @@ class WarmupAdaptation:
                 changes["step_size"] = self._step_size.update(statistic).to(state.step_size)
             if iteration + 1 == self.warmup:
                 changes["step_size"] = self._step_size.final_step_size().to(state.step_size)
-        if self._chees is not None and "inverse_mass" in changes:
-            # a new metric changes the time scale of the dynamics, and the criterion is periodic in T on a
-            # Gaussian: grown under the old metric, T sits on a later, lower peak of the new one, from which its
-            # noisy gradient does not bring it back; ChEES starts short again, as at the start of warm-up
-            length = changes.get("step_size", state.step_size).median()
-            self._chees.start(length)
-        elif self._chees is not None:
-            # T's floor is the averaged step h-bar, not the exploring iterate: right after a restart dual averaging
-            # tries steps ~10 times h-bar, and T pushed up to one of them stayed on a later peak of the criterion
-            averaged = self._step_size.final_step_size().median() if self._step_size is not None else None
-            length = self._chees.update(state, info, averaged)
         if self._chees is not None:
+            if "inverse_mass" in changes:
+                # a new metric changes the time scale of the dynamics, and the criterion is periodic in T on a
+                # Gaussian: grown under the old metric, T sits on a later, lower peak of the new one, from which its
+                # noisy gradient does not bring it back; ChEES starts short again, as at the start of warm-up
+                length = changes.get("step_size", state.step_size).median()
+                self._chees.start(length)
+            else:
+                # T's floor is the averaged step h-bar, not the exploring iterate: right after a restart dual
+                # averaging tries steps ~10 times h-bar, and T pushed up to one of them stayed on a later peak
+                averaged = self._step_size.final_step_size().median() if self._step_size is not None else None
+                length = self._chees.update(state, info, averaged)
             if iteration + 1 == self.warmup:
                 length = self._chees.final_length()
             changes["trajectory_length"] = length.to(state.trajectory_length).expand_as(state.trajectory_length)
