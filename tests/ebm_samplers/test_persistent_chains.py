@@ -203,59 +203,63 @@ def test_the_persistent_kernel_builds_its_buffer_at_once_when_given_the_event_sh
     assert (info["lineage"] == 40 + kernel.n_inner_steps).all()  # every chain continued a restored one
 
 
-def test_data_jumps_give_separated_modes_the_model_weights_not_the_reference_weights():
-    # target: 0.2 N(-3, 0.2^2) + 0.8 N(3, 0.2^2); MALA alone never crosses (about 110 nats of barrier). The
-    # reference puts 3/4 of its points at the light mode, so a jump that ignored q(x) / q(x') would settle at
-    # 0.8 * 0.25 / (0.8 * 0.25 + 0.2 * 0.75) = 0.57 on the heavy mode, and one that never jumped at 0.
-    def energy(x):
-        left = torch.log(torch.tensor(0.2)) - 0.5 * ((x[:, 0] + 3) / 0.2) ** 2
-        right = torch.log(torch.tensor(0.8)) - 0.5 * ((x[:, 0] - 3) / 0.2) ** 2
-        return -torch.logaddexp(left, right)
+def _two_modes(x):
+    """0.2 N(-3, 0.2^2) + 0.8 N(3, 0.2^2) in the first coordinate: MALA alone never crosses (~110 nats of barrier)."""
+    left = torch.log(torch.tensor(0.2)) - 0.5 * ((x[:, 0] + 3) / 0.2) ** 2
+    right = torch.log(torch.tensor(0.8)) - 0.5 * ((x[:, 0] - 3) / 0.2) ** 2
+    return -torch.logaddexp(left, right)
 
+
+def _light_mode_heavy_reference():
+    """100 reference points, 3/4 of them at the light mode -3."""
     reference = torch.cat([torch.full((75, 1), -3.0), torch.full((25, 1), 3.0)])
-    reference = reference + 0.2 * torch.randn(100, 1, generator=torch.Generator().manual_seed(0))
+    return reference + 0.2 * torch.randn(100, 1, generator=torch.Generator().manual_seed(0))
+
+
+def _heavy_mode_shares(make_kernel, start):
+    """Per seed 0..7: the mean share of chains in the heavy mode over steps 20..119 of a kernel from `make_kernel()`
+    started at `start`."""
     shares = []
     for seed in range(8):
-        kernel = ebm_samplers.get_sampler("data_jump", reference=reference, bandwidth=0.2, step_size=0.02)
+        kernel = make_kernel()
         generator = torch.Generator().manual_seed(seed)
-        state = kernel.init(torch.full((64, 1), -3.0), energy)  # every chain starts in the light mode
+        state = kernel.init(start, _two_modes)
         kept = []
         for step in range(120):
-            state, _ = kernel.step(state, energy, generator)
+            state, _ = kernel.step(state, _two_modes, generator)
             if step >= 20:
                 kept.append((state.position[:, 0] > 0).double().mean())
         shares.append(torch.stack(kept).mean())
-    assert_matches(torch.stack(shares), 0.8, "share of the heavy mode")
+    return torch.stack(shares)
+
+
+def test_data_jumps_give_separated_modes_the_model_weights_not_the_reference_weights():
+    # the reference puts 3/4 of its points at the light mode, so a jump that ignored q(x) / q(x') would settle at
+    # 0.8 * 0.25 / (0.8 * 0.25 + 0.2 * 0.75) = 0.57 on the heavy mode, and one that never jumped at 0
+    reference = _light_mode_heavy_reference()
+    shares = _heavy_mode_shares(
+        lambda: ebm_samplers.get_sampler("data_jump", reference=reference, bandwidth=0.2, step_size=0.02),
+        torch.full((64, 1), -3.0),  # every chain starts in the light mode
+    )
+    assert_matches(shares, 0.8, "share of the heavy mode")
     with pytest.raises(ValueError, match=r"reference must be a tensor of points \(N, \*event\)"):
         ebm_samplers.get_sampler("data_jump", reference=torch.zeros(3))
 
 
 def test_a_persistent_jump_gives_separated_modes_the_model_weights():
-    # the same target as above through the persistent call: 20 MALA steps that never cross, then one jump per call
+    # the same target through the persistent call: 5 MALA steps that never cross, then one jump per call
     from ebm_samplers.kernels.data_jump import ModeJump
 
-    def energy(x):
-        left = torch.log(torch.tensor(0.2)) - 0.5 * ((x[:, 0] + 3) / 0.2) ** 2
-        right = torch.log(torch.tensor(0.8)) - 0.5 * ((x[:, 0] - 3) / 0.2) ** 2
-        return -torch.logaddexp(left, right)
-
-    reference = torch.cat([torch.full((75, 1), -3.0), torch.full((25, 1), 3.0)])
-    reference = reference + 0.2 * torch.randn(100, 1, generator=torch.Generator().manual_seed(0))
-    shares = []
-    for seed in range(8):
-        kernel = ebm_samplers.get_sampler(
-            "persistent", inner="mala", n_inner_steps=5, step_size=0.02, capacity=64, reinit_probability=0.0,
-            init_distribution=lambda n, generator: torch.full((n, 1), -3.0), jump=ModeJump(reference, 0.2),
-        )  # fmt: skip
-        generator = torch.Generator().manual_seed(seed)
-        state = kernel.init(torch.zeros(64, 1), energy)
-        kept = []
-        for call in range(120):
-            state, _ = kernel.step(state, energy, generator)
-            if call >= 20:
-                kept.append((state.position[:, 0] > 0).double().mean())
-        shares.append(torch.stack(kept).mean())
-    assert_matches(torch.stack(shares), 0.8, "share of the heavy mode")
+    reference = _light_mode_heavy_reference()
+    settings = dict(inner="mala", n_inner_steps=5, step_size=0.02, capacity=64, reinit_probability=0.0)
+    in_light_mode = lambda n, generator: torch.full((n, 1), -3.0)  # noqa: E731
+    shares = _heavy_mode_shares(
+        lambda: ebm_samplers.get_sampler(
+            "persistent", init_distribution=in_light_mode, jump=ModeJump(reference, 0.2), **settings
+        ),
+        torch.zeros(64, 1),  # the positions are ignored: every chain starts from the buffer, in the light mode
+    )
+    assert_matches(shares, 0.8, "share of the heavy mode")
     with pytest.raises(TypeError, match="persistent jump must be a ModeJump or None; got float"):
         ebm_samplers.get_sampler("persistent", jump=0.2)
 
