@@ -25,7 +25,7 @@ class TrainingMethod:
     default_iterations: ClassVar[int] = 2000
     #: Adam step size `fit` uses when the user gives none.
     default_learning_rate: ClassVar[float] = 1e-3
-    #: How `fit` varies Adam's step over the run when the user gives no schedule ("constant" or "cosine").
+    #: How `fit` varies Adam's step over the run when the user gives no schedule ("constant", "cosine" or "cooldown").
     default_learning_rate_schedule: ClassVar[str] = "constant"
     #: Data samples per step `fit` uses when the user gives none.
     default_batch_size: ClassVar[int] = 256

@@ -55,7 +55,9 @@ def test_short_run_and_cd_use_the_sampler_given(data):
 
 @pytest.mark.parametrize("method", ["pcd", "nce", "ssm"])
 def test_resume_continues_bit_identically(method, data, tmp_path):
-    options = {"n_steps": 3, "buffer_size": 100} if method == "pcd" else {}
+    # a constant step: the checkpointed run is a 4-iteration run, and a schedule that cools down towards the end of
+    # each run (pcd's default) would shrink its last steps, which the 10-iteration run takes at full size
+    options = {"n_steps": 3, "buffer_size": 100, "learning_rate_schedule": "constant"} if method == "pcd" else {}
     whole = fit(data, method, energy=small_energy(), n_iterations=10, batch_size=32, seed=3, **options)
     path = tmp_path / "run.pt"
     fit(data, method, energy=small_energy(), n_iterations=4, batch_size=32, seed=3, checkpoint=path, **options)
@@ -202,6 +204,8 @@ def test_the_learning_rate_schedule_is_followed_and_checked(data, monkeypatch):
 
     assert _scheduled(0.1, "constant", 7, 10) == 0.1
     assert [round(_scheduled(2.0, "cosine", i, 4), 6) for i in range(4)] == [2.0, round(1 + 0.5**0.5, 6), 1.0, 0.292893]
+    # constant for the first two thirds, then the half cosine over the last third
+    assert [round(_scheduled(2.0, "cooldown", i, 9), 6) for i in range(9)] == [2.0] * 7 + [1.5, 0.5]
     seen = []
 
     class Recording(torch.optim.Adam):  # records the step size of every update
@@ -220,8 +224,36 @@ def test_the_learning_rate_schedule_is_followed_and_checked(data, monkeypatch):
         learning_rate_schedule="cosine",
     )
     assert seen == [pytest.approx(_scheduled(2.0, "cosine", i, 4)) for i in range(4)]
-    with pytest.raises(ValueError, match="learning_rate_schedule must be one of 'constant', 'cosine'; got 'step'"):
+    with pytest.raises(
+        ValueError, match="learning_rate_schedule must be one of 'constant', 'cosine', 'cooldown'; got 'step'"
+    ):
         fit(data, "nce", n_iterations=1, learning_rate_schedule="step")
+
+
+def test_pcd_default_schedule_follows_the_data_dimension(data, monkeypatch):
+    """PCD cools Adam's step down over the last third of the run on low-dimensional samples (the 2-D toy sets) and
+    keeps it constant on larger ones (measured on the digits); a schedule given explicitly wins."""
+    from ebm_samplers.training.pcd import HIGH_DIMENSION_SETTINGS, LOW_DIMENSION_SETTINGS
+
+    seen = []
+
+    class Recording(torch.optim.Adam):  # records the step size of every update
+        def step(self, closure=None):
+            seen.append(self.param_groups[0]["lr"])
+            return super().step(closure)
+
+    monkeypatch.setattr(torch.optim, "Adam", Recording)
+    options = dict(n_iterations=6, batch_size=4, n_steps=1, buffer_size=8)
+    fit(data, "pcd", energy=small_energy(), **options)
+    low_rate = LOW_DIMENSION_SETTINGS["learning_rate"]
+    assert seen == [pytest.approx(low_rate)] * 5 + [pytest.approx(low_rate / 2)]  # the cool-down: iterations 4, 5
+    seen.clear()
+    fit(data, "pcd", energy=small_energy(), learning_rate_schedule="constant", **options)
+    assert seen == [pytest.approx(low_rate)] * 6
+    seen.clear()
+    wide = torch.randn(50, 17, generator=torch.Generator().manual_seed(0))
+    fit(wide, "pcd", energy=small_energy(dim=17), **options)
+    assert seen == [pytest.approx(HIGH_DIMENSION_SETTINGS["learning_rate"])] * 6
 
 
 def test_pcd_restart_from_data_is_checked(data):
