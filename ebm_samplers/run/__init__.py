@@ -202,7 +202,7 @@ def run_local(options: RunOptions) -> Trace | Moments:
         step_size_per_chain=options.step_size_per_chain,
         adapt_mass_matrix=options.adapt_mass_matrix,
     )
-    backend = choose_backend(options, kernel, energy, state.position.numel(), adaptation.active)
+    backend = choose_backend(options, kernel, energy, state.position, adaptation.active)
     monitor = None
     if options.until is not None:
         if backend.kind == "numba":

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from torch import Tensor
+
 from ebm_samplers import _numba
 from ebm_samplers._compiled_step import CompiledStep
 from ebm_samplers.kernels.base import Info, Kernel, State
@@ -34,8 +36,8 @@ class Backend:
         return getattr(self.step, "longest_block", 1)
 
 
-def choose_backend(options: RunOptions, kernel: Kernel, energy: Energy, coordinates: int, adapting: bool) -> Backend:
-    """The backend of this run (see `sample`'s `backend` and `compile_step`); `coordinates`: of all chains."""
+def choose_backend(options: RunOptions, kernel: Kernel, energy: Energy, position: Tensor, adapting: bool) -> Backend:
+    """The backend of this run (see `sample`'s `backend` and `compile_step`); `position`: the initial state's."""
     if _uses_numba(options, kernel, energy):
         if options.compile_step:
             raise ValueError(
@@ -44,7 +46,7 @@ def choose_backend(options: RunOptions, kernel: Kernel, energy: Energy, coordina
             )
         return Backend("numba", kernel.step, options.warmup if adapting else 0)
     if options.compile_step:
-        return Backend("compiled", CompiledStep(kernel, energy, coordinates), options.total)
+        return Backend("compiled", CompiledStep(kernel, energy, position), options.total)
     return Backend("eager", kernel.step, options.total)
 
 
