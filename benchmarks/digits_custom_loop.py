@@ -1,6 +1,6 @@
 """Digits in a custom training loop (IGEBM-style) with `ebm_samplers.PersistentChains`, judged like `digits.py`.
 
-    PYTHONPATH=. python benchmarks/digits_custom_loop.py                  # ~4 CPU minutes of training
+    PYTHONPATH=. python benchmarks/digits_custom_loop.py                  # ~2 CPU minutes of training
     PYTHONPATH=. python benchmarks/digits_custom_loop.py --iterations 200 --out /tmp/quick
 
 Data: `load_digits(generator=seed 0)` (1,438 training and 359 held-out 8x8 images in [-1, 1], with labels). The
@@ -82,7 +82,12 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=1000)
     parser.add_argument("--recipe", default="{}", help="JSON overriding entries of RECIPE")
     parser.add_argument("--out", default="benchmarks/results")
+    # one thread by default: the loop's tensors are small (128 images of 8x8), and with two threads torch's
+    # OpenMP workers spent most of their CPU time waiting for each other, for the same figures (in
+    # docs/training/persistent.md)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     recipe = RECIPE | json.loads(args.recipe)
