@@ -29,7 +29,7 @@ STEP_SIZES = {"mixture": 0.3, "gaussian100": 0.007}
 MIXTURE_MEANS = ((-2.0, -2.0), (2.0, 2.0))
 MIXTURE_VARIANCE = 0.5
 #: our rows, in the order they run within a round
-OURS = ("hand", "eager", "compiled", "numba")
+OURS = ("hand", "hand_one_thread", "eager", "compiled", "numba")
 #: rows only run when asked (`--rows`; benchmarks/gpu_check.sh): the hand-written step under torch.compile, in its
 #: default mode and in "reduce-overhead" (CUDA graphs on a GPU; on a cpu the same as the default mode)
 EXTRA = ("hand_compiled", "hand_graphs")
@@ -314,11 +314,16 @@ def _ours(path: str, target: str, init, n_steps: int, step_size: float):
 
     import ebm_samplers
 
-    if path == "hand":
+    if path in ("hand", "hand_one_thread"):
+        from energies._threads import torch_threads
+
         energy = _torch_energy(target)
+        # the same loop on one torch thread: what `sample()` runs a step this small on (`energies._threads`)
+        threads = 1 if path == "hand_one_thread" else None
 
         def run(seed: int):
-            acceptance = hand_mala(energy, init, n_steps, step_size, seed)[2].mean()
+            with torch_threads(threads):
+                acceptance = hand_mala(energy, init, n_steps, step_size, seed)[2].mean()
             return float(acceptance), None  # float(): waits for the device
 
         return run
@@ -477,6 +482,7 @@ RATIOS = (
     ("compiled", "blackjax_float64", None),
     ("numba", "blackjax_float64", None),
     ("eager", "hand", 1.15),
+    ("eager", "hand_one_thread", None),
     ("eager", "blackjax", None),
     ("hand", "blackjax", None),
     ("compiled", "hand_compiled", None),

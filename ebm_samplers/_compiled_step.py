@@ -30,10 +30,8 @@ only through what stays fixed after warm-up — so blocks compute the same chain
 planned around `thin` (`plan_block`) so that a run compiles at most two of them, beside the single step
 (warm-up, and the transitions left over at the end).
 
-Threads. TorchInductor's C++ parallelises loops far smaller than eager PyTorch does, and waking a second thread
-for a loop over a few thousand numbers costs more than the loop; when no tensor of one energy and gradient
-evaluation of all chains reaches `_SERIAL_BELOW` numbers (measured once, before compiling), the step compiles
-for one thread. Larger energies (a network's hidden layers) keep the default.
+Threads. TorchInductor's C++ parallelises loops of a few thousand numbers, where waking a second thread costs
+more than the loop; a step the run finds small (`energies._threads.is_small`) compiles for one thread.
 
 The first call of each graph compiles (seconds to tens of seconds; figures in `docs/performance.md`); the time
 is reported. Later runs in the same process reuse the compiled graphs, and TorchInductor caches on disk, so a
@@ -54,7 +52,6 @@ from torch import Tensor
 from ebm_samplers._nonfinite import step_failures
 from ebm_samplers.kernels.base import DrawThenAdvance, Info, Kernel, State, recorded, with_failure
 from ebm_samplers.trace import kept_stats
-from energies import energy_and_grad
 from energies.base import has_analytic_gradient
 
 #: Gradient evaluations per compiled block: longer blocks run faster per transition but compile longer (once per
@@ -64,12 +61,6 @@ _GRADIENTS_PER_CALL = 16
 #: they leave the CPU's cache a block is slower than single steps, whose call overhead is by then small against
 #: the arithmetic (measured: `docs/performance.md`, "Compiled blocks").
 _COORDINATES_PER_CALL = 32_768
-#: Tensor size (elements) below which the generated CPU code runs on one thread, when no tensor of one energy and
-#: gradient evaluation of all chains reaches it: torch's own smallest parallel loop (`at::internal::GRAIN_SIZE`).
-#: TorchInductor's C++ loops go parallel at smaller sizes, and waking the other OpenMP threads for a loop over a
-#: few thousand numbers costs more than the loop (measured on a 2-D target at 1,000 chains and 2 threads:
-#: `docs/performance.md`). A network's hidden layers are what decides for a network energy, not the state.
-_SERIAL_BELOW = 32_768
 #: Compiled graphs dynamo keeps per function (its default, 8, is reached by a notebook that samples a few kernels
 #: and energies; beyond it dynamo silently runs the step eagerly). Set around the compiling calls only.
 _RECOMPILE_LIMIT = 256
@@ -90,27 +81,6 @@ class Block:
     bad: Tensor
     state_bad: Tensor
     value: Tensor
-
-
-def _largest_tensor(energy, position: Tensor) -> int:
-    """The most elements of any tensor in one energy and gradient evaluation at `position` (the position itself,
-    the forward pass and the backward pass), seen by running it once under a dispatch mode."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-    from torch.utils._pytree import tree_leaves
-
-    class Largest(TorchDispatchMode):
-        elements = position.numel()
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            out = func(*args, **(kwargs or {}))
-            sizes = [leaf.numel() for leaf in tree_leaves(out) if isinstance(leaf, Tensor)]
-            self.elements = max([self.elements, *sizes])
-            return out
-
-    largest = Largest()
-    with largest:
-        energy_and_grad(energy, position.detach())
-    return largest.elements
 
 
 def plan_block(sampling_step: int, remaining: int, thin: int, longest: int) -> tuple[int, tuple[int, ...]]:
@@ -138,8 +108,9 @@ class CompiledStep:
     transitions in one compiled call. `compile_seconds` is the wall time of setting up `torch.compile` (its
     first use in a process imports the compiler stack, seconds) plus the first, compiling, call of each."""
 
-    def __init__(self, kernel: Kernel, energy, position: Tensor):
-        """`position`: the state's, of all chains (sizes the blocks, and the one-thread choice on a CPU)."""
+    def __init__(self, kernel: Kernel, energy, coordinates: int, *, one_thread: bool = False):
+        """`coordinates`: of all chains together (the state's position's number of elements); `one_thread`: compile
+        the C++ of a CPU step for one thread (`energies._threads.is_small`)."""
         if not getattr(kernel, "compile_step_supported", True):
             name = kernel.name or type(kernel).__name__
             raise ValueError(
@@ -155,10 +126,8 @@ class CompiledStep:
         #: the most transitions `block` runs in one call; 1: no blocks (a kernel without the draw/advance split,
         #: an energy differentiated by autograd, too many chains)
         self.longest_block = 1
-        coordinates = position.numel()
-        #: TorchInductor options: one thread for the generated CPU loops of small tensors (`_SERIAL_BELOW`)
-        small = position.device.type == "cpu" and _largest_tensor(energy, position) < _SERIAL_BELOW
-        self.options = {"cpp.threads": 1} if small else None
+        #: TorchInductor's options: one thread for the generated C++ loops of a small step
+        self.options = {"cpp.threads": 1} if one_thread else None
         if isinstance(kernel, DrawThenAdvance):
             self._advance = torch.compile(self._advance_and_check, options=self.options)
             self._step = self._draw_then_advance

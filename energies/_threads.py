@@ -1,4 +1,4 @@
-"""Keeping torch's thread count through numba's parallel loops.
+"""Torch's thread count: kept through numba's parallel loops, and one thread for small steps.
 
 numba's OpenMP threading layer sets the process's OpenMP thread count to its own (NUMBA_NUM_THREADS, all cores)
 the first time a `parallel=True` function runs, and torch's CPU operations read that same OpenMP setting: a
@@ -6,6 +6,13 @@ user's `torch.set_num_threads(1)` was silently replaced by 2 after the first KSD
 process, and every later torch operation ran on 2 threads (measured: a second PCD fit in the same process took
 3 to 6 times the CPU seconds of the first while another process shared the cores). Every call into a numba
 parallel loop goes through `torch_threads_kept`.
+
+Small steps. Several of torch's CPU operations (exp, the random normals, reductions) and TorchInductor's generated
+C++ loops go parallel on tensors of a few thousand numbers, where waking a second thread costs more than the loop:
+an eager MALA step of 1,000 chains on a 2-D target took 0.65 ms of CPU on two threads against 0.29 on one, the
+compiled one 0.44 ms of wall time against 0.18 (docs/performance.md). `LargestTensor` watches a run's first
+energy and gradient evaluation, `is_small` tells from it whether every tensor stays below torch's own smallest
+parallel loop, and `torch_threads` runs a block on a given number of threads.
 """
 
 from __future__ import annotations
@@ -14,6 +21,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
+from torch import Tensor
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+
+#: Elements of torch's own smallest parallel loop (`at::internal::GRAIN_SIZE`): below it no tensor is worth a
+#: second thread.
+PARALLEL_GRAIN = 32_768
 
 
 @contextmanager
@@ -25,3 +39,36 @@ def torch_threads_kept() -> Iterator[None]:
     finally:
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
+
+
+@contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Run the block with torch on `count` threads (None: as it is), then give torch back its thread count."""
+    with torch_threads_kept():
+        if count is not None and count != torch.get_num_threads():
+            torch.set_num_threads(count)
+        yield
+
+
+class LargestTensor(TorchDispatchMode):
+    """Inside `with LargestTensor() as seen:`, `seen.elements` is the most elements of any tensor an operation
+    produced there (forward and backward passes alike): wrapped around a run's first energy and gradient
+    evaluation, it sizes the run's steps at no extra evaluation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.elements = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        sizes = [leaf.numel() for leaf in tree_leaves(out) if isinstance(leaf, Tensor)]
+        self.elements = max([self.elements, *sizes])
+        return out
+
+
+def is_small(largest: int, device: torch.device) -> bool:
+    """Whether steps whose largest tensor has `largest` elements (`LargestTensor` over one energy and gradient
+    evaluation of all chains) are CPU work too small for a second thread: on a CPU, below `PARALLEL_GRAIN`. A
+    network energy's hidden layers decide, not only the state: 1,000 x 256 hidden activations ran 10 % slower on
+    one thread."""
+    return device.type == "cpu" and largest < PARALLEL_GRAIN

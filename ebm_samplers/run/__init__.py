@@ -38,6 +38,7 @@ from ebm_samplers.run.start import check_step_size_fits, initial_points, make_ge
 from ebm_samplers.stopping import Converged, ConvergenceMonitor
 from ebm_samplers.trace import Trace
 from energies import check_energy
+from energies._threads import LargestTensor
 
 __all__ = ["RunOptions", "run_local", "sample"]
 
@@ -107,7 +108,10 @@ def sample(
             Trace; its draws differ from the torch path's for the same seed, reproducibly) and everything else
             with torch; "torch" always uses the torch kernels; "numba" requires the numba path. The numba
             path keeps draws in memory and raises on non-finite values: with on_nonfinite other than "raise",
-            checkpoint, stream or keep="moments", "auto" uses torch.
+            checkpoint, stream or keep="moments", "auto" uses torch. On a CPU, torch steps whose tensors all stay
+            below 32,768 numbers (a few thousand coordinates and a small energy) run on one torch thread, which
+            is faster than several there, and the caller's thread count is back afterwards (`attrs
+            ["torch_threads"]`; `energies._threads`).
         on_nonfinite: "raise" (stop, naming chain, step and value), "reject" (the chain keeps its previous
             state) or "reset" (the chain restarts); see `ebm_samplers._nonfinite`.
         reset: for "reset", `reset(n_chains, generator) -> Tensor[n_chains, *event]` giving restart points
@@ -191,7 +195,8 @@ def run_local(options: RunOptions) -> Trace | Moments:
     check_init_events(energy, init)
     check_energy(energy, init)
     options.naming.check(init)
-    state = kernel.init(init, energy)
+    with LargestTensor() as seen:  # sizes the steps for the thread count (`choose_backend`), at no extra evaluation
+        state = kernel.init(init, energy)
     check_step_size_fits(state, kernel)
     adaptation = WarmupAdaptation(
         kernel,
@@ -202,7 +207,7 @@ def run_local(options: RunOptions) -> Trace | Moments:
         step_size_per_chain=options.step_size_per_chain,
         adapt_mass_matrix=options.adapt_mass_matrix,
     )
-    backend = choose_backend(options, kernel, energy, state.position, adaptation.active)
+    backend = choose_backend(options, kernel, energy, state.position, adaptation.active, largest=seen.elements)
     monitor = None
     if options.until is not None:
         if backend.kind == "numba":

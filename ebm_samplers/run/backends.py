@@ -4,6 +4,9 @@
 * "compiled": the step through `torch.compile` (`sample(..., compile_step=True)`; see `ebm_samplers._compiled_step`);
 * "numba": the numba loops of `ebm_samplers._numba` (`ula`, `mala`, `hmc` on an `energies.NumbaEnergy`). They do
   not adapt, so an adapting warm-up runs eagerly on the torch kernel and the numba loops take over after it.
+
+A torch step too small for a second CPU thread (`energies._threads.is_small`, from the tensors of the run's first
+energy and gradient evaluation) runs on one, eager or compiled; the caller's thread count is back after the run.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from ebm_samplers._compiled_step import CompiledStep
 from ebm_samplers.kernels.base import Info, Kernel, State
 from ebm_samplers.run.options import RunOptions, kernel_name
 from energies import Energy
+from energies._threads import is_small
 from energies.numba_energy import NumbaEnergy
 
 
@@ -29,6 +33,8 @@ class Backend:
     kind: str
     step: Callable[..., tuple[State, Info]]
     torch_steps: int
+    #: torch threads for the torch transitions: 1 for a step too small for a second one, None: the caller's
+    threads: int | None = None
 
     @property
     def longest_block(self) -> int:
@@ -36,8 +42,12 @@ class Backend:
         return getattr(self.step, "longest_block", 1)
 
 
-def choose_backend(options: RunOptions, kernel: Kernel, energy: Energy, position: Tensor, adapting: bool) -> Backend:
-    """The backend of this run (see `sample`'s `backend` and `compile_step`); `position`: the initial state's."""
+def choose_backend(
+    options: RunOptions, kernel: Kernel, energy: Energy, position: Tensor, adapting: bool, *, largest: int = 0
+) -> Backend:
+    """The backend of this run (see `sample`'s `backend` and `compile_step`); `position`: the initial state's;
+    `largest`: the most elements of a tensor in the run's first energy and gradient evaluation
+    (`energies._threads.LargestTensor`)."""
     if _uses_numba(options, kernel, energy):
         if options.compile_step:
             raise ValueError(
@@ -45,9 +55,13 @@ def choose_backend(options: RunOptions, kernel: Kernel, energy: Energy, position
                 "(a NumbaEnergy with backend='auto' or 'numba'); pass backend='torch' or compile_step=False"
             )
         return Backend("numba", kernel.step, options.warmup if adapting else 0)
+    # eager torch and TorchInductor's C++ both run loops of a few thousand numbers on several threads, where waking
+    # a second thread costs more than the loop (`energies._threads`)
+    threads = 1 if is_small(max(largest, position.numel()), position.device) else None
     if options.compile_step:
-        return Backend("compiled", CompiledStep(kernel, energy, position), options.total)
-    return Backend("eager", kernel.step, options.total)
+        step = CompiledStep(kernel, energy, position.numel(), one_thread=threads == 1)
+        return Backend("compiled", step, options.total, threads)
+    return Backend("eager", kernel.step, options.total, threads)
 
 
 def _uses_numba(options: RunOptions, kernel: Kernel, energy: Energy) -> bool:

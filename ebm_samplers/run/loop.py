@@ -27,6 +27,7 @@ from ebm_samplers.run.options import RunOptions, kernel_name
 from ebm_samplers.run.recording import InMemoryRecorder, Recorder
 from ebm_samplers.stopping import ConvergenceMonitor, truncated
 from ebm_samplers.trace import Trace
+from energies._threads import torch_threads
 
 #: Steps between host-side checks of the failure flags (and progress-bar updates).
 CHECK_EVERY = 256
@@ -68,7 +69,10 @@ def run_loop(
     show = options.progress
     if show is None:
         show = total >= PROGRESS_MIN_STEPS and sys.stderr.isatty()
-    with tqdm(total=total, disable=not show, desc=kernel_name(kernel), unit="step") as bar:
+    if backend.threads is not None:
+        attrs = {**attrs, "torch_threads": backend.threads}
+    bar = tqdm(total=total, disable=not show, desc=kernel_name(kernel), unit="step")
+    with torch_threads(backend.threads), bar:
         bar.update(start)
         if start == 0 and warmup > 0 and adaptation.active:
             state = adaptation.start(state, energy, generator)

@@ -89,24 +89,22 @@ def test_blocks_hold_up_to_16_gradients_and_32768_coordinates_and_need_an_analyt
     from ebm_samplers import get_sampler
     from ebm_samplers._compiled_step import CompiledStep
 
-    def longest(sampler, energy, chains, **params):
-        return CompiledStep(get_sampler(sampler, **params), energy, torch.zeros(chains, 2)).longest_block
+    def longest(sampler, energy, coordinates, **params):
+        return CompiledStep(get_sampler(sampler, **params), energy, coordinates).longest_block
 
     mixture = GaussianMixture()
-    assert longest("ula", mixture, 1000) == 16
-    assert longest("mala", mixture, 10_000) == 1  # too many chains: blocks fall out of cache
-    assert longest("mala", mixture, 4_000) == 4
-    assert longest("hmc", mixture, 1000, n_leapfrog=4) == 4
-    assert longest("hmc", mixture, 1000) == 1  # up to 15 leapfrog steps
-    assert longest("ula", lambda x: x.square().sum(-1), 1000) == 1  # autograd: one transition per call
-    assert longest("underdamped_langevin", mixture, 1000) == 1  # no draw/advance split
+    assert longest("ula", mixture, 1000 * 2) == 16
+    assert longest("mala", mixture, 10_000 * 2) == 1  # too many chains: blocks fall out of cache
+    assert longest("mala", mixture, 4_000 * 2) == 4
+    assert longest("hmc", mixture, 2000, n_leapfrog=4) == 4
+    assert longest("hmc", mixture, 2000) == 1  # up to 15 leapfrog steps
+    assert longest("ula", lambda x: x.square().sum(-1), 2000) == 1  # autograd: one transition per call
+    assert longest("underdamped_langevin", mixture, 2000) == 1  # no draw/advance split
 
 
-def test_small_energies_compile_to_one_thread_on_cpu(monkeypatch):
-    """When no tensor of one energy and gradient evaluation of all chains reaches 32,768 elements (torch's own
-    smallest parallel loop), the generated C++ runs on one thread; otherwise TorchInductor's default stays: a large
-    state, or a network whose hidden layers are large though the state is small. Checked on what reaches
-    torch.compile, without compiling."""
+def test_a_small_step_compiles_for_one_thread(monkeypatch):
+    """`one_thread=True` (a step the run found small, `energies._threads.is_small`) compiles the C++ for one thread;
+    otherwise TorchInductor's default stays. Checked on what reaches torch.compile, without compiling."""
     from ebm_samplers import get_sampler
     from ebm_samplers._compiled_step import CompiledStep
 
@@ -117,15 +115,12 @@ def test_small_energies_compile_to_one_thread_on_cpu(monkeypatch):
         return function
 
     monkeypatch.setattr(torch, "compile", compile_spy)
-    CompiledStep(get_sampler("mala"), GaussianMixture(), torch.zeros(1000, 2))
-    CompiledStep(get_sampler("underdamped_langevin"), lambda x: x.square().sum(-1), torch.zeros(16_383, 2))
+    CompiledStep(get_sampler("mala"), GaussianMixture(), 2000, one_thread=True)
+    CompiledStep(get_sampler("underdamped_langevin"), GaussianMixture(), 2000, one_thread=True)
     assert seen == [{"cpp.threads": 1}] * 3  # MALA's single step and block, the underdamped step
     seen.clear()
-    CompiledStep(get_sampler("underdamped_langevin"), lambda x: x.square().sum(-1), torch.zeros(16_384, 2))
-    CompiledStep(get_sampler("mala"), Gaussian(torch.zeros(100), torch.ones(100)), torch.zeros(1000, 100))
-    network = MLPEnergy(2, hidden=(64, 64), generator=torch.Generator().manual_seed(0))  # 1000 x 64 hidden
-    CompiledStep(get_sampler("underdamped_langevin"), network, torch.zeros(1000, 2))
-    assert seen == [None] * 4
+    CompiledStep(get_sampler("mala"), GaussianMixture(), 2000)
+    assert seen == [None, None]
 
 
 def test_blocks_are_planned_around_thinning():

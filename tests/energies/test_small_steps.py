@@ -1,0 +1,64 @@
+"""One thread for small steps: `energies._threads.is_small` decides once per run, and `sample()` applies it."""
+
+import pytest
+import torch
+
+import ebm_samplers
+from energies import Gaussian, GaussianMixture, MLPEnergy, energy_and_grad
+from energies._threads import PARALLEL_GRAIN, LargestTensor, is_small, torch_threads
+
+
+def largest_tensor(energy, position):
+    with LargestTensor() as seen:
+        energy_and_grad(energy, position)
+    return seen.elements
+
+
+def test_a_step_is_small_when_no_tensor_of_an_energy_and_gradient_evaluation_reaches_the_grain():
+    square = lambda x: x.square().sum(-1)  # noqa: E731
+    cpu = torch.device("cpu")
+    assert PARALLEL_GRAIN == 32_768
+    assert is_small(largest_tensor(GaussianMixture(), torch.zeros(1000, 2)), cpu)
+    assert largest_tensor(square, torch.zeros(16_383, 2)) == 32_766
+    assert is_small(32_767, cpu) and not is_small(32_768, cpu) and not is_small(1, torch.device("meta"))
+    assert largest_tensor(Gaussian(torch.zeros(100), torch.ones(100)), torch.zeros(1000, 100)) >= 100_000
+    # a network decides by its hidden layers, not by its 2-D input: 1,000 x 64 activations
+    network = MLPEnergy(2, hidden=(64, 64), generator=torch.Generator().manual_seed(0))
+    assert largest_tensor(network, torch.zeros(1000, 2)) >= 64_000
+    assert largest_tensor(network, torch.zeros(100, 2)) < PARALLEL_GRAIN
+
+
+def test_torch_threads_sets_the_count_for_the_block_and_restores_it():
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with torch_threads(None):
+        assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("compile_step", [False, True])
+def test_sample_runs_a_small_step_on_one_thread_and_gives_the_callers_count_back(compile_step):
+    seen = []
+
+    def mixture(x):
+        seen.append(torch.get_num_threads())
+        return GaussianMixture()(x)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        init = torch.zeros(8, 2)
+        trace = ebm_samplers.sample(
+            mixture, "mala", init=init, n_steps=5, warmup=0, step_size=0.1, progress=False, compile_step=compile_step
+        )
+        assert torch.get_num_threads() == 2
+        assert trace.attrs["torch_threads"] == 1
+        if not compile_step:  # compiled, the energy runs inside the graph: only the eager calls show
+            assert seen[-5:] == [1] * 5  # the run's transitions
+        large = ebm_samplers.sample(
+            mixture, "mala", init=torch.zeros(20_000, 2), n_steps=2, warmup=0, step_size=0.1, progress=False
+        )
+        assert "torch_threads" not in large.attrs and seen[-1] == 2
+    finally:
+        torch.set_num_threads(before)
