@@ -8,11 +8,11 @@ process, and every later torch operation ran on 2 threads (measured: a second PC
 parallel loop goes through `torch_threads_kept`.
 
 Small steps. Several of torch's CPU operations (exp, the random normals, reductions) and TorchInductor's generated
-C++ loops go parallel on tensors of a few thousand numbers, where waking a second thread costs more than the loop:
-an eager MALA step of 1,000 chains on a 2-D target took 0.65 ms of CPU on two threads against 0.29 on one, the
-compiled one 0.44 ms of wall time against 0.18 (docs/performance.md). `LargestTensor` watches a run's first
-energy and gradient evaluation, `is_small` tells from it whether every tensor stays below torch's own smallest
-parallel loop, and `torch_threads` runs a block on a given number of threads.
+C++ loops go parallel on tensors of a few thousand numbers, where waking a second thread costs more than the loop
+(a MALA step of 1,000 chains on a 2-D target runs 2-3 times faster on one thread; figures in
+docs/performance.md). `LargestTensor` watches a run's first energy and gradient evaluation, `is_small` tells from
+it whether every tensor stays below torch's own smallest parallel loop, and `torch_threads` runs a block on a
+given number of threads.
 """
 
 from __future__ import annotations
@@ -69,6 +69,5 @@ class LargestTensor(TorchDispatchMode):
 def is_small(largest: int, device: torch.device) -> bool:
     """Whether steps whose largest tensor has `largest` elements (`LargestTensor` over one energy and gradient
     evaluation of all chains) are CPU work too small for a second thread: on a CPU, below `PARALLEL_GRAIN`. A
-    network energy's hidden layers decide, not only the state: 1,000 x 256 hidden activations ran 10 % slower on
-    one thread."""
+    network energy's hidden layers decide, not only the state: wide ones run slower on one thread."""
     return device.type == "cpu" and largest < PARALLEL_GRAIN

@@ -31,10 +31,10 @@ on the thin rings and the checkerboard (issue 18; docs/training/pcd_defaults.md 
 * Adam's step cools down to 0 along half a cosine over the last third of the run (`fit`'s
   `learning_rate_schedule="cooldown"`) rather than staying at 3e-3: at a constant step every late update moves
   the weights by about the step in a direction set by one batch's noise (the negatives of a finite buffer), and
-  the model kept is wherever the last updates left it (mode weights off by up to 0.1 on the rings); a decaying
-  step averages that noise out. Decaying over the whole run instead ("cosine") halves the summed step, and a
-  slowly learnt feature (the inner rings' width on one draw) was left unfinished. Without the jumps any decay
-  only froze the wrong mode weights in place.
+  the model kept is wherever the last updates left it (on the rings: the mode weights); a decaying step averages
+  that noise out. Decaying over the whole run instead ("cosine") halves the summed step and can leave a slowly
+  learnt feature (a thin inner ring's width) unfinished. Without the jumps any decay only froze the wrong mode
+  weights in place.
 
 With these, 3,000 iterations rather than 2,000: the sharper model takes longer to draw the checkerboard's edges.
 
