@@ -34,11 +34,10 @@ from ebm_samplers.run.loop import run_loop
 from ebm_samplers.run.options import RunOptions, kernel_name
 from ebm_samplers.run.recording import make_recorder
 from ebm_samplers.run.resume import resume, stateful_parts
-from ebm_samplers.run.start import check_step_size_fits, initial_points, make_generator
+from ebm_samplers.run.start import check_step_size_fits, init_state, initial_points, make_generator
 from ebm_samplers.stopping import Converged, ConvergenceMonitor
 from ebm_samplers.trace import Trace
 from energies import check_energy
-from energies._threads import LargestTensor
 
 __all__ = ["RunOptions", "run_local", "sample"]
 
@@ -195,8 +194,7 @@ def run_local(options: RunOptions) -> Trace | Moments:
     check_init_events(energy, init)
     check_energy(energy, init)
     options.naming.check(init)
-    with LargestTensor() as seen:  # sizes the steps for the thread count (`choose_backend`), at no extra evaluation
-        state = kernel.init(init, energy)
+    state, largest = init_state(kernel, init, energy)
     check_step_size_fits(state, kernel)
     adaptation = WarmupAdaptation(
         kernel,
@@ -207,7 +205,7 @@ def run_local(options: RunOptions) -> Trace | Moments:
         step_size_per_chain=options.step_size_per_chain,
         adapt_mass_matrix=options.adapt_mass_matrix,
     )
-    backend = choose_backend(options, kernel, energy, state.position, adaptation.active, largest=seen.elements)
+    backend = choose_backend(options, kernel, energy, state.position, adaptation.active, largest=largest)
     monitor = None
     if options.until is not None:
         if backend.kind == "numba":

@@ -43,11 +43,11 @@ class Backend:
 
 
 def choose_backend(
-    options: RunOptions, kernel: Kernel, energy: Energy, position: Tensor, adapting: bool, *, largest: int = 0
+    options: RunOptions, kernel: Kernel, energy: Energy, position: Tensor, adapting: bool, *, largest: int | None
 ) -> Backend:
     """The backend of this run (see `sample`'s `backend` and `compile_step`); `position`: the initial state's;
     `largest`: the most elements of a tensor in the run's first energy and gradient evaluation
-    (`energies._threads.LargestTensor`)."""
+    (`run.start.init_state`; None: unknown, the caller's thread count stays)."""
     if _uses_numba(options, kernel, energy):
         if options.compile_step:
             raise ValueError(
@@ -57,7 +57,7 @@ def choose_backend(
         return Backend("numba", kernel.step, options.warmup if adapting else 0)
     # eager torch and TorchInductor's C++ both run loops of a few thousand numbers on several threads, where waking
     # a second thread costs more than the loop (`energies._threads`)
-    threads = 1 if is_small(max(largest, position.numel()), position.device) else None
+    threads = 1 if largest is not None and is_small(max(largest, position.numel()), position.device) else None
     if options.compile_step:
         step = CompiledStep(kernel, energy, position.numel(), one_thread=threads == 1)
         return Backend("compiled", step, options.total, threads)

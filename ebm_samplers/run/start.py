@@ -7,6 +7,7 @@ from torch import Tensor
 
 from ebm_samplers.kernels.base import Kernel, State
 from ebm_samplers.run.options import RunOptions, kernel_name
+from energies._threads import LargestTensor
 
 
 def make_generator(options: RunOptions, seed: int) -> torch.Generator:
@@ -38,3 +39,15 @@ def check_step_size_fits(state: State, kernel: Kernel) -> None:
             f"{kernel_name(kernel)} step_size {getattr(kernel, 'step_size', '?')!r} becomes "
             f"{step_size.flatten()[0].item()} in {step_size.dtype}; it must be a finite number > 0 in the run's dtype"
         )
+
+
+def init_state(kernel: Kernel, init: Tensor, energy) -> tuple[State, int | None]:
+    """The kernel's initial state, and the most elements of any tensor its energy and gradient evaluation made
+    (`energies._threads.LargestTensor`, which sizes the run's steps for the thread count at no extra evaluation);
+    None for an energy that cannot run under a dispatch mode: it runs plain, and the run keeps the caller's
+    thread count."""
+    try:
+        with LargestTensor() as seen:
+            return kernel.init(init, energy), seen.elements
+    except Exception:  # a genuine error raises again from the plain call
+        return kernel.init(init, energy), None

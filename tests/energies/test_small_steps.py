@@ -62,3 +62,26 @@ def test_sample_runs_a_small_step_on_one_thread_and_gives_the_callers_count_back
         assert "torch_threads" not in large.attrs and seen[-1] == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_an_energy_that_cannot_run_under_a_dispatch_mode_runs_plain_on_the_callers_threads():
+    from torch.utils._python_dispatch import _get_current_dispatch_mode
+
+    calls = []
+
+    def picky(x):  # stands for an extension that refuses Python dispatch modes
+        calls.append(1)
+        if _get_current_dispatch_mode() is not None:
+            raise RuntimeError("no dispatch modes here")
+        return 0.5 * x.square().sum(-1)
+
+    trace = ebm_samplers.sample(picky, "mala", init=torch.zeros(8, 2), n_steps=3, warmup=0, step_size=0.1)
+    assert trace.draws.shape == (8, 3, 2) and "torch_threads" not in trace.attrs
+    with pytest.raises(ValueError, match="boom"):  # a genuine error still reaches the user
+
+        def broken(x):
+            if x.requires_grad:
+                raise ValueError("boom")
+            return x.sum(-1)
+
+        ebm_samplers.sample(broken, "mala", init=torch.zeros(8, 2), n_steps=3, warmup=0, step_size=0.1)
