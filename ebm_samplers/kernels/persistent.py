@@ -137,7 +137,7 @@ class Persistent(Kernel):
         self, n: int, energy, generator: torch.Generator, step_size: Tensor, on_nonfinite: str = "report"
     ) -> tuple[State, Info]:
         """One persistent call on `n` chains with per-chain `step_size` (n,): the final state and per-chain Info
-        ("acceptance_rate", "accepted", "reinitialised", "nonfinite", "lineage").
+        ("acceptance_rate", "accepted", "reinitialised", "nonfinite", "lineage", and with a `jump` "jumped").
 
         A failed chain's state never enters the buffer. `on_nonfinite`: "report" returns it as it is, "reject"
         returns the chain's start point instead (lineage unchanged), "reset" a fresh draw from the buffer's init
@@ -155,8 +155,9 @@ class Persistent(Kernel):
             inner_failure = step_failure(info)
             if inner_failure is not None:  # the inner kernel's typed report (a rejected proposal is not a failure)
                 flagged = flagged | inner_failure.failed
+        jumped = None
         if self.jump is not None:
-            inner, _ = self.jump(inner, energy, generator)
+            inner, jumped = self.jump(inner, energy, generator)
         # the chains' own state decides too, whatever the inner kernel reports (ULA reports nothing): an energy,
         # a gradient or a position that is NaN or infinite (a bounded energy can be finite at an infinite point)
         positions = not_finite(inner.position.reshape(n, -1).sum(-1))
@@ -182,6 +183,8 @@ class Persistent(Kernel):
             "nonfinite": broken,
             "lineage": lineage,
         }
+        if jumped is not None:
+            info["jumped"] = jumped  # the mode jump was accepted: how often chains cross between modes
         # "report" hands a failed chain, as it is, to the run's on_nonfinite policy; "reject" and "reset" replaced it
         reported = broken if on_nonfinite == "report" else torch.zeros_like(broken)
         return new_state, with_failure(info, StepFailure(failed=reported))
@@ -235,6 +238,7 @@ class Negatives:
     reinitialised: Tensor  # bool: the chain started fresh from the init distribution in this call
     lineage: Tensor  # long: sampler transitions since the chain's last fresh start
     acceptance_rate: Tensor  # mean over the call's transitions (1 for unadjusted kernels)
+    jumped: Tensor | None = None  # bool: the chain's jump between modes was accepted (None: no `jump` configured)
 
 
 class PersistentChains:
@@ -324,14 +328,16 @@ class PersistentChains:
                 "size, clip gradients or clamp (kernel='sgld'), or pass on_nonfinite='reject' or 'reset'"
             )
         per_transition = getattr(self.kernel, "gradients_per_transition", 1)
+        jumps = 0 if self._kernel.jump is None else 1  # a jump evaluates its proposal once
         return Negatives(
             samples=state.position.detach(),
             energy=state.energy.detach(),
-            gradient_evaluations=n * (1 + self.n_steps * per_transition),
+            gradient_evaluations=n * (1 + self.n_steps * per_transition + jumps),
             nonfinite=failed,
             reinitialised=info["reinitialised"],
             lineage=info["lineage"],
             acceptance_rate=info["acceptance_rate"].detach(),
+            jumped=info.get("jumped"),
         )
 
     def _count(self, n) -> int:

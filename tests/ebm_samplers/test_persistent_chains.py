@@ -264,6 +264,25 @@ def test_a_persistent_jump_gives_separated_modes_the_model_weights():
         ebm_samplers.get_sampler("persistent", jump=0.2)
 
 
+def test_negatives_report_the_jumps_and_count_their_energy_evaluations():
+    from ebm_samplers.kernels.data_jump import ModeJump
+
+    in_light_mode = lambda n, generator: torch.full((n, 1), -3.0)  # noqa: E731
+    buffer = ReplayBuffer(64, (1,), init_distribution=in_light_mode, reinit_probability=0.0)
+    chains = PersistentChains(buffer, "mala", 5, step_size=0.02, jump=ModeJump(_light_mode_heavy_reference(), 0.2))
+    negatives = [chains.sample(_two_modes, 64) for _ in range(10)]
+    assert all(n.gradient_evaluations == 64 * (1 + 5 + 1) for n in negatives)  # init, 5 MALA steps, one jump
+    jumped = torch.stack([n.jumped for n in negatives])
+    assert jumped.dtype == torch.bool and jumped.shape == (10, 64)
+    # the first call starts every chain fresh in the light mode, and MALA never crosses: a chain that ends it in the
+    # heavy mode (0.8 of the mass) got there by an accepted jump, and some do
+    crossed = negatives[0].samples[:, 0] > 0
+    assert crossed.any() and bool((negatives[0].jumped | ~crossed).all())
+    assert negatives[-1].jumped.any()
+    plain = PersistentChains(ReplayBuffer(8, (2,)), "ula", 5, step_size=0.01).sample(quartic_well, 8)
+    assert plain.jumped is None and plain.gradient_evaluations == 8 * (5 + 1)
+
+
 def test_the_held_out_bandwidth_follows_the_data_scale():
     from ebm_samplers.kernels.data_jump import held_out_bandwidth
 
