@@ -137,7 +137,7 @@ class Persistent(Kernel):
         self, n: int, energy, generator: torch.Generator, step_size: Tensor, on_nonfinite: str = "report"
     ) -> tuple[State, Info]:
         """One persistent call on `n` chains with per-chain `step_size` (n,): the final state and per-chain Info
-        ("acceptance_rate", "accepted", "reinitialised", "nonfinite", "lineage", and with a `jump` "jumped").
+        ("acceptance_rate", "accepted", "reinitialised", "nonfinite", "lineage", and with a `jump` "jump_accepted").
 
         A failed chain's state never enters the buffer. `on_nonfinite`: "report" returns it as it is, "reject"
         returns the chain's start point instead (lineage unchanged), "reset" a fresh draw from the buffer's init
@@ -155,9 +155,9 @@ class Persistent(Kernel):
             inner_failure = step_failure(info)
             if inner_failure is not None:  # the inner kernel's typed report (a rejected proposal is not a failure)
                 flagged = flagged | inner_failure.failed
-        jumped = None
+        jump_accepted = None
         if self.jump is not None:
-            inner, jumped = self.jump(inner, energy, generator)
+            inner, jump_accepted = self.jump(inner, energy, generator)
         # the chains' own state decides too, whatever the inner kernel reports (ULA reports nothing): an energy,
         # a gradient or a position that is NaN or infinite (a bounded energy can be finite at an infinite point)
         positions = not_finite(inner.position.reshape(n, -1).sum(-1))
@@ -183,8 +183,9 @@ class Persistent(Kernel):
             "nonfinite": broken,
             "lineage": lineage,
         }
-        if jumped is not None:
-            info["jumped"] = jumped  # the mode jump was accepted: how often chains cross between modes
+        if jump_accepted is not None:
+            # the name `data_jump` records it under: how often chains cross between modes
+            info["jump_accepted"] = jump_accepted
         # "report" hands a failed chain, as it is, to the run's on_nonfinite policy; "reject" and "reset" replaced it
         reported = broken if on_nonfinite == "report" else torch.zeros_like(broken)
         return new_state, with_failure(info, StepFailure(failed=reported))
@@ -238,7 +239,7 @@ class Negatives:
     reinitialised: Tensor  # bool: the chain started fresh from the init distribution in this call
     lineage: Tensor  # long: sampler transitions since the chain's last fresh start
     acceptance_rate: Tensor  # mean over the call's transitions (1 for unadjusted kernels)
-    jumped: Tensor | None = None  # bool: the chain's jump between modes was accepted (None: no `jump` configured)
+    jump_accepted: Tensor | None = None  # bool: the chain's jump between modes was accepted (None: no `jump`)
 
 
 class PersistentChains:
@@ -337,7 +338,7 @@ class PersistentChains:
             reinitialised=info["reinitialised"],
             lineage=info["lineage"],
             acceptance_rate=info["acceptance_rate"].detach(),
-            jumped=info.get("jumped"),
+            jump_accepted=info.get("jump_accepted"),
         )
 
     def _count(self, n) -> int:

@@ -182,11 +182,11 @@ class PersistentContrastiveDivergence(TrainingMethod):
             self._state = self._initial_state(local_module(energy), batch.shape[0], generator)
         self._state, info = self._kernel.step(self._state, local_module(energy), generator)
         loss, figures = contrastive_loss(energy, batch, self._state.position, self.alpha)
-        # lineage: the negatives' mean number of transitions since their chains' fresh starts; jump_rate: the share
-        # of chains whose jump between modes was accepted (with data_jumps)
+        # lineage: the negatives' mean number of transitions since their chains' fresh starts; jump_acceptance_rate:
+        # the share of chains whose jump between modes was accepted (with data_jumps)
         figures = {**figures, "buffer_size": float(len(self.buffer)), "lineage": info["lineage"].mean().item()}
-        if "jumped" in info:
-            figures["jump_rate"] = info["jumped"].double().mean().item()
+        if "jump_accepted" in info:
+            figures["jump_acceptance_rate"] = info["jump_accepted"].double().mean().item()
         return loss, figures
 
     def _initial_state(self, energy: nn.Module, n: int, generator: torch.Generator):

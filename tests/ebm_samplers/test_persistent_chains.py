@@ -272,15 +272,15 @@ def test_negatives_report_the_jumps_and_count_their_energy_evaluations():
     chains = PersistentChains(buffer, "mala", 5, step_size=0.02, jump=ModeJump(_light_mode_heavy_reference(), 0.2))
     negatives = [chains.sample(_two_modes, 64) for _ in range(10)]
     assert all(n.gradient_evaluations == 64 * (1 + 5 + 1) for n in negatives)  # init, 5 MALA steps, one jump
-    jumped = torch.stack([n.jumped for n in negatives])
-    assert jumped.dtype == torch.bool and jumped.shape == (10, 64)
+    accepted = torch.stack([n.jump_accepted for n in negatives])
+    assert accepted.dtype == torch.bool and accepted.shape == (10, 64)
     # the first call starts every chain fresh in the light mode, and MALA never crosses: a chain that ends it in the
     # heavy mode (0.8 of the mass) got there by an accepted jump, and some do
     crossed = negatives[0].samples[:, 0] > 0
-    assert crossed.any() and bool((negatives[0].jumped | ~crossed).all())
-    assert negatives[-1].jumped.any()
+    assert crossed.any() and bool((negatives[0].jump_accepted | ~crossed).all())
+    assert negatives[-1].jump_accepted.any()
     plain = PersistentChains(ReplayBuffer(8, (2,)), "ula", 5, step_size=0.01).sample(quartic_well, 8)
-    assert plain.jumped is None and plain.gradient_evaluations == 8 * (5 + 1)
+    assert plain.jump_accepted is None and plain.gradient_evaluations == 8 * (5 + 1)
 
 
 def test_the_held_out_bandwidth_follows_the_data_scale():

@@ -183,8 +183,8 @@ def test_pcd_defaults_follow_the_data_dimension(data):
     assert high.options["step_size"] == HIGH_DIMENSION_SETTINGS["step_size"] and high.options["alpha"] == 0.5
     assert high.extras["replay_buffer"].shape == (4, 17)
     # the history reports how often the jumps between modes are accepted, where there are jumps (2-D defaults)
-    assert len(low.history["jump_rate"]) == 1 and 0.0 <= low.history["jump_rate"][0] <= 1.0
-    assert "jump_rate" not in high.history
+    assert len(low.history["jump_acceptance_rate"]) == 1 and 0.0 <= low.history["jump_acceptance_rate"][0] <= 1.0
+    assert "jump_acceptance_rate" not in high.history
 
 
 def test_digits_pcd_with_default_settings_lowers_its_loss_and_moves_noise_towards_the_digits():
