@@ -21,6 +21,20 @@ def small_energy(seed=0, dim=2):
     return MLPEnergy(dim, (16, 16), generator=torch.Generator().manual_seed(seed))
 
 
+@pytest.fixture
+def adam_steps(monkeypatch):
+    """The step size of every Adam update `fit` makes, in order."""
+    seen = []
+
+    class Recording(torch.optim.Adam):
+        def step(self, closure=None):
+            seen.append(self.param_groups[0]["lr"])
+            return super().step(closure)
+
+    monkeypatch.setattr(torch.optim, "Adam", Recording)
+    return seen
+
+
 @dataclasses.dataclass
 class CountingULA(ULA):
     """ULA that counts its transitions and the chains it moved (a user kernel plugged into PCD)."""
@@ -202,21 +216,13 @@ def test_digits_pcd_with_default_settings_lowers_its_loss_and_moves_noise_toward
     assert mmd(result.samples, test[:300]) < 0.75 * mmd(start, test[:300])
 
 
-def test_the_learning_rate_schedule_is_followed_and_checked(data, monkeypatch):
+def test_the_learning_rate_schedule_is_followed_and_checked(data, adam_steps):
     from ebm_samplers.training.fit import _scheduled
 
     assert _scheduled(0.1, "constant", 7, 10) == 0.1
     assert [round(_scheduled(2.0, "cosine", i, 4), 6) for i in range(4)] == [2.0, round(1 + 0.5**0.5, 6), 1.0, 0.292893]
     # constant for the first two thirds, then the half cosine over the last third
     assert [round(_scheduled(2.0, "cooldown", i, 9), 6) for i in range(9)] == [2.0] * 7 + [1.5, 0.5]
-    seen = []
-
-    class Recording(torch.optim.Adam):  # records the step size of every update
-        def step(self, closure=None):
-            seen.append(self.param_groups[0]["lr"])
-            return super().step(closure)
-
-    monkeypatch.setattr(torch.optim, "Adam", Recording)
     fit(
         data,
         "nce",
@@ -226,37 +232,29 @@ def test_the_learning_rate_schedule_is_followed_and_checked(data, monkeypatch):
         learning_rate=2.0,
         learning_rate_schedule="cosine",
     )
-    assert seen == [pytest.approx(_scheduled(2.0, "cosine", i, 4)) for i in range(4)]
+    assert adam_steps == [pytest.approx(_scheduled(2.0, "cosine", i, 4)) for i in range(4)]
     with pytest.raises(
         ValueError, match="learning_rate_schedule must be one of 'constant', 'cosine', 'cooldown'; got 'step'"
     ):
         fit(data, "nce", n_iterations=1, learning_rate_schedule="step")
 
 
-def test_pcd_default_schedule_follows_the_data_dimension(data, monkeypatch):
+def test_pcd_default_schedule_follows_the_data_dimension(data, adam_steps):
     """PCD cools Adam's step down over the last third of the run on low-dimensional samples (the 2-D toy sets) and
     keeps it constant on larger ones (measured on the digits); a schedule given explicitly wins."""
     from ebm_samplers.training.pcd import HIGH_DIMENSION_SETTINGS, LOW_DIMENSION_SETTINGS
 
-    seen = []
-
-    class Recording(torch.optim.Adam):  # records the step size of every update
-        def step(self, closure=None):
-            seen.append(self.param_groups[0]["lr"])
-            return super().step(closure)
-
-    monkeypatch.setattr(torch.optim, "Adam", Recording)
     options = dict(n_iterations=6, batch_size=4, n_steps=1, buffer_size=8)
     fit(data, "pcd", energy=small_energy(), **options)
     low_rate = LOW_DIMENSION_SETTINGS["learning_rate"]
-    assert seen == [pytest.approx(low_rate)] * 5 + [pytest.approx(low_rate / 2)]  # the cool-down: iterations 4, 5
-    seen.clear()
+    assert adam_steps == [pytest.approx(low_rate)] * 5 + [pytest.approx(low_rate / 2)]  # the cool-down: iterations 4, 5
+    adam_steps.clear()
     fit(data, "pcd", energy=small_energy(), learning_rate_schedule="constant", **options)
-    assert seen == [pytest.approx(low_rate)] * 6
-    seen.clear()
+    assert adam_steps == [pytest.approx(low_rate)] * 6
+    adam_steps.clear()
     wide = torch.randn(50, 17, generator=torch.Generator().manual_seed(0))
     fit(wide, "pcd", energy=small_energy(dim=17), **options)
-    assert seen == [pytest.approx(HIGH_DIMENSION_SETTINGS["learning_rate"])] * 6
+    assert adam_steps == [pytest.approx(HIGH_DIMENSION_SETTINGS["learning_rate"])] * 6
 
 
 def test_pcd_restart_from_data_is_checked(data):
