@@ -21,17 +21,21 @@ bookkeeping (recording, the failure flags), tens of microseconds: as much as a 2
 1,000 chains. After warm-up, when nothing changes between transitions but the state, `block` therefore runs
 several transitions in one compiled call (unrolled; up to `_GRADIENTS_PER_CALL` gradient evaluations in
 all, so HMC's long trajectories stay one transition per call, and `_COORDINATES_PER_CALL` coordinates, so
-many chains or dimensions run one transition per call; only for energies with an analytic gradient: an
-autograd energy is typically a network whose evaluation dwarfs a call's overhead, and unrolling its backward
-pass would multiply the compile time) and returns the kept draws and every step's
-failure flags stacked, which the run loop records with one copy per field. Their random numbers are drawn
-first, transition by transition, in the order of the eager run — `DrawThenAdvance.draw` depends on the state
-only through what stays fixed after warm-up — so blocks compute the same chain as single steps. Blocks are
-planned around `thin` (`plan_block`) so that a run compiles at most two of them, beside the single step
-(warm-up, and the transitions left over at the end).
+many chains or dimensions run one transition per call; an energy differentiated by autograd runs blocks only
+when its step is small, since otherwise its evaluation, typically a network, dwarfs a call's overhead, and of at
+most `_AUTOGRAD_GRADIENTS_PER_CALL` gradients, since each unrolled backward pass adds about half a second of
+compilation) and returns the kept draws and every step's failure flags stacked, which the run loop records
+with one copy per field. Their random numbers are drawn first, transition by transition, in the order of the
+eager run — `DrawThenAdvance.draw` depends on the state only through what stays fixed after warm-up — so blocks
+compute the same chain as single steps. Blocks are planned around `thin` (`plan_block`) so that a run compiles
+at most two of them, beside the single step (warm-up, and the transitions left over at the end).
 
-Threads. TorchInductor's C++ parallelises loops of a few thousand numbers, where waking a second thread costs
-more than the loop; a step the run finds small (`energies._threads.is_small`) compiles for one thread.
+Threads and vectors. TorchInductor's C++ parallelises loops of a few thousand numbers, where waking a second
+thread costs more than the loop; a step the run finds small (`energies._threads.is_small`) compiles for one
+thread. It also vectorises every loop along its tensors' last dimension: when all of them are narrower than one
+SIMD vector (a 2-D target: rows of 2 numbers against 16 float32 lanes of AVX-512), every vector operation is
+a masked one through a temporary buffer, slower than plain scalar code, so such a step (`narrow_rows`)
+compiles without vectors.
 
 The first call of each graph compiles (seconds to tens of seconds; figures in `docs/performance.md`); the time
 is reported. Later runs in the same process reuse the compiled graphs, and TorchInductor caches on disk, so a
@@ -57,6 +61,9 @@ from energies.base import has_analytic_gradient
 #: Gradient evaluations per compiled block: longer blocks run faster per transition but compile longer (once per
 #: process and kernel); 16 was the best trade measured (`docs/performance.md`, "Compiled blocks").
 _GRADIENTS_PER_CALL = 16
+#: The same for an energy differentiated by autograd: half the compile time of 16 for nearly the same speed
+#: (`docs/performance.md`, "Compiled blocks").
+_AUTOGRAD_GRADIENTS_PER_CALL = 8
 #: Coordinates of all chains times transitions per block, at most. A block's intermediates grow with it, and once
 #: they leave the CPU's cache a block is slower than single steps, whose call overhead is by then small against
 #: the arithmetic (measured: `docs/performance.md`, "Compiled blocks").
@@ -64,6 +71,22 @@ _COORDINATES_PER_CALL = 32_768
 #: Compiled graphs dynamo keeps per function (its default, 8, is reached by a notebook that samples a few kernels
 #: and energies; beyond it dynamo silently runs the step eagerly). Set around the compiling calls only.
 _RECOMPILE_LIMIT = 256
+
+
+def narrow_rows(widest_row: int, dtype: torch.dtype, device: torch.device) -> bool:
+    """Whether TorchInductor's C++ for tensors whose rows (last dimensions) are at most `widest_row` numbers runs
+    faster without SIMD vectors: on a CPU, when no row fills one vector of `dtype` (0: no tensor has rows, every
+    loop runs along the chains and vectors fit)."""
+    if device.type != "cpu" or widest_row == 0:
+        return False
+    return widest_row < _vector_bits() // (8 * dtype.itemsize)
+
+
+def _vector_bits() -> int:
+    """Bits of one SIMD vector of this CPU, from ATen's CPU capability (AVX-512, AVX2, else 128), which
+    TorchInductor also follows; asking TorchInductor itself would build its probe programs in every compiled run."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    return 512 if "AVX512" in capability else 256 if "AVX2" in capability else 128
 
 
 @dataclass
@@ -108,9 +131,12 @@ class CompiledStep:
     transitions in one compiled call. `compile_seconds` is the wall time of setting up `torch.compile` (its
     first use in a process imports the compiler stack, seconds) plus the first, compiling, call of each."""
 
-    def __init__(self, kernel: Kernel, energy, coordinates: int, *, one_thread: bool = False):
+    def __init__(
+        self, kernel: Kernel, energy, coordinates: int, *, one_thread: bool = False, scalar_loops: bool = False
+    ):
         """`coordinates`: of all chains together (the state's position's number of elements); `one_thread`: compile
-        the C++ of a CPU step for one thread (`energies._threads.is_small`)."""
+        the C++ of a CPU step for one thread (`energies._threads.is_small`), and run an autograd energy's steps in
+        blocks too; `scalar_loops`: compile the C++ without SIMD vectors (`narrow_rows`)."""
         if not getattr(kernel, "compile_step_supported", True):
             name = kernel.name or type(kernel).__name__
             raise ValueError(
@@ -124,15 +150,20 @@ class CompiledStep:
         self._calling = torch._dynamo.config.patch(**autograd) if autograd else contextlib.nullcontext()
         self._compiling = torch._dynamo.config.patch(recompile_limit=_RECOMPILE_LIMIT, **autograd)
         #: the most transitions `block` runs in one call; 1: no blocks (a kernel without the draw/advance split,
-        #: an energy differentiated by autograd, too many chains)
+        #: an energy differentiated by autograd in a step too large for blocks to pay, too many chains)
         self.longest_block = 1
-        #: TorchInductor's options: one thread for the generated C++ loops of a small step
-        self.options = {"cpp.threads": 1} if one_thread else None
+        options = {"cpp.threads": 1} if one_thread else {}
+        if scalar_loops:
+            options["cpp.simdlen"] = 1  # no vector ISA has 1-bit vectors: scalar C++ (`cpp.vec_isa_ok=False` would
+            # also switch vectors off for every later compilation in the process, through TorchInductor's cache)
+        #: TorchInductor's options (None: its defaults)
+        self.options = options or None
         if isinstance(kernel, DrawThenAdvance):
             self._advance = torch.compile(self._advance_and_check, options=self.options)
             self._step = self._draw_then_advance
-            if analytic:
-                by_gradients = _GRADIENTS_PER_CALL // kernel.gradients_per_transition
+            if analytic or one_thread:
+                per_call = _GRADIENTS_PER_CALL if analytic else _AUTOGRAD_GRADIENTS_PER_CALL
+                by_gradients = per_call // kernel.gradients_per_transition
                 self.longest_block = max(1, min(by_gradients, _COORDINATES_PER_CALL // coordinates))
             self._block = torch.compile(self._advance_block, options=self.options)
         else:

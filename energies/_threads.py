@@ -10,9 +10,10 @@ parallel loop goes through `torch_threads_kept`.
 Small steps. Several of torch's CPU operations (exp, the random normals, reductions) and TorchInductor's generated
 C++ loops go parallel on tensors of a few thousand numbers, where waking a second thread costs more than the loop
 (a MALA step of 1,000 chains on a 2-D target runs 2-3 times faster on one thread; figures in
-docs/performance.md). `LargestTensor` watches a run's first energy and gradient evaluation, `is_small` tells from
+docs/performance.md). `TensorSizes` watches a run's first energy and gradient evaluation, `is_small` tells from
 it whether every tensor stays below torch's own smallest parallel loop, and `torch_threads` runs a block on a
-given number of threads.
+given number of threads. The same watch records the widest row (last dimension) of the evaluation's tensors,
+which tells a compiled step whether SIMD vectors fit its loops (`ebm_samplers._compiled_step`).
 """
 
 from __future__ import annotations
@@ -50,24 +51,29 @@ def torch_threads(count: int | None) -> Iterator[None]:
         yield
 
 
-class LargestTensor(TorchDispatchMode):
-    """Inside `with LargestTensor() as seen:`, `seen.elements` is the most elements of any tensor an operation
-    produced there (forward and backward passes alike): wrapped around a run's first energy and gradient
+class TensorSizes(TorchDispatchMode):
+    """Inside `with TensorSizes() as seen:`, `seen.elements` is the most elements of any tensor an operation
+    produced there, and `seen.widest_row` the longest last dimension of any such tensor of two or more dimensions
+    (0 if none; forward and backward passes alike): wrapped around a run's first energy and gradient
     evaluation, it sizes the run's steps at no extra evaluation."""
 
     def __init__(self) -> None:
         super().__init__()
         self.elements = 0
+        self.widest_row = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        sizes = [leaf.numel() for leaf in tree_leaves(out) if isinstance(leaf, Tensor)]
-        self.elements = max([self.elements, *sizes])
+        for leaf in tree_leaves(out):
+            if isinstance(leaf, Tensor):
+                self.elements = max(self.elements, leaf.numel())
+                if leaf.dim() > 1:
+                    self.widest_row = max(self.widest_row, leaf.shape[-1])
         return out
 
 
 def is_small(largest: int, device: torch.device) -> bool:
-    """Whether steps whose largest tensor has `largest` elements (`LargestTensor` over one energy and gradient
+    """Whether steps whose largest tensor has `largest` elements (`TensorSizes` over one energy and gradient
     evaluation of all chains) are CPU work too small for a second thread: on a CPU, below `PARALLEL_GRAIN`. A
     network energy's hidden layers decide, not only the state: wide ones run slower on one thread."""
     return device.type == "cpu" and largest < PARALLEL_GRAIN

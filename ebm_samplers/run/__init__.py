@@ -194,7 +194,7 @@ def run_local(options: RunOptions) -> Trace | Moments:
     check_init_events(energy, init)
     check_energy(energy, init)
     options.naming.check(init)
-    state, largest = init_state(kernel, init, energy)
+    state, sizes = init_state(kernel, init, energy)
     check_step_size_fits(state, kernel)
     adaptation = WarmupAdaptation(
         kernel,
@@ -205,7 +205,7 @@ def run_local(options: RunOptions) -> Trace | Moments:
         step_size_per_chain=options.step_size_per_chain,
         adapt_mass_matrix=options.adapt_mass_matrix,
     )
-    backend = choose_backend(options, kernel, energy, state.position, adaptation.active, largest=largest)
+    backend = choose_backend(options, kernel, energy, state.position, adaptation.active, sizes=sizes)
     monitor = None
     if options.until is not None:
         if backend.kind == "numba":

@@ -7,6 +7,7 @@
 
 A torch step too small for a second CPU thread (`energies._threads.is_small`, from the tensors of the run's first
 energy and gradient evaluation) runs on one, eager or compiled; the caller's thread count is back after the run.
+The same tensors' widest row tells a compiled step whether its loops are wide enough for SIMD vectors.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from ebm_samplers import _numba
-from ebm_samplers._compiled_step import CompiledStep
+from ebm_samplers._compiled_step import CompiledStep, narrow_rows
 from ebm_samplers.kernels.base import Info, Kernel, State
 from ebm_samplers.run.options import RunOptions, kernel_name
 from energies import Energy
-from energies._threads import is_small
+from energies._threads import TensorSizes, is_small
 from energies.numba_energy import NumbaEnergy
 
 
@@ -43,11 +44,17 @@ class Backend:
 
 
 def choose_backend(
-    options: RunOptions, kernel: Kernel, energy: Energy, position: Tensor, adapting: bool, *, largest: int | None
+    options: RunOptions,
+    kernel: Kernel,
+    energy: Energy,
+    position: Tensor,
+    adapting: bool,
+    *,
+    sizes: TensorSizes | None,
 ) -> Backend:
     """The backend of this run (see `sample`'s `backend` and `compile_step`); `position`: the initial state's;
-    `largest`: the most elements of a tensor in the run's first energy and gradient evaluation
-    (`run.start.init_state`; None: unknown, the caller's thread count stays)."""
+    `sizes`: of the tensors of the run's first energy and gradient evaluation (`run.start.init_state`; None:
+    unknown, the caller's thread count and TorchInductor's defaults stay)."""
     if _uses_numba(options, kernel, energy):
         if options.compile_step:
             raise ValueError(
@@ -57,9 +64,11 @@ def choose_backend(
         return Backend("numba", kernel.step, options.warmup if adapting else 0)
     # eager torch and TorchInductor's C++ both run loops of a few thousand numbers on several threads, where waking
     # a second thread costs more than the loop (`energies._threads`)
-    threads = 1 if largest is not None and is_small(max(largest, position.numel()), position.device) else None
+    threads = 1 if sizes is not None and is_small(max(sizes.elements, position.numel()), position.device) else None
     if options.compile_step:
-        step = CompiledStep(kernel, energy, position.numel(), one_thread=threads == 1)
+        row = max(sizes.widest_row, position.shape[-1] if position.dim() > 1 else 0) if sizes is not None else 0
+        scalar = narrow_rows(row, position.dtype, position.device)
+        step = CompiledStep(kernel, energy, position.numel(), one_thread=threads == 1, scalar_loops=scalar)
         return Backend("compiled", step, options.total, threads)
     return Backend("eager", kernel.step, options.total, threads)
 

@@ -7,7 +7,7 @@ from torch import Tensor
 
 from ebm_samplers.kernels.base import Kernel, State
 from ebm_samplers.run.options import RunOptions, kernel_name
-from energies._threads import LargestTensor
+from energies._threads import TensorSizes
 
 
 def make_generator(options: RunOptions, seed: int) -> torch.Generator:
@@ -41,13 +41,13 @@ def check_step_size_fits(state: State, kernel: Kernel) -> None:
         )
 
 
-def init_state(kernel: Kernel, init: Tensor, energy) -> tuple[State, int | None]:
-    """The kernel's initial state, and the most elements of any tensor its energy and gradient evaluation made
-    (`energies._threads.LargestTensor`, which sizes the run's steps for the thread count at no extra evaluation);
-    None for an energy that cannot run under a dispatch mode: it runs plain, and the run keeps the caller's
-    thread count."""
+def init_state(kernel: Kernel, init: Tensor, energy) -> tuple[State, TensorSizes | None]:
+    """The kernel's initial state, and the sizes of the tensors its energy and gradient evaluation made
+    (`energies._threads.TensorSizes`, which sizes the run's steps for the thread count and a compiled step's
+    loops at no extra evaluation); None for an energy that cannot run under a dispatch mode: it runs plain, and
+    the run keeps the caller's thread count and TorchInductor's defaults."""
     try:
-        with LargestTensor() as seen:
-            return kernel.init(init, energy), seen.elements
+        with TensorSizes() as seen:
+            return kernel.init(init, energy), seen
     except Exception:  # a genuine error raises again from the plain call
         return kernel.init(init, energy), None

@@ -85,12 +85,12 @@ def test_compiled_blocks_of_transitions_compute_the_eager_chain(sampler, params,
     assert not bool(compiled.stats["nonfinite"].any())
 
 
-def test_blocks_hold_up_to_16_gradients_and_32768_coordinates_and_need_an_analytic_gradient():
+def test_blocks_hold_up_to_16_gradients_and_32768_coordinates_and_an_autograd_energy_8_in_a_small_step():
     from ebm_samplers import get_sampler
     from ebm_samplers._compiled_step import CompiledStep
 
-    def longest(sampler, energy, coordinates, **params):
-        return CompiledStep(get_sampler(sampler, **params), energy, coordinates).longest_block
+    def longest(sampler, energy, coordinates, one_thread=False, **params):
+        return CompiledStep(get_sampler(sampler, **params), energy, coordinates, one_thread=one_thread).longest_block
 
     mixture = GaussianMixture()
     assert longest("ula", mixture, 1000 * 2) == 16
@@ -98,11 +98,13 @@ def test_blocks_hold_up_to_16_gradients_and_32768_coordinates_and_need_an_analyt
     assert longest("mala", mixture, 4_000 * 2) == 4
     assert longest("hmc", mixture, 2000, n_leapfrog=4) == 4
     assert longest("hmc", mixture, 2000) == 1  # up to 15 leapfrog steps
-    assert longest("ula", lambda x: x.square().sum(-1), 2000) == 1  # autograd: one transition per call
+    assert longest("ula", lambda x: x.square().sum(-1), 2000) == 1  # autograd in a large step: one per call
+    assert longest("ula", lambda x: x.square().sum(-1), 2000, one_thread=True) == 8  # in a small one: blocks
+    assert longest("hmc", lambda x: x.square().sum(-1), 2000, one_thread=True, n_leapfrog=4) == 2
     assert longest("underdamped_langevin", mixture, 2000) == 1  # no draw/advance split
 
 
-def test_a_small_step_compiles_for_one_thread(monkeypatch):
+def test_a_small_step_compiles_for_one_thread_and_narrow_rows_without_vectors(monkeypatch):
     """`one_thread=True` (a step the run found small, `energies._threads.is_small`) compiles the C++ for one thread;
     otherwise TorchInductor's default stays. Checked on what reaches torch.compile, without compiling."""
     from ebm_samplers import get_sampler
@@ -121,6 +123,9 @@ def test_a_small_step_compiles_for_one_thread(monkeypatch):
     seen.clear()
     CompiledStep(get_sampler("mala"), GaussianMixture(), 2000)
     assert seen == [None, None]
+    seen.clear()
+    CompiledStep(get_sampler("mala"), GaussianMixture(), 2000, one_thread=True, scalar_loops=True)
+    assert seen == [{"cpp.threads": 1, "cpp.simdlen": 1}] * 2  # no SIMD vectors (`narrow_rows`)
 
 
 def test_blocks_are_planned_around_thinning():
@@ -183,7 +188,7 @@ def test_compile_step_is_checked_and_is_for_the_torch_path():
 @pytest.mark.parametrize(
     "energy, warmup, named",
     [
-        (cusp_at_301, 0, "step 295"),  # autograd's gradient: one transition per compiled call
+        (cusp_at_301, 0, "step 295"),  # autograd's gradient in a small step: blocks of 8 transitions
         # an analytic gradient: compiled blocks after warm-up, so step 295 falls in them at different rows
         (CuspAt301(), 0, "step 295"),
         (CuspAt301(), 1, "step 294"),

@@ -1,17 +1,22 @@
-"""One thread for small steps: `energies._threads.is_small` decides once per run, and `sample()` applies it."""
+"""One thread for small steps: `energies._threads.is_small` decides once per run, and `sample()` applies it; the
+same watch (`TensorSizes`) records the widest row, which decides whether a compiled step uses SIMD vectors."""
 
 import pytest
 import torch
 
 import ebm_samplers
 from energies import Gaussian, GaussianMixture, MLPEnergy, energy_and_grad
-from energies._threads import PARALLEL_GRAIN, LargestTensor, is_small, torch_threads
+from energies._threads import PARALLEL_GRAIN, TensorSizes, is_small, torch_threads
+
+
+def sizes(energy, position):
+    with TensorSizes() as seen:
+        energy_and_grad(energy, position)
+    return seen
 
 
 def largest_tensor(energy, position):
-    with LargestTensor() as seen:
-        energy_and_grad(energy, position)
-    return seen.elements
+    return sizes(energy, position).elements
 
 
 def test_a_step_is_small_when_no_tensor_of_an_energy_and_gradient_evaluation_reaches_the_grain():
@@ -26,6 +31,26 @@ def test_a_step_is_small_when_no_tensor_of_an_energy_and_gradient_evaluation_rea
     network = MLPEnergy(2, hidden=(64, 64), generator=torch.Generator().manual_seed(0))
     assert largest_tensor(network, torch.zeros(1000, 2)) >= 64_000
     assert largest_tensor(network, torch.zeros(100, 2)) < PARALLEL_GRAIN
+
+
+def test_the_widest_row_is_the_longest_last_dimension_of_a_tensor_with_rows():
+    # the 2-D mixture's tensors are (chains, components, 2), (chains, 2) and (chains,): rows of at most 2 numbers;
+    # a vector over chains alone has no rows, however long
+    assert sizes(GaussianMixture(), torch.zeros(1000, 2)).widest_row == 2
+    assert sizes(lambda x: x.square(), torch.zeros(1000)).widest_row == 0
+    network = MLPEnergy(2, hidden=(48, 16), generator=torch.Generator().manual_seed(0))
+    assert sizes(network, torch.zeros(10, 2)).widest_row == 48  # hidden layers decide, not the 2-D input
+
+
+def test_rows_narrower_than_one_simd_vector_compile_to_scalar_loops():
+    from ebm_samplers._compiled_step import narrow_rows
+
+    cpu = torch.device("cpu")
+    # every x86 or ARM vector holds at least 4 float32 (128 bits) and at most 16 (AVX-512)
+    assert narrow_rows(2, torch.float32, cpu) and narrow_rows(1, torch.float64, cpu)
+    assert not narrow_rows(16, torch.float32, cpu) and not narrow_rows(8, torch.float64, cpu)
+    assert not narrow_rows(0, torch.float32, cpu)  # no rows: loops run along the chains
+    assert not narrow_rows(2, torch.float32, torch.device("meta"))  # TorchInductor's C++ is for the CPU only
 
 
 def test_torch_threads_sets_the_count_for_the_block_and_restores_it():
