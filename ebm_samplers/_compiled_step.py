@@ -131,12 +131,11 @@ class CompiledStep:
     transitions in one compiled call. `compile_seconds` is the wall time of setting up `torch.compile` (its
     first use in a process imports the compiler stack, seconds) plus the first, compiling, call of each."""
 
-    def __init__(
-        self, kernel: Kernel, energy, coordinates: int, *, one_thread: bool = False, scalar_loops: bool = False
-    ):
-        """`coordinates`: of all chains together (the state's position's number of elements); `one_thread`: compile
-        the C++ of a CPU step for one thread (`energies._threads.is_small`), and run an autograd energy's steps in
-        blocks too; `scalar_loops`: compile the C++ without SIMD vectors (`narrow_rows`)."""
+    def __init__(self, kernel: Kernel, energy, coordinates: int, *, small: bool = False, scalar_loops: bool = False):
+        """`coordinates`: of all chains together (the state's position's number of elements); `small`: a step the run
+        found small (`energies._threads.is_small`), whose C++ is compiled for one thread and whose transitions run
+        in blocks even with an autograd gradient; `scalar_loops`: compile the C++ without SIMD vectors
+        (`narrow_rows`)."""
         if not getattr(kernel, "compile_step_supported", True):
             name = kernel.name or type(kernel).__name__
             raise ValueError(
@@ -152,7 +151,7 @@ class CompiledStep:
         #: the most transitions `block` runs in one call; 1: no blocks (a kernel without the draw/advance split,
         #: an energy differentiated by autograd in a step too large for blocks to pay, too many chains)
         self.longest_block = 1
-        options = {"cpp.threads": 1} if one_thread else {}
+        options = {"cpp.threads": 1} if small else {}
         if scalar_loops:
             options["cpp.simdlen"] = 1  # no vector ISA has 1-bit vectors: scalar C++ (`cpp.vec_isa_ok=False` would
             # also switch vectors off for every later compilation in the process, through TorchInductor's cache)
@@ -161,7 +160,7 @@ class CompiledStep:
         if isinstance(kernel, DrawThenAdvance):
             self._advance = torch.compile(self._advance_and_check, options=self.options)
             self._step = self._draw_then_advance
-            if analytic or one_thread:
+            if analytic or small:
                 per_call = _GRADIENTS_PER_CALL if analytic else _AUTOGRAD_GRADIENTS_PER_CALL
                 by_gradients = per_call // kernel.gradients_per_transition
                 self.longest_block = max(1, min(by_gradients, _COORDINATES_PER_CALL // coordinates))

@@ -11,16 +11,17 @@ gradient evaluations at a fixed step size (the "ChEES per gradient" criterion, p
 SGA-HMC in TFP's fun_mc). On a standard normal under the exact flow ChEES(t) = sin^2 t peaks at t = pi/2 and
 ChEES / t at tan t = 2 t, t = 1.17: draws are nearly independent well before the plain criterion stops rising,
 and on targets where it rises slowly the plain criterion kept lengthening T for little gain (measurements in
-`docs/samplers/hmc.md`). Many chains estimate it and its gradient at once. Per chain, with x the start, x~ the proposal at the trajectory's end, v~ = M^-1 p~ its
-velocity (dx~/dt) and c = ||x~ - m~||^2 - ||x - m||^2, the criterion is c^2 / (4 t) and its gradient with
-respect to log T (t = 2 u T, u the transition's Halton point, so dt / d log T = t) is
+`docs/samplers/hmc.md`). Many chains estimate it and its gradient at once. Per chain, with x the start, x~ the
+proposal at the trajectory's end, v~ = M^-1 p~ its velocity (dx~/dt) and c = ||x~ - m~||^2 - ||x - m||^2, the
+criterion is c^2 / (4 t) and its gradient with respect to log T (t = 2 u T, u the transition's Halton point, so
+dt / d log T = t) is
 
     g = (c (x~ - m~) . v~ t - c^2 / 4) / t,
 
 m the chains' mean of the starts and m~ the acceptance-weighted mean of the proposals (both treated as
 constants), averaged over chains with weights the acceptance probabilities a (chains with a < 1e-4 or a
-non-finite g count 0). log T then takes one Adam step: no momentum (beta1 = 0), second moment decay beta2 = 0.95 with
-bias correction, learning rate 0.025, each gradient clipped to 5 running RMS before it enters the second
+non-finite g count 0). log T then takes one Adam step: no momentum (beta1 = 0), second moment decay beta2 = 0.95
+with bias correction, learning rate 0.025, each gradient clipped to 5 running RMS before it enters the second
 moment (not in the paper: one chain far out before the chains meet gives gradients ~1e6 times the usual ones,
 which would freeze T for hundreds of transitions), the step clipped to +-0.35 (T changes by at most ~40 % per
 transition); T stays between one and `MAX_LEAPFROG` times the chains' median averaged step size h-bar (also not

@@ -68,7 +68,7 @@ def choose_backend(
     if options.compile_step:
         row = max(sizes.widest_row, position.shape[-1] if position.dim() > 1 else 0) if sizes is not None else 0
         scalar = narrow_rows(row, position.dtype, position.device)
-        step = CompiledStep(kernel, energy, position.numel(), one_thread=threads == 1, scalar_loops=scalar)
+        step = CompiledStep(kernel, energy, position.numel(), small=threads == 1, scalar_loops=scalar)
         return Backend("compiled", step, options.total, threads)
     return Backend("eager", kernel.step, options.total, threads)
 

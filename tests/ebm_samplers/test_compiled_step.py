@@ -89,8 +89,8 @@ def test_blocks_hold_up_to_16_gradients_and_32768_coordinates_and_an_autograd_en
     from ebm_samplers import get_sampler
     from ebm_samplers._compiled_step import CompiledStep
 
-    def longest(sampler, energy, coordinates, one_thread=False, **params):
-        return CompiledStep(get_sampler(sampler, **params), energy, coordinates, one_thread=one_thread).longest_block
+    def longest(sampler, energy, coordinates, small=False, **params):
+        return CompiledStep(get_sampler(sampler, **params), energy, coordinates, small=small).longest_block
 
     mixture = GaussianMixture()
     assert longest("ula", mixture, 1000 * 2) == 16
@@ -99,13 +99,13 @@ def test_blocks_hold_up_to_16_gradients_and_32768_coordinates_and_an_autograd_en
     assert longest("hmc", mixture, 2000, n_leapfrog=4) == 4
     assert longest("hmc", mixture, 2000) == 1  # up to 15 leapfrog steps
     assert longest("ula", lambda x: x.square().sum(-1), 2000) == 1  # autograd in a large step: one per call
-    assert longest("ula", lambda x: x.square().sum(-1), 2000, one_thread=True) == 8  # in a small one: blocks
-    assert longest("hmc", lambda x: x.square().sum(-1), 2000, one_thread=True, n_leapfrog=4) == 2
+    assert longest("ula", lambda x: x.square().sum(-1), 2000, small=True) == 8  # in a small one: blocks
+    assert longest("hmc", lambda x: x.square().sum(-1), 2000, small=True, n_leapfrog=4) == 2
     assert longest("underdamped_langevin", mixture, 2000) == 1  # no draw/advance split
 
 
 def test_a_small_step_compiles_for_one_thread_and_narrow_rows_without_vectors(monkeypatch):
-    """`one_thread=True` (a step the run found small, `energies._threads.is_small`) compiles the C++ for one thread;
+    """`small=True` (a step the run found small, `energies._threads.is_small`) compiles the C++ for one thread;
     otherwise TorchInductor's default stays. Checked on what reaches torch.compile, without compiling."""
     from ebm_samplers import get_sampler
     from ebm_samplers._compiled_step import CompiledStep
@@ -117,14 +117,14 @@ def test_a_small_step_compiles_for_one_thread_and_narrow_rows_without_vectors(mo
         return function
 
     monkeypatch.setattr(torch, "compile", compile_spy)
-    CompiledStep(get_sampler("mala"), GaussianMixture(), 2000, one_thread=True)
-    CompiledStep(get_sampler("underdamped_langevin"), GaussianMixture(), 2000, one_thread=True)
+    CompiledStep(get_sampler("mala"), GaussianMixture(), 2000, small=True)
+    CompiledStep(get_sampler("underdamped_langevin"), GaussianMixture(), 2000, small=True)
     assert seen == [{"cpp.threads": 1}] * 3  # MALA's single step and block, the underdamped step
     seen.clear()
     CompiledStep(get_sampler("mala"), GaussianMixture(), 2000)
     assert seen == [None, None]
     seen.clear()
-    CompiledStep(get_sampler("mala"), GaussianMixture(), 2000, one_thread=True, scalar_loops=True)
+    CompiledStep(get_sampler("mala"), GaussianMixture(), 2000, small=True, scalar_loops=True)
     assert seen == [{"cpp.threads": 1, "cpp.simdlen": 1}] * 2  # no SIMD vectors (`narrow_rows`)
 
 
