@@ -1,27 +1,21 @@
 """ChEES: adapting HMC's integration time T during warm-up (Hoffman, Radul & Sountsov, AISTATS 2021).
 
-The paper's criterion is the expected change of the centred squared distance over one transition,
+The criterion is the expected change of the centred squared distance over one transition,
 
     ChEES(T) = 1/4 E[(||x' - E x||^2 - ||x - E x||^2)^2],
 
 which grows with T until the trajectory starts to turn back, i.e. it favours lengths of the order of the
-target's largest scale. It does not count what a longer trajectory costs. What is maximised here is ChEES per
-unit of integration time: each chain's criterion divided by its jittered time t, which is proportional to its
-gradient evaluations at a fixed step size (the "ChEES per gradient" criterion, power 1, of the same authors'
-SGA-HMC in TFP's fun_mc). On a standard normal under the exact flow ChEES(t) = sin^2 t peaks at t = pi/2 and
-ChEES / t at tan t = 2 t, t = 1.17: draws are nearly independent well before the plain criterion stops rising,
-and on targets where it rises slowly the plain criterion kept lengthening T for little gain (measurements in
-`docs/samplers/hmc.md`). Many chains estimate it and its gradient at once. Per chain, with x the start, x~ the
-proposal at the trajectory's end, v~ = M^-1 p~ its velocity (dx~/dt) and c = ||x~ - m~||^2 - ||x - m||^2, the
-criterion is c^2 / (4 t) and its gradient with respect to log T (t = 2 u T, u the transition's Halton point, so
-dt / d log T = t) is
+target's largest scale. Many chains estimate it and its gradient at once. Per chain, with x the start, x~ the
+proposal at the trajectory's end and v~ = M^-1 p~ its velocity (dx~/dt), the gradient with respect to the
+integration time t is
 
-    g = (c (x~ - m~) . v~ t - c^2 / 4) / t,
+    g = (||x~ - m~||^2 - ||x - m||^2) (x~ - m~) . v~,
 
 m the chains' mean of the starts and m~ the acceptance-weighted mean of the proposals (both treated as
-constants), averaged over chains with weights the acceptance probabilities a (chains with a < 1e-4 or a
-non-finite g count 0). log T then takes one Adam step: no momentum (beta1 = 0), second moment decay beta2 = 0.95
-with bias correction, learning rate 0.025, each gradient clipped to 5 running RMS before it enters the second
+constants). With t = 2 u T (u the transition's Halton point), dt / d log T = t, so the gradient on log T is
+t g, averaged over chains with weights the acceptance probabilities a (chains with a < 1e-4 or a non-finite
+g count 0). log T then takes one Adam step: no momentum (beta1 = 0), second moment decay beta2 = 0.95 with
+bias correction, learning rate 0.025, each gradient clipped to 5 running RMS before it enters the second
 moment (not in the paper: one chain far out before the chains meet gives gradients ~1e6 times the usual ones,
 which would freeze T for hundreds of transitions), the step clipped to +-0.35 (T changes by at most ~40 % per
 transition); T stays between one and `MAX_LEAPFROG` times the chains' median averaged step size h-bar (also not
@@ -77,7 +71,7 @@ def harmonic_mean_acceptance(info: Info) -> Tensor:
 
 
 def chees_gradient(info: Info) -> Tensor:
-    """The acceptance-weighted mean over chains of d (ChEES / t) / d log T for this transition (0-d)."""
+    """The acceptance-weighted mean over chains of d ChEES / d log T for this transition (0-d)."""
     start = info["_start"].reshape(info["_start"].shape[0], -1)
     proposal = info["_proposal"].reshape(start.shape)
     velocity = info["_velocity"].reshape(start.shape)
@@ -90,9 +84,7 @@ def chees_gradient(info: Info) -> Tensor:
     centred = safe_proposal - centre
     change = centred.square().sum(-1) - (start - start.mean(0)).square().sum(-1)
     time = info["_time"]  # t = 2 u T, so d t / d log T = t
-    # d ChEES / d log T per chain, then the quotient rule for ChEES / t: (d ChEES / d log T - ChEES) / t
-    chees_slope = change * (centred * torch.where(finite[:, None], velocity, 0.0)).sum(-1) * time
-    per_chain = (chees_slope - 0.25 * change.square()) / time
+    per_chain = change * (centred * torch.where(finite[:, None], velocity, 0.0)).sum(-1) * time
     per_chain = torch.where(torch.isfinite(per_chain), per_chain, 0.0)
     return (weight * per_chain).sum() / (weight.sum() + 1e-20)
 
