@@ -62,13 +62,17 @@ class TensorSizes(TorchDispatchMode):
         self.elements = 0
         self.widest_row = 0
 
+    def note(self, tensor: Tensor) -> None:
+        """Count `tensor` too (an input, such as the chains' positions, that no operation produced)."""
+        self.elements = max(self.elements, tensor.numel())
+        if tensor.dim() > 1:
+            self.widest_row = max(self.widest_row, tensor.shape[-1])
+
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         for leaf in tree_leaves(out):
             if isinstance(leaf, Tensor):
-                self.elements = max(self.elements, leaf.numel())
-                if leaf.dim() > 1:
-                    self.widest_row = max(self.widest_row, leaf.shape[-1])
+                self.note(leaf)
         return out
 
 

@@ -53,8 +53,8 @@ def choose_backend(
     sizes: TensorSizes | None,
 ) -> Backend:
     """The backend of this run (see `sample`'s `backend` and `compile_step`); `position`: the initial state's;
-    `sizes`: of the tensors of the run's first energy and gradient evaluation (`run.start.init_state`; None:
-    unknown, the caller's thread count and TorchInductor's defaults stay)."""
+    `sizes`: of the positions and the tensors of the run's first energy and gradient evaluation
+    (`run.start.init_state`; None: unknown, the caller's thread count and TorchInductor's defaults stay)."""
     if _uses_numba(options, kernel, energy):
         if options.compile_step:
             raise ValueError(
@@ -64,10 +64,9 @@ def choose_backend(
         return Backend("numba", kernel.step, options.warmup if adapting else 0)
     # eager torch and TorchInductor's C++ both run loops of a few thousand numbers on several threads, where waking
     # a second thread costs more than the loop (`energies._threads`)
-    threads = 1 if sizes is not None and is_small(max(sizes.elements, position.numel()), position.device) else None
+    threads = 1 if sizes is not None and is_small(sizes.elements, position.device) else None
     if options.compile_step:
-        row = max(sizes.widest_row, position.shape[-1] if position.dim() > 1 else 0) if sizes is not None else 0
-        scalar = narrow_rows(row, position.dtype, position.device)
+        scalar = sizes is not None and narrow_rows(sizes.widest_row, position.dtype, position.device)
         step = CompiledStep(kernel, energy, position.numel(), small=threads == 1, scalar_loops=scalar)
         return Backend("compiled", step, options.total, threads)
     return Backend("eager", kernel.step, options.total, threads)

@@ -42,12 +42,14 @@ def check_step_size_fits(state: State, kernel: Kernel) -> None:
 
 
 def init_state(kernel: Kernel, init: Tensor, energy) -> tuple[State, TensorSizes | None]:
-    """The kernel's initial state, and the sizes of the tensors its energy and gradient evaluation made
-    (`energies._threads.TensorSizes`, which sizes the run's steps for the thread count and a compiled step's
-    loops at no extra evaluation); None for an energy that cannot run under a dispatch mode: it runs plain, and
-    the run keeps the caller's thread count and TorchInductor's defaults."""
+    """The kernel's initial state, and the sizes of its positions and of the tensors its energy and gradient
+    evaluation made (`energies._threads.TensorSizes`, which sizes the run's steps for the thread count and a
+    compiled step's loops at no extra evaluation); None for an energy that cannot run under a dispatch mode: it
+    runs plain, and the run keeps the caller's thread count and TorchInductor's defaults."""
     try:
         with TensorSizes() as seen:
-            return kernel.init(init, energy), seen
+            state = kernel.init(init, energy)
     except Exception:  # a genuine error raises again from the plain call
         return kernel.init(init, energy), None
+    seen.note(state.position)
+    return state, seen
