@@ -40,6 +40,11 @@ def test_the_widest_row_is_the_longest_last_dimension_of_a_tensor_with_rows():
     assert sizes(lambda x: x.square(), torch.zeros(1000)).widest_row == 0
     network = MLPEnergy(2, hidden=(48, 16), generator=torch.Generator().manual_seed(0))
     assert sizes(network, torch.zeros(10, 2)).widest_row == 48  # hidden layers decide, not the 2-D input
+    # an input no operation produced (the chains' positions, noted by `run.start.init_state`) counts the same way
+    noted = TensorSizes()
+    noted.note(torch.zeros(5, 3))
+    noted.note(torch.zeros(7))
+    assert (noted.elements, noted.widest_row) == (15, 3)
 
 
 def test_rows_narrower_than_one_simd_vector_compile_to_scalar_loops():
