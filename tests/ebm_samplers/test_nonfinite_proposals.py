@@ -64,10 +64,18 @@ def assert_box_moments(trace):
 INIT = torch.zeros(32, 2)
 
 
+# HMC with a fixed trajectory length: what is tested is the rejection, and ChEES's shared step size collapses on a
+# bounded support (every exit counts against it, but T, not the step, decides exits: ~700 leapfrog steps per
+# transition here, a known limitation stated on the HMC page)
+OPTIONS = {"mala": {}, "hmc": {"n_leapfrog": (5, 15)}}
+
+
 @pytest.mark.parametrize("energy", [box_gaussian, NanGradientOutside()], ids=["inf-energy", "nan-gradient"])
 @pytest.mark.parametrize("sampler", ["mala", "hmc"])
 def test_mala_and_hmc_reject_non_finite_proposals_and_sample_the_truncated_law(sampler, energy):
-    trace = ebm_samplers.sample(energy, sampler, init=INIT, n_steps=600, warmup=200, seed=11, step_size=0.5)
+    trace = ebm_samplers.sample(
+        energy, sampler, init=INIT, n_steps=600, warmup=200, seed=11, step_size=0.5, **OPTIONS[sampler]
+    )
     assert trace.stats["diverging"].any()  # the box is hit: the test has power
     assert not trace.stats["nonfinite"].any() and trace.attrs["nonfinite_total"] == 0
     diverging = trace.stats["diverging"]
@@ -109,7 +117,9 @@ def _box_grad(x, grad_out):
 @pytest.mark.parametrize("sampler", ["mala", "hmc"])
 def test_the_numba_loops_reject_non_finite_proposals(sampler):
     energy = NumbaEnergy(_box_energy, _box_grad, 2, name="box")
-    trace = ebm_samplers.sample(energy, sampler, init=INIT, n_steps=600, warmup=200, seed=13, step_size=0.5)
+    trace = ebm_samplers.sample(
+        energy, sampler, init=INIT, n_steps=600, warmup=200, seed=13, step_size=0.5, **OPTIONS[sampler]
+    )
     assert trace.attrs["backend"] == "numba"
     assert trace.stats["diverging"].any() and not trace.stats["nonfinite"].any()
     assert_box_moments(trace)
