@@ -8,6 +8,7 @@ right share of samples in each mode.
     python examples/annealed_langevin_dsm.py [OUT_DIR]
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -20,13 +21,15 @@ import torch
 import ebm_samplers
 from ebm_samplers.training import fit, toy_dataset
 
+# CI runs every example with EBM_SAMPLERS_SMOKE_TEST=1: the same code on a smaller budget (figures not to read)
+SMOKE = os.environ.get("EBM_SAMPLERS_SMOKE_TEST") == "1"
 out = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/gallery/img")
 out.mkdir(parents=True, exist_ok=True)
 generator = torch.Generator().manual_seed(0)
 train = toy_dataset("8gaussians").sample(5_000, generator)
 # 6,000 steps rather than the method's default 3,000: with fewer, the learnt energy separates the modes only weakly
 # and annealed Langevin returns a blurred ring (about 25 s on 2 CPU cores)
-result = fit(train, method="dsm_multiscale", seed=0, progress=False, n_iterations=6000)
+result = fit(train, method="dsm_multiscale", seed=0, progress=False, n_iterations=600 if SMOKE else 6000)
 model = result.energy
 
 init = 8 * torch.rand(1_000, 2, generator=generator) - 4

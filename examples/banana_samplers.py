@@ -7,6 +7,7 @@ follow the gradient a long way (NUTS, HMC) and harder for local ones. Each run u
     python examples/banana_samplers.py [OUT_DIR]
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -19,6 +20,8 @@ import torch
 import diagnostics
 import ebm_samplers
 
+# CI runs every example with EBM_SAMPLERS_SMOKE_TEST=1: the same code on a smaller budget (figures not to read)
+SMOKE = os.environ.get("EBM_SAMPLERS_SMOKE_TEST") == "1"
 out = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/gallery/img")
 out.mkdir(parents=True, exist_ok=True)
 
@@ -38,7 +41,9 @@ for name, options in [
     ("ula", {"step_size": 0.02}),
     ("underdamped_langevin", {}),
 ]:
-    trace = ebm_samplers.sample(banana, name, init=init, n_steps=1000, warmup=500, seed=0, **options)
+    trace = ebm_samplers.sample(
+        banana, name, init=init, n_steps=200 if SMOKE else 1000, warmup=100 if SMOKE else 500, seed=0, **options
+    )
     report = diagnostics.diagnose(trace)
     print(f"--- {name}: mean of x1 {trace.draws[..., 1].mean():.2f} (exact 1.00)")
     print(report)

@@ -8,6 +8,7 @@ MCSE, ESS and R-hat per coefficient.
     python examples/logistic_regression.py [OUT_DIR]
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -21,6 +22,9 @@ from sklearn.datasets import load_breast_cancer
 
 import diagnostics
 import ebm_samplers
+
+# CI runs every example with EBM_SAMPLERS_SMOKE_TEST=1: the same code on a smaller budget (figures not to read)
+SMOKE = os.environ.get("EBM_SAMPLERS_SMOKE_TEST") == "1"
 
 out = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/gallery/img")
 out.mkdir(parents=True, exist_ok=True)
@@ -38,7 +42,9 @@ def negative_log_posterior(beta: torch.Tensor) -> torch.Tensor:  # beta: (n_chai
 
 
 init = 0.1 * torch.randn(4, design.shape[1], generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-trace = ebm_samplers.sample(negative_log_posterior, "nuts", init=init, n_steps=500, warmup=500, seed=0)
+trace = ebm_samplers.sample(
+    negative_log_posterior, "nuts", init=init, n_steps=100 if SMOKE else 500, warmup=100 if SMOKE else 500, seed=0
+)
 print(diagnostics.diagnose(trace))
 tree = trace.to_arviz()
 print(az.summary(tree, var_names=["x"], coords={"x_dim_0": list(range(6))}).round(3))

@@ -6,6 +6,7 @@ Trains a small MLP energy on the 8-Gaussians toy set for 1,500 Adam steps (about
 picture of the replay buffer: its samples coloured by lineage, the lineage histogram and the stored energies.
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from diagnostics.plots import plot_replay_buffer
 from ebm_samplers import PersistentChains, ReplayBuffer
 from ebm_samplers.training import toy_dataset
 
+# CI runs every example with EBM_SAMPLERS_SMOKE_TEST=1: the same code on a smaller budget (figures not to read)
+SMOKE = os.environ.get("EBM_SAMPLERS_SMOKE_TEST") == "1"
 torch.manual_seed(0)
 data = toy_dataset("8gaussians").sample(20_000, torch.Generator().manual_seed(0))  # your data: (n, *event)
 
@@ -35,7 +38,7 @@ optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
 chains = PersistentChains(ReplayBuffer.for_data(data, 10_000), "mala", n_steps=20, step_size=0.01)
 alpha = 0.05  # the energy penalty of Du & Mordatch (2019): keeps energies near 0
 evaluations = 0
-for iteration in range(1500):
+for iteration in range(150 if SMOKE else 1500):
     x = data[torch.randint(len(data), (256,))]
     negatives = chains.sample(model, x)  # raises FloatingPointError if a chain became NaN/inf
     evaluations += negatives.gradient_evaluations

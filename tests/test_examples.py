@@ -21,9 +21,16 @@ def test_gallery_has_the_documented_examples():
     assert len(EXAMPLES) >= 8, [path.name for path in EXAMPLES]
 
 
+# the default run takes each script's smoke-test budget (EBM_SAMPLERS_SMOKE_TEST=1: the same code, fewer
+# iterations); `-m slow` runs them as written, as they make the documentation's figures
+SIZES = [pytest.param(True, id="smoke"), pytest.param(False, id="full", marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("smoke", SIZES)
 @pytest.mark.parametrize("script", EXAMPLES, ids=[path.stem for path in EXAMPLES])
-def test_example_runs_and_writes_a_figure(script: Path, tmp_path: Path):
+def test_example_runs_and_writes_a_figure(script: Path, smoke: bool, tmp_path: Path):
     environment = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
+    environment["EBM_SAMPLERS_SMOKE_TEST"] = "1" if smoke else "0"
     finished = subprocess.run(
         [sys.executable, str(script), str(tmp_path)],
         cwd=ROOT,
