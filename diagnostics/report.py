@@ -14,6 +14,11 @@ rank-normalised split R-hat <= 1.01, bulk and tail ESS >= 400, at least 4 chains
   (ArviZ's name) or "hamiltonian" (a trace's); see `Chains.hamiltonian_energy`. The advice depends on
   whether warm-up already adapted a mass matrix (attribute `adapted_mass_matrix`);
 * non-finite energies or gradients that the run's `on_nonfinite` policy handled (attribute `nonfinite_total`).
+
+Efficiency notes (`Report.notes`) cost time without biasing the draws, so they do not make a report not ok:
+* NUTS transitions that hit the maximum tree depth (Stan's tree-depth warning), from a `tree_depth` stat and the
+  run's `max_tree_depth` (or a `reached_max_treedepth` stat, PyMC's name); with per-chain step sizes it names a
+  chain whose adapted step is below a tenth of the chains' median (a step that collapsed during warm-up).
 """
 
 from __future__ import annotations
@@ -58,6 +63,8 @@ class Report:
     problems: list[Problem] = field(default_factory=list)
     n_chains: int = 0
     n_draws: int = 0
+    #: what costs time without biasing the draws (not a problem: `ok` ignores them)
+    notes: list[Problem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -77,6 +84,7 @@ class Report:
         if len(self.chains.columns):
             lines += ["", "per chain:", self.chains.to_string(float_format=_format)]
         lines.append("")
+        lines += self.note_lines()
         if self.ok:
             lines.append(
                 f"ok: no problems found (R-hat <= {RHAT_MAX}, bulk and tail ESS >= {ESS_MIN:g}, "
@@ -86,6 +94,13 @@ class Report:
             lines.append(f"{len(self.problems)} problem(s):")
             lines += [f"  - {problem}" for problem in self.problems]
         return "\n".join(lines)
+
+    def note_lines(self) -> list[str]:
+        """The efficiency notes as printed (none: an empty list)."""
+        if not self.notes:
+            return []
+        header = f"{len(self.notes)} efficiency note(s) (the draws are not biased by these):"
+        return [header, *(f"  - {note}" for note in self.notes)]
 
 
 def _format(value: float) -> str:
@@ -112,7 +127,15 @@ def diagnose(source, *, sample_stats: dict | None = None) -> Report:
     ]
     per_chain, stuck = _per_chain(chains, draws)
     problems = _problems(chains, draws, table, per_chain, stuck)
-    return Report(table=table, chains=per_chain, problems=problems, n_chains=chains.n_chains, n_draws=chains.n_draws)
+    notes = [note for note in (_tree_depth_note(chains),) if note is not None]
+    return Report(
+        table=table,
+        chains=per_chain,
+        problems=problems,
+        n_chains=chains.n_chains,
+        n_draws=chains.n_draws,
+        notes=notes,
+    )
 
 
 def _per_chain(chains: Chains, draws: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
@@ -278,6 +301,42 @@ def _truthy(value) -> bool:
     if isinstance(value, str):
         return value.strip().lower().removeprefix("json:") in ("true", "1")
     return bool(value) if value is not None else False
+
+
+def _tree_depth_note(chains: Chains) -> Problem | None:
+    """NUTS transitions that stopped at the maximum tree depth rather than at a U-turn (Stan's tree-depth warning)."""
+    stats = chains.sample_stats
+    if "reached_max_treedepth" in stats:
+        hits = stats["reached_max_treedepth"].astype(bool)
+        limit = None
+    else:
+        params = _attribute(chains.attrs.get("sampler_params"))
+        limit = params.get("max_tree_depth") if isinstance(params, dict) else None
+        if "tree_depth" not in stats or isinstance(limit, bool) or not isinstance(limit, int):
+            return None
+        hits = stats["tree_depth"] >= limit
+    counts = hits.sum(axis=1)
+    if counts.sum() == 0:
+        return None
+    chains_hit = [int(c) for c in np.flatnonzero(counts)]
+    where = ", ".join(f"{c}: {int(counts[c])}" for c in chains_hit)
+    depth = f" {limit} ({2**limit - 1} leapfrog steps)" if limit is not None else ""
+    message = (
+        f"{int(counts.sum())} of {hits.size} transitions hit the maximum tree depth{depth} before the trajectory "
+        f"turned back (per chain {where}): the step size is small for the target's scale, or the metric is poorly "
+        "adapted; chains that run in lockstep all wait for the longest tree"
+    )
+    steps = _attribute(chains.attrs.get("final_step_size"))
+    if isinstance(steps, list) and len(steps) == hits.shape[0] and all(isinstance(v, int | float) for v in steps):
+        median = float(np.median(steps))
+        small = [c for c in chains_hit if steps[c] < 0.1 * median]
+        if small:
+            listed = ", ".join(f"chain {c}: {steps[c]:.3g}" for c in small)
+            message += (
+                f"; the adapted step of {listed} is below a tenth of the chains' median {median:.3g} (it collapsed "
+                "during warm-up, as near the wall of a bounded support: sample an unconstrained transform)"
+            )
+    return Problem("max_tree_depth", message, chains=tuple(chains_hit))
 
 
 def _nonfinite_problem(attrs: dict) -> Problem | None:

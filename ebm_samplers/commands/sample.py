@@ -186,6 +186,8 @@ def run_command(args: argparse.Namespace) -> int:
         )
     print(summary(trace).to_text())
     report = diagnose(trace)  # what the figures mean, in words
+    for line in report.note_lines():
+        print(line)
     if report.ok:
         print(f"ok: {str(report).splitlines()[-1].removeprefix('ok: ')}")
     else:

@@ -170,3 +170,35 @@ def test_low_bfmi_advice_depends_on_whether_a_mass_matrix_was_adapted(adapted, a
     (problem,) = [p for p in diagnose(tree).problems if p.kind == "low_bfmi"]
     assert ("already adapted a mass matrix" in problem.message) == adapted
     assert ("adapt a mass matrix during warm-up" in problem.message) == (not adapted)
+
+
+def test_trees_at_the_maximum_depth_are_an_efficiency_note_that_names_a_collapsed_step(tmp_path):
+    # a wide target and a step 100x too small, no warm-up: every tree stops at depth 3, not at a U-turn
+    trace = ebm_samplers.sample(
+        Gaussian([0.0, 0.0], [25.0, 25.0]),
+        "nuts",
+        n_chains=4,
+        n_steps=200,
+        warmup=0,
+        seed=0,
+        step_size=0.05,
+        max_tree_depth=3,
+    )
+    report = diagnose(trace)
+    (note,) = report.notes
+    assert note.kind == "max_tree_depth" and "max_tree_depth" not in report.kinds()  # not a problem: no bias
+    assert note.message.startswith("800 of 800 transitions hit the maximum tree depth 3 (7 leapfrog steps)")
+    assert "below a tenth" not in note.message  # every chain has the same step
+    assert "efficiency note(s)" in str(report)
+    # read back from netCDF (attributes as json text), with one chain's step a hundredth of the others'
+    trace.attrs["final_step_size"] = [0.05, 0.05, 0.0005, 0.05]
+    saved = trace.save(tmp_path / "trace.nc")
+    (note,) = diagnose(az.from_netcdf(saved)).notes  # a DataTree, as `ebm-samplers diagnose` reads one
+    assert "chain 2: 0.0005 is below a tenth of the chains' median 0.05" in note.message
+    # PyMC's name for the same fact, on plain arrays; a run whose trees all turned back has no note
+    hits = np.zeros((4, 500), dtype=bool)
+    hits[1, :7] = True
+    draws = np.random.default_rng(3).normal(size=(4, 500, 1))
+    (note,) = diagnose(draws, sample_stats={"reached_max_treedepth": hits}).notes
+    assert note.chains == (1,) and note.message.startswith("7 of 2000 transitions hit the maximum tree depth before")
+    assert not diagnose(draws, sample_stats={"reached_max_treedepth": np.zeros((4, 500), dtype=bool)}).notes
