@@ -226,8 +226,7 @@ def _problems(chains: Chains, draws, table: pd.DataFrame, per_chain: pd.DataFram
 
     if "divergences" in per_chain and per_chain["divergences"].sum() > 0:
         counts = per_chain["divergences"]
-        divergent = [int(c) for c in np.flatnonzero(counts.to_numpy() > 0)]
-        where = ", ".join(f"{c}: {int(counts.iloc[c])}" for c in divergent)
+        divergent, where = _nonzero_chains(counts.to_numpy())
         problems.append(
             Problem(
                 "divergences",
@@ -303,6 +302,12 @@ def _truthy(value) -> bool:
     return bool(value) if value is not None else False
 
 
+def _nonzero_chains(counts: np.ndarray) -> tuple[list[int], str]:
+    """The chains whose count (one per chain) is not 0, and the phrase "chain: count, ..." that lists them."""
+    chains = [int(c) for c in np.flatnonzero(counts)]
+    return chains, ", ".join(f"{c}: {int(counts[c])}" for c in chains)
+
+
 def _tree_depth_note(chains: Chains) -> Problem | None:
     """NUTS transitions that stopped at the maximum tree depth rather than at a U-turn (Stan's tree-depth warning)."""
     stats = chains.sample_stats
@@ -318,8 +323,7 @@ def _tree_depth_note(chains: Chains) -> Problem | None:
     counts = hits.sum(axis=1)
     if counts.sum() == 0:
         return None
-    chains_hit = [int(c) for c in np.flatnonzero(counts)]
-    where = ", ".join(f"{c}: {int(counts[c])}" for c in chains_hit)
+    chains_hit, where = _nonzero_chains(counts)
     depth = f" {limit} ({2**limit - 1} leapfrog steps)" if limit is not None else ""
     message = (
         f"{int(counts.sum())} of {hits.size} transitions hit the maximum tree depth{depth} before the trajectory "
