@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from _report import write_json
-from arviz_stats.base import array_stats
 
 import ebm_samplers
+from diagnostics.convergence import convergence_figures
 
 LOW, HIGH = -1.0, 1.5
 RUNS = [("nuts", {}), ("hmc", {}), ("hmc", {"n_leapfrog": (5, 15)}), ("mala", {})]
@@ -52,9 +52,9 @@ def run(sampler: str, options: dict, chains: int, warmup: int, draws: int, seed:
     trace = ebm_samplers.sample(box_gaussian, sampler, init=init, n_steps=draws, warmup=warmup, seed=seed, **options)
     seconds = time.perf_counter() - start
     values = trace.draws.double().numpy()
-    ess = [float(array_stats.ess(values[..., i], chain_axis=0, draw_axis=1, method="bulk")) for i in range(2)]
-    mcse = [float(array_stats.mcse(values[..., i], chain_axis=0, draw_axis=1, method="mean")) for i in range(2)]
-    error_z = max(abs(values[..., i].mean() - truncated_mean()) / mcse[i] for i in range(2))
+    figures = convergence_figures(values)
+    ess = figures["ess_bulk"]
+    error_z = np.max(np.abs(values.mean(axis=(0, 1)) - truncated_mean()) / figures["mcse_mean"])
     n_leapfrog = trace.stats.get("n_leapfrog")
     steps = float(n_leapfrog.double().mean()) if n_leapfrog is not None else 1.0
     # gradients per chain over the run: warm-up transitions cost about what sampling ones do
@@ -69,8 +69,8 @@ def run(sampler: str, options: dict, chains: int, warmup: int, draws: int, seed:
         "mean_n_leapfrog_batch": float(batch.double().mean())
         if (batch := trace.stats.get("n_leapfrog_batch")) is not None
         else None,
-        "min_ess_bulk": min(ess),
-        "ess_per_1000_gradients": min(ess) / gradients * 1000,
+        "min_ess_bulk": float(ess.min()),
+        "ess_per_1000_gradients": float(ess.min()) / gradients * 1000,
         "acceptance": float(trace.stats["acceptance_rate"].double().mean()),
         "divergences": int(trace.stats["diverging"].sum()),
         "mean_error_z": float(error_z),
