@@ -86,14 +86,19 @@ class Report:
         lines.append("")
         lines += self.note_lines()
         if self.ok:
-            lines.append(
-                f"ok: no problems found (R-hat <= {RHAT_MAX}, bulk and tail ESS >= {ESS_MIN:g}, "
-                f">= {MIN_CHAINS} chains, no stuck chains)"
-            )
+            lines.append(f"ok: {self.ok_sentence()}")
         else:
             lines.append(f"{len(self.problems)} problem(s):")
             lines += [f"  - {problem}" for problem in self.problems]
         return "\n".join(lines)
+
+    @staticmethod
+    def ok_sentence() -> str:
+        """What the report says when it finds no problem: the checks that passed."""
+        return (
+            f"no problems found (R-hat <= {RHAT_MAX}, bulk and tail ESS >= {ESS_MIN:g}, >= {MIN_CHAINS} chains, "
+            "no stuck chains)"
+        )
 
     def note_lines(self) -> list[str]:
         """The efficiency notes as printed (none: an empty list)."""

@@ -189,7 +189,7 @@ def run_command(args: argparse.Namespace) -> int:
     for line in report.note_lines():
         print(line)
     if report.ok:
-        print(f"ok: {str(report).splitlines()[-1].removeprefix('ok: ')}")
+        print(f"ok: {report.ok_sentence()}")
     else:
         print(f"{len(report.problems)} problem(s); do not trust these estimates yet:")
         for problem in report.problems:
