@@ -4,11 +4,16 @@ In each slow window of `schedule.slow_windows` the positions of every chain are 
 (co)variance (the chains are independent draws of the same law, so pooling multiplies the window's sample
 size by the number of chains). At the end of the window the metric becomes Stan's regularised estimate
 
-    A = n / (n + 5) S + 1e-3 * 5 / (n + 5) I,
+    A = n / (n + 5) S + 1e-3 * 5 / (n + 5) P,
 
-with S the sample variance (diagonal) or covariance (dense) of the n pooled draws, and the accumulator
-restarts for the next window. The shrinkage toward 1e-3 I keeps a short window from producing a tiny or
-singular metric.
+with S the sample variance (diagonal) or covariance (dense) of the n pooled draws and P the metric the window's
+draws were made under, and the accumulator restarts for the next window. The shrinkage keeps a short window
+from producing a tiny or singular metric. Stan shrinks toward 1e-3 I, its starting metric; here P is the
+identity only in the first window (Stan's rule there) and then the metric warm-up has found, so the estimate
+does not depend on the parameters' units (nor, for a dense metric, on their rotation) once the first window has
+passed. A fixed ridge instead sets the metric's narrow directions wherever the posterior's variances there are
+far below 1e-3 * 5 / (n + 5) (small scales, or strongly correlated coordinates), and the step size then has to
+fit the ridge, not the target (measured in docs/adaptation.md, `benchmarks/metric_shrinkage.py`).
 
 Dense: S is accumulated in float64 and symmetrised; A must admit a Cholesky factor in the chains' dtype.
 Where it does not (fewer pooled draws than dimensions with an almost flat direction, or rounding in
@@ -27,27 +32,27 @@ from ebm_samplers.adaptation.schedule import slow_windows
 from ebm_samplers.adaptation.welford import WelfordCovariance, WelfordVariance
 from ebm_samplers.kernels._kinetic import DenseMetric, Metric, check_metric
 
-#: Stan's regularisation: weight 5 pseudo-draws of a variance 1e-3.
+#: Stan's regularisation: 5 pseudo-draws of 1e-3 times the metric in use (Stan's: of 1e-3 I).
 PRIOR_DRAWS = 5.0
-PRIOR_VARIANCE = 1e-3
+PRIOR_SCALE = 1e-3
 #: The relative ridges tried, in turn, when a dense estimate has no Cholesky factor (see the module docstring).
 RIDGES = tuple(10.0**k for k in range(-8, 1))
 
 
-def regularise(variance: Tensor, n: int) -> Tensor:
-    """Stan's n / (n + 5) S + 1e-3 * 5 / (n + 5) I for a variance (d,) or a covariance (d, d)."""
-    prior = PRIOR_VARIANCE * PRIOR_DRAWS / (n + PRIOR_DRAWS)
-    shrunk = n / (n + PRIOR_DRAWS) * variance
-    if variance.ndim == 2:
-        return shrunk + prior * torch.eye(variance.shape[0], dtype=variance.dtype, device=variance.device)
-    return shrunk + prior
+def regularise(variance: Tensor, n: int, in_use: Tensor | float = 1.0) -> Tensor:
+    """n / (n + 5) S + 1e-3 * 5 / (n + 5) P for a variance or covariance S of n draws, where P is `in_use`, the
+    metric the draws were made under (broadcastable to S; 1.0 for the identity of a diagonal metric)."""
+    return n / (n + PRIOR_DRAWS) * variance + PRIOR_SCALE * PRIOR_DRAWS / (n + PRIOR_DRAWS) * in_use
 
 
-def dense_metric(covariance: Tensor, n: int, like: Tensor) -> tuple[DenseMetric, int]:
-    """The regularised dense metric for chains shaped like `like` and the number of ridge retries it took."""
+def dense_metric(covariance: Tensor, n: int, like: Tensor, in_use: Tensor | None = None) -> tuple[DenseMetric, int]:
+    """The regularised dense metric for chains shaped like `like` (shrunk toward `in_use`, the (d, d) matrix
+    the draws were made under, the identity when None) and the number of ridge retries it took."""
     if not bool(torch.isfinite(covariance).all()):
         raise FloatingPointError("the warm-up draws' covariance is not finite: cannot estimate a dense metric")
-    matrix = regularise(0.5 * (covariance + covariance.T), n)
+    if in_use is None:
+        in_use = torch.eye(covariance.shape[0], dtype=covariance.dtype, device=covariance.device)
+    matrix = regularise(0.5 * (covariance + covariance.T), n, in_use)
     try:
         return DenseMetric.from_matrix(matrix, like), 0
     except ValueError:
@@ -65,6 +70,25 @@ def dense_metric(covariance: Tensor, n: int, like: Tensor) -> tuple[DenseMetric,
     )
 
 
+def _diagonal(in_use: Metric | None, like: Tensor) -> Tensor | float:
+    """The metric in use as a diagonal broadcastable to `like` (n, *event); 1.0 for the identity."""
+    if in_use is None:
+        return 1.0
+    if isinstance(in_use, DenseMetric):
+        return in_use.diagonal().reshape(like.shape[1:])
+    return in_use
+
+
+def _matrix(in_use: Metric | None, like: Tensor) -> Tensor | None:
+    """The metric in use as a float64 (d, d) matrix (None for the identity); a diagonal one of the first chain
+    (warm-up's diagonal metrics are pooled, the same for every chain)."""
+    if in_use is None:
+        return None
+    if isinstance(in_use, DenseMetric):
+        return in_use.inverse_mass.to(torch.float64)
+    return torch.diag(torch.as_tensor(in_use, dtype=torch.float64).expand_as(like)[0].reshape(-1))
+
+
 class MetricAdaptation:
     """Estimates a `kind` ("diag" or "dense") metric over a warm-up of `warmup` steps (see the module docstring)."""
 
@@ -74,9 +98,10 @@ class MetricAdaptation:
         self.ridge_retries = 0
         self._accumulator = WelfordVariance(per_chain=False) if kind == "diag" else WelfordCovariance()
 
-    def update(self, iteration: int, position: Tensor) -> Metric | None:
-        """Feed warm-up iteration `iteration`'s positions (n, *event); at the end of a slow window return the
-        new metric (diagonal (n, *event) Tensor or DenseMetric), else None."""
+    def update(self, iteration: int, position: Tensor, in_use: Metric | None = None) -> Metric | None:
+        """Feed warm-up iteration `iteration`'s positions (n, *event), made under the metric `in_use` (the state's
+        `inverse_mass`: None for the identity); at the end of a slow window return the new metric (diagonal
+        (n, *event) Tensor or DenseMetric), else None."""
         window = next((w for w in self.windows if w[0] <= iteration < w[1]), None)
         if window is None:
             return None
@@ -85,9 +110,10 @@ class MetricAdaptation:
             return None
         n = self._accumulator.count
         if self.kind == "diag":
-            metric = self._accumulator.regularised_variance(position)
+            metric = regularise(self._accumulator.variance(), n, _diagonal(in_use, position))
+            metric = metric.to(position).expand_as(position).clone()
         else:
-            metric, retries = dense_metric(self._accumulator.covariance(), n, position)
+            metric, retries = dense_metric(self._accumulator.covariance(), n, position, _matrix(in_use, position))
             self.ridge_retries += retries
         self._accumulator.reset()
         return metric

@@ -152,7 +152,7 @@ class WarmupAdaptation:
     def update(self, iteration: int, state: State, info: Info) -> State:
         """The state to continue from after warm-up iteration `iteration` (0-based) produced `state`."""
         changes: dict[str, object] = {}
-        inverse_mass = self._metric.update(iteration, state.position) if self._windows else None
+        inverse_mass = self._metric.update(iteration, state.position, state.inverse_mass) if self._windows else None
         if inverse_mass is not None:
             changes["inverse_mass"] = inverse_mass
             if hasattr(state, "momentum"):

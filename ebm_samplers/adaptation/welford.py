@@ -8,10 +8,7 @@ A batch of b draws with mean m_b and sum of squared deviations S_b merges into t
 
 and the variance is S / (count - 1). Per chain, each chain is its own stream (b = 1 per step); pooled,
 one stream takes all chains' positions of a step as one batch. The covariance is the same recursion with
-outer products (delta^2 -> delta delta^T), pooled only. The metric estimate shrinks the sample
-variance toward 1e-3 with the weight Stan uses, so a short window cannot produce a tiny inverse mass:
-
-    inverse_mass = n / (n + 5) * var + 1e-3 * 5 / (n + 5).
+outer products (delta^2 -> delta delta^T), pooled only. `metric` turns them into a metric (Stan's shrinkage).
 """
 
 from __future__ import annotations
@@ -49,14 +46,11 @@ class WelfordVariance:
         self._sum_squares = self._sum_squares + batch_squares + delta.square() * (self.count * batch / total)
         self.count = total
 
-    def regularised_variance(self, like: Tensor) -> Tensor:
-        """Stan's shrunk variance, shaped like `like` (n, *event) (pooled: the same for every chain)."""
+    def variance(self) -> Tensor:
+        """The sample variance: (n, *event) per chain, (*event) pooled."""
         if self.count < 2:
             raise ValueError(f"a variance needs at least 2 draws; the window held {self.count}")
-        n = self.count
-        variance = self._sum_squares / (n - 1)
-        shrunk = n / (n + 5.0) * variance + 1e-3 * 5.0 / (n + 5.0)
-        return shrunk.expand_as(like).clone()
+        return self._sum_squares / (self.count - 1)
 
     def state_dict(self) -> dict[str, object]:
         return {"count": self.count, "mean": self._mean, "sum_squares": self._sum_squares}

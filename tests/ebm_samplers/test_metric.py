@@ -126,20 +126,47 @@ def test_preconditioned_log_ratio_equals_the_difference_of_the_two_proposal_dens
 # --- estimation in warm-up ------------------------------------------------------------------------------------
 
 
-def test_dense_estimation_pools_the_chains_of_a_window_and_applies_stans_regularisation():
+def test_dense_estimation_pools_the_chains_of_a_window_and_shrinks_toward_the_metric_in_use():
+    """Stan's regularisation n / (n + 5) S + 1e-3 * 5 / (n + 5) P, with P the metric the window's draws were made
+    under: the identity for the first window (Stan's rule), the first window's estimate for the second."""
     generator = torch.Generator().manual_seed(3)
     adaptation = MetricAdaptation("dense", warmup=200)
-    start, end = adaptation.windows[0]  # Stan's first slow window, [75, 100)
+    (start, end), (second_start, second_end) = adaptation.windows[:2]  # [75, 100) and [100, 150)
     scales = torch.tensor([1.0, 3.0, 0.1], dtype=F64)
-    positions = torch.randn(end, 6, 3, dtype=F64, generator=generator) * scales
+    positions = torch.randn(second_end, 6, 3, dtype=F64, generator=generator) * scales
     results = [adaptation.update(i, positions[i]) for i in range(end)]
     assert all(r is None for r in results[:-1]) and isinstance(results[-1], DenseMetric)
-    pooled = positions[start:].reshape(-1, 3)  # the window's draws of every chain, nothing before it
+    pooled = positions[start:end].reshape(-1, 3)  # the window's draws of every chain, nothing before it
     n = pooled.shape[0]
-    expected = n / (n + 5) * torch.cov(pooled.T) + 1e-3 * 5 / (n + 5) * torch.eye(3, dtype=F64)
+    identity = torch.eye(3, dtype=F64)
+    expected = n / (n + 5) * torch.cov(pooled.T) + 1e-3 * 5 / (n + 5) * identity
     torch.testing.assert_close(results[-1].inverse_mass, expected)
-    torch.testing.assert_close(regularise(torch.cov(pooled.T), n), expected)
+    torch.testing.assert_close(regularise(torch.cov(pooled.T), n, identity), expected)
+    first = results[-1]
+    second = [adaptation.update(i, positions[i], first) for i in range(end, second_end)][-1]
+    pooled = positions[second_start:second_end].reshape(-1, 3)
+    n = pooled.shape[0]
+    expected = n / (n + 5) * torch.cov(pooled.T) + 1e-3 * 5 / (n + 5) * first.inverse_mass
+    torch.testing.assert_close(second.inverse_mass, expected)
     assert adaptation.ridge_retries == 0
+
+
+def test_the_shrinkage_follows_the_metric_in_use_so_a_tiny_scale_keeps_its_estimate():
+    """Positions of scale 1e-4 (variance 1e-8) in a 500-draw window made under a metric of that scale: shrunk
+    toward it, the estimate stays within 1 % of 1e-8; toward Stan's fixed 1e-3 I it would be 1e-5, 1,000 times
+    too large, which is what made MALA crawl on posteriordb's kilpisjarvi regression."""
+    generator = torch.Generator().manual_seed(4)
+    for kind in ("diag", "dense"):
+        adaptation = MetricAdaptation(kind, warmup=5)  # one window, [0, 5)
+        positions = torch.randn(5, 100, 2, dtype=F64, generator=generator) * 1e-4
+        in_use = torch.full((100, 2), 1e-8, dtype=F64)
+        if kind == "dense":
+            in_use = DenseMetric.from_matrix(1e-8 * torch.eye(2, dtype=F64), positions[0])
+        metric = [adaptation.update(i, positions[i], in_use) for i in range(5)][-1]
+        variance = metric.diagonal() if kind == "dense" else metric[0]
+        torch.testing.assert_close(variance, torch.full((2,), 1e-8, dtype=F64), rtol=0.2, atol=0)
+        sample_variance = positions.reshape(-1, 2).var(0)
+        torch.testing.assert_close(variance, sample_variance * 500 / 505 + 1e-3 * 5 / 505 * 1e-8)
 
 
 def test_a_covariance_without_cholesky_factor_gets_a_ridge_and_a_count_never_a_silent_clamp():
@@ -228,6 +255,21 @@ def test_mala_and_ula_with_a_fixed_dense_metric():
     assert_bivariate_gaussian_moments(ula.draws, mean, covariance / (1 - h / 2))
     with pytest.raises(AssertionError):
         assert_bivariate_gaussian_moments(ula.draws, mean, covariance)
+
+
+def test_mala_warmup_finds_a_tiny_correlated_scale_that_a_fixed_ridge_would_swamp():
+    """An intercept-slope posterior shaped like posteriordb's kilpisjarvi regression (sds 30 and 0.0075,
+    correlation -0.9999, variance across the ridge ~1e-8) from N(0, I) starts, as the panel starts its chains:
+    default MALA must end warm-up with a well-conditioned step and sample it. Stan's fixed ridge 1e-3 * 5 / (n + 5) I
+    (~1e-6 in the last window here) would set the narrow direction instead: MALA's step fell to ~0.002."""
+    sds = torch.tensor([30.0, 0.0075], dtype=torch.float64)
+    correlation = torch.tensor([[1.0, -0.9999], [-0.9999, 1.0]], dtype=torch.float64)
+    mean = torch.tensor([-60.0, 0.0176], dtype=torch.float64)
+    covariance = correlation * torch.outer(sds, sds)
+    init = torch.randn(16, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
+    trace = ebm_samplers.sample(Gaussian(mean, covariance), "mala", init=init, n_steps=500, warmup=500, seed=9)
+    assert float(trace.stats["step_size"][:, -1].median()) > 0.3
+    assert_bivariate_gaussian_moments(trace.draws / sds, mean / sds, correlation)
 
 
 def test_dense_hmc_samples_a_strongly_correlated_gaussian():
