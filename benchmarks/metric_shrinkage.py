@@ -34,12 +34,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from _report import write_json
-from posteriors import judge
+from posteriors import CountingEnergy, judge
 from torch import Tensor
 
 import ebm_samplers
 from ebm_samplers.adaptation.metric import MetricAdaptation
-from energies.base import Energy
 from energies.posteriors import Truth
 from energies.posteriors._base import Posterior, normal_log_density
 
@@ -170,19 +169,9 @@ def shrinkage(rule: str):
         MetricAdaptation.update = shipped
 
 
-class _Counting(Energy):
-    def __init__(self, target: Energy) -> None:
-        super().__init__()
-        self.target, self.event_shape, self.rows = target, target.event_shape, 0
-
-    def forward(self, x: Tensor) -> Tensor:
-        self.rows += x.shape[0]
-        return self.target(x)
-
-
 def run(name: str, sampler: str, rule: str, seed: int) -> dict:
     target = TARGETS[name]()
-    counting = _Counting(target)
+    counting = CountingEnergy(target)
     init = target.initial_point(8, seed=seed)
     start = time.perf_counter()
     with shrinkage(rule):
