@@ -210,6 +210,7 @@ class WarmupAdaptation:
         if self._windows:
             attrs["adapted_mass_matrix"] = True
             attrs["metric"] = self._metric.kind
+            attrs["metric_chains_left_out"] = self._metric.chains_left_out
             if isinstance(state.inverse_mass, DenseMetric):
                 # the diagonal (the variances) under the same name as a diagonal metric's, and the whole
                 # (d, d) matrix over the flattened event

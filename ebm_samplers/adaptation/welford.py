@@ -7,11 +7,14 @@ A batch of b draws with mean m_b and sum of squared deviations S_b merges into t
     S' = S + S_b + delta^2 count b / count'
 
 and the variance is S / (count - 1). Per chain, each chain is its own stream (b = 1 per step); pooled,
-one stream takes all chains' positions of a step as one batch. The covariance is the same recursion with
-outer products (delta^2 -> delta delta^T), pooled only. `metric` turns them into a metric (Stan's shrinkage).
+one stream takes all chains' positions of a step as one batch. `WelfordChains` keeps each chain's stream (and,
+for a covariance, the same recursion with outer products, delta^2 -> delta delta^T) so that any subset of the
+chains can be pooled afterwards by the same merge rule; `metric` turns that into a metric (Stan's shrinkage).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor
@@ -59,44 +62,92 @@ class WelfordVariance:
         self.count, self._mean, self._sum_squares = int(saved["count"]), saved["mean"], saved["sum_squares"]
 
 
-class WelfordCovariance:
-    """Running covariance (d, d) of positions `(n, *event)` flattened to d entries, pooled over chains.
+class WelfordChains:
+    """Each chain's running mean and sum of squared deviations over a window, and the chains' within-chain scatter
+    matrices (dense only), so that the pooled (co)variance of any subset of the chains can be formed at the end.
 
-    Accumulated in float64 whatever the positions' dtype: the sum of outer products of thousands of draws
-    loses the small eigenvalues in float32, and a (d, d) accumulation is cheap next to a gradient.
+    Positions `(n, *event)` are flattened to d entries and accumulated in float64 (the sum of outer products of
+    thousands of draws loses the small eigenvalues in float32). The scatter matrices are kept per chain when
+    n * d^2 <= `SCATTER_ENTRIES`, else summed over `blocks` of consecutive chains (memory blocks * d^2), so that a
+    subset can only leave out whole blocks (`block_mask`). Per step the cost is n * d^2, as for one pooled matrix.
     """
 
-    def __init__(self) -> None:
+    #: the most float64 entries kept for the scatter matrices (128 MiB)
+    SCATTER_ENTRIES = 2**24
+
+    def __init__(self, *, dense: bool) -> None:
+        self.dense = dense
         self.reset()
 
     def reset(self) -> None:
         self.count = 0
         self._mean: Tensor | None = None
-        self._sum_products: Tensor | None = None
+        self._sum_squares: Tensor | None = None
+        self._scatter: Tensor | None = None
+
+    def _chains_per_block(self, n: int, d: int) -> int:
+        return max(1, math.ceil(n / max(1, self.SCATTER_ENTRIES // (d * d))))
 
     def update(self, position: Tensor) -> None:
         rows = position.detach().reshape(position.shape[0], -1).to(torch.float64)
-        batch = rows.shape[0]
-        batch_mean = rows.mean(0)
-        centred = rows - batch_mean
+        n, d = rows.shape
         if self._mean is None:
-            self._mean = torch.zeros_like(batch_mean)
-            self._sum_products = torch.zeros(rows.shape[1], rows.shape[1], dtype=rows.dtype, device=rows.device)
-        total = self.count + batch
-        delta = batch_mean - self._mean
-        self._mean = self._mean + delta * (batch / total)
-        between = torch.outer(delta, delta) * (self.count * batch / total)
-        self._sum_products = self._sum_products + centred.T @ centred + between
-        self.count = total
+            self._mean = torch.zeros_like(rows)
+            self._sum_squares = torch.zeros_like(rows)
+            if self.dense:
+                blocks = math.ceil(n / self._chains_per_block(n, d))
+                self._scatter = rows.new_zeros(blocks, d, d)
+        self.count += 1
+        delta = rows - self._mean
+        self._mean = self._mean + delta / self.count
+        # Welford's x - mean_new = (1 - 1/count) delta, so the outer product stays symmetric
+        shrink = (self.count - 1) / self.count
+        self._sum_squares = self._sum_squares + shrink * delta.square()
+        if self.dense:
+            blocks = self._scatter.shape[0]
+            padded = torch.cat([delta, delta.new_zeros(blocks * math.ceil(n / blocks) - n, d)])
+            padded = padded.reshape(blocks, -1, d)
+            self._scatter = self._scatter + shrink * (padded.transpose(1, 2) @ padded)
 
-    def covariance(self) -> Tensor:
-        """The sample covariance S (d, d), float64."""
+    def means(self) -> Tensor:
+        """The chains' window means (n, d), float64."""
+        return self._mean
+
+    def variances(self) -> Tensor:
+        """The chains' own sample variances (n, d), float64."""
+        self._check_count()
+        return self._sum_squares / (self.count - 1)
+
+    def block_mask(self, keep: Tensor) -> Tensor:
+        """`keep` (n,) narrowed to whole blocks of the scatter matrices: a block stays only if all its chains do."""
+        if not self.dense or self._scatter.shape[0] == keep.shape[0]:
+            return keep
+        blocks = self._scatter.shape[0]
+        padded = torch.cat([keep, keep.new_ones(blocks * math.ceil(keep.shape[0] / blocks) - keep.shape[0])])
+        return padded.reshape(blocks, -1).all(1).repeat_interleave(padded.shape[0] // blocks)[: keep.shape[0]]
+
+    def pooled(self, keep: Tensor) -> Tensor:
+        """The sample variance (d,) or covariance (d, d) of the draws of the chains where `keep` (n,) is True, as
+        one sample: within-chain sums plus count * the spread of the chains' means about their mean."""
+        self._check_count()
+        means = self._mean[keep]
+        centred = means - means.mean(0)
+        draws = self.count * means.shape[0]
+        if not self.dense:
+            within = self._sum_squares[keep].sum(0)
+            return (within + self.count * centred.square().sum(0)) / (draws - 1)
+        blocks = self._scatter.shape[0]
+        kept_blocks = keep[:: math.ceil(keep.shape[0] / blocks)]  # `keep` is whole blocks (`block_mask`)
+        within = self._scatter[kept_blocks].sum(0)
+        return (within + self.count * centred.T @ centred) / (draws - 1)
+
+    def _check_count(self) -> None:
         if self.count < 2:
-            raise ValueError(f"a covariance needs at least 2 draws; the window held {self.count}")
-        return self._sum_products / (self.count - 1)
+            raise ValueError(f"a variance needs at least 2 draws; the window held {self.count}")
 
     def state_dict(self) -> dict[str, object]:
-        return {"count": self.count, "mean": self._mean, "sum_products": self._sum_products}
+        return {"count": self.count, "mean": self._mean, "sum_squares": self._sum_squares, "scatter": self._scatter}
 
     def load_state_dict(self, saved: dict[str, object]) -> None:
-        self.count, self._mean, self._sum_products = int(saved["count"]), saved["mean"], saved["sum_products"]
+        self.count, self._mean, self._sum_squares = int(saved["count"]), saved["mean"], saved["sum_squares"]
+        self._scatter = saved["scatter"]

@@ -8,9 +8,11 @@ import math
 
 import pytest
 import torch
+from torch import Tensor
 
 import ebm_samplers
-from ebm_samplers.adaptation.metric import MetricAdaptation, dense_metric, regularise
+from ebm_samplers.adaptation.metric import MetricAdaptation, agreeing_chains, dense_metric, regularise
+from ebm_samplers.adaptation.welford import WelfordChains
 from ebm_samplers.checkpoint import read_checkpoint
 from ebm_samplers.kernels._integrators import drift, leapfrog
 from ebm_samplers.kernels._kinetic import DenseMetric, KineticState, kinetic_energy, sample_momentum, velocity
@@ -168,6 +170,73 @@ def test_the_shrinkage_follows_the_metric_in_use_so_a_tiny_scale_keeps_its_estim
         torch.testing.assert_close(variance, torch.full((2,), 1e-8, dtype=F64), rtol=0.2, atol=0)
         sample_variance = positions.reshape(-1, 2).var(0)
         torch.testing.assert_close(variance, sample_variance * 500 / 505 + 1e-3 * 5 / 505 * 1e-8)
+
+
+@pytest.mark.parametrize("dense", [False, True])
+@pytest.mark.parametrize("scatter_entries", [WelfordChains.SCATTER_ENTRIES, 3 * 3 * 3])  # per chain; blocks of 3
+def test_per_chain_accumulation_pools_any_subset_of_chains_as_one_sample(dense, scatter_entries, monkeypatch):
+    monkeypatch.setattr(WelfordChains, "SCATTER_ENTRIES", scatter_entries)
+    generator = torch.Generator().manual_seed(5)
+    draws = torch.randn(30, 7, 3, dtype=F64, generator=generator) * torch.tensor([1.0, 5.0, 0.2], dtype=F64) + 2
+    draws = draws + torch.randn(7, 3, dtype=F64, generator=generator)  # chains with different means
+    accumulator = WelfordChains(dense=dense)
+    for step in draws:
+        accumulator.update(step)
+    torch.testing.assert_close(accumulator.means(), draws.mean(0))
+    torch.testing.assert_close(accumulator.variances(), draws.var(0))
+    for keep in (torch.ones(7, dtype=torch.bool), torch.tensor([True] * 3 + [False] * 3 + [True])):
+        keep = accumulator.block_mask(keep)
+        pooled = draws[:, keep].reshape(-1, 3)
+        expected = torch.cov(pooled.T) if dense else pooled.var(0)
+        torch.testing.assert_close(accumulator.pooled(keep), expected)
+    if dense and scatter_entries < 7 * 9:  # blocks {0, 1, 2}, {3, 4, 5}, {6}: leaving chain 4 out leaves out its block
+        narrowed = accumulator.block_mask(torch.tensor([True] * 4 + [False] + [True] * 2))
+        assert narrowed.tolist() == [True] * 3 + [False] * 3 + [True]
+
+
+def test_only_a_chain_far_from_the_others_is_left_out_of_the_pool():
+    generator = torch.Generator().manual_seed(6)
+    means = torch.randn(8, 4, dtype=F64, generator=generator) * 0.1  # window means of agreeing chains
+    variances = torch.ones(8, 4, dtype=F64)
+    assert bool(agreeing_chains(means, variances).all())
+    far = means.clone()
+    far[5, 2] = 30.0  # 30 within-chain sds out in one coordinate
+    assert (~agreeing_chains(far, variances)).nonzero().flatten().tolist() == [5]
+    # two groups 4 sds apart (a mode each, or chains still converging) are within 10 robust sds: all pooled
+    split = means.clone()
+    split[:3] += 4.0
+    assert bool(agreeing_chains(split, variances).all())
+    # chains that all sit still at one point have no spread at all, and none is left out
+    assert bool(agreeing_chains(torch.zeros(8, 4, dtype=F64), torch.zeros(8, 4, dtype=F64)).all())
+    # no majority: with 5 of 8 chains far out, each in its own direction, fewer than half agree and all are pooled
+    scattered = torch.randn(4, 8, 3, dtype=F64, generator=generator)
+    scattered[:, torch.arange(5), torch.arange(5) % 3] += 100.0 * torch.tensor([1.0, -1.0, 1.0, -1.0, 1.0], dtype=F64)
+    assert int(agreeing_chains(scattered.mean(0), scattered.var(0)).sum()) < 4
+    adaptation = MetricAdaptation("diag", warmup=4)  # one window, [0, 4)
+    metric = [adaptation.update(i, scattered[i]) for i in range(4)][-1]
+    assert adaptation.chains_left_out == [[]]
+    torch.testing.assert_close(metric[0], regularise(scattered.reshape(-1, 3).var(0), 32))
+
+
+def _two_far_modes(x: Tensor) -> Tensor:
+    """An equal mixture of N(0, I) and N(100 * 1, I) in 2-D."""
+    near, far = 0.5 * x.square().sum(-1), 0.5 * (x - 100.0).square().sum(-1)
+    return -torch.logsumexp(torch.stack([-near, -far]), 0)
+
+
+@pytest.mark.parametrize("metric", ["diag", "dense"])
+def test_a_chain_in_a_far_mode_is_left_out_of_the_metric_and_reported(metric):
+    """Seven chains in one mode, one in a mode 100 sds away (chains cannot cross): pooled with the others, that
+    chain would make the metric ~1,100 (the spread between the modes) and every chain's steps 33 times too long
+    for its mode; left out, the metric is the modes' own (variance 1) and the trace says which chain was left out
+    of each slow window."""
+    init = torch.zeros(8, 2, dtype=F64)
+    init[3] = 100.0
+    trace = ebm_samplers.sample(_two_far_modes, "mala", init=init, n_steps=10, warmup=300, seed=0, metric=metric)
+    windows = len(ebm_samplers.adaptation.slow_windows(300))
+    assert trace.attrs["metric_chains_left_out"] == [[3]] * windows
+    variances = torch.tensor(trace.attrs["final_inverse_mass"])
+    assert bool(((variances > 0.5) & (variances < 2.0)).all()), variances
 
 
 def test_a_covariance_without_cholesky_factor_gets_a_ridge_and_a_count_never_a_silent_clamp():
