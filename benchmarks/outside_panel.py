@@ -28,7 +28,8 @@ reference MCSE^2) < 5, every sd ratio sd / reference sd is in [0.8, 1.25], min b
 (1000 min bulk ESS / the gradient evaluations per chain the batch computed, warm-up included, counted by
 `posteriors.CountingEnergy`), `seconds`, `step_size_median` (the last draw's step, median over chains),
 `divergences` (kept draws), `metric_chains_left_out` (per slow warm-up window, the chains the metric estimate
-left out; absent for samplers without an adapted metric) and `mean_n_leapfrog` where the sampler records it.
+left out) and `warmup_chains_moved` (per move of a straggling chain: window end, chain, donor, energy gap), both
+absent for samplers without an adapted metric, and `mean_n_leapfrog` where the sampler records it.
 
 Writes `<out-dir>/outside_panel.json` (merged with the runs already there, so targets and samplers can be run
 separately) and `<out-dir>/outside_panel.md` (the table). `--quick` runs 100 warm-up + 150 draws, for smoke tests
@@ -85,8 +86,9 @@ def run(name: str, sampler: str, *, seed: int, warmup: int, draws: int) -> dict:
     )
     if "n_leapfrog" in trace.stats:
         result["mean_n_leapfrog"] = float(trace.stats["n_leapfrog"].double().mean())
-    if "metric_chains_left_out" in trace.attrs:
-        result["metric_chains_left_out"] = trace.attrs["metric_chains_left_out"]
+    for key in ("metric_chains_left_out", "warmup_chains_moved"):
+        if key in trace.attrs:
+            result[key] = trace.attrs[key]
     return result
 
 

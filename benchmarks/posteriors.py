@@ -30,6 +30,9 @@ max R-hat < 1.1. A run that raises fails with its error. Figures per run (JSON),
 * `ess_per_second`: min bulk ESS / wall seconds of the whole run (one torch thread, a shared machine: noisy;
   BlackJAX's seconds exclude its ahead-of-time compile, reported as `compile_seconds`).
 * `divergences` (kept draws), and `diagnose_ok` / `diagnose_problems` from `diagnostics.diagnose` on the run.
+* `metric_chains_left_out` (per slow warm-up window, the chains left out of the metric estimate) and
+  `warmup_chains_moved` (per straggling chain moved: window end, chain, donor, energy gap), from the trace's
+  attributes (None for samplers without an adapted metric).
 
 Writes `<out-dir>/posteriors.json` (merged with the runs already there, so targets and samplers can be run
 separately) and `<out-dir>/posteriors.md` (the table). `--quick` runs 100 warm-up + 150 draws, for smoke tests
@@ -139,6 +142,8 @@ def run_ours(target: Posterior, sampler: str, init: torch.Tensor, warmup: int, d
         ess_per_second=ess / seconds,
         divergences=int(trace.stats["diverging"].sum()) if "diverging" in trace.stats else None,
         step_size=_number(trace.stats["step_size"].double().mean()) if "step_size" in trace.stats else None,
+        metric_chains_left_out=trace.attrs.get("metric_chains_left_out"),
+        warmup_chains_moved=trace.attrs.get("warmup_chains_moved"),
     )
     if "n_leapfrog" in trace.stats:
         result["mean_n_leapfrog"] = float(trace.stats["n_leapfrog"].double().mean())

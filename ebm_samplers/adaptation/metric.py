@@ -105,19 +105,23 @@ def _matrix(in_use: Metric | None, like: Tensor) -> Tensor | None:
     return torch.diag(torch.as_tensor(in_use, dtype=torch.float64).expand_as(like)[0].reshape(-1))
 
 
-def _median(values: Tensor) -> Tensor:
+def median(values: Tensor) -> Tensor:
     """The median over dim 0, the mean of the two middle values for an even count (torch's is the lower one)."""
     ordered = values.sort(0).values
     return 0.5 * (ordered[(values.shape[0] - 1) // 2] + ordered[values.shape[0] // 2])
 
 
+def robust_spread(means: Tensor, variances: Tensor) -> Tensor:
+    """The chains' robust sd over dim 0: 1.4826 x the median absolute deviation of their window `means` plus the
+    median of their own sds (`variances` are each chain's), so chains that agree, or all sit still, have a spread
+    that a far chain exceeds many times over."""
+    return MAD_TO_SD * median((means - median(means)).abs()) + median(variances.sqrt())
+
+
 def agreeing_chains(means: Tensor, variances: Tensor) -> Tensor:
-    """Which chains (n,) to pool: those whose window mean lies within `OUTLIER_SDS` robust sds of the chains'
-    median in every coordinate, the robust sd being 1.4826 x the median absolute deviation of the chains' means
-    plus the median of the chains' own sds (so chains that all agree, or all sit still, are never left out)."""
-    centre = _median(means)
-    spread = MAD_TO_SD * _median((means - centre).abs()) + _median(variances.sqrt())
-    return ~((means - centre).abs() > OUTLIER_SDS * spread).any(1)
+    """Which chains (n,) to pool: those whose window mean lies within `OUTLIER_SDS` robust sds (`robust_spread`)
+    of the chains' median in every coordinate."""
+    return ~((means - median(means)).abs() > OUTLIER_SDS * robust_spread(means, variances)).any(1)
 
 
 class MetricAdaptation:

@@ -22,8 +22,9 @@ from ebm_samplers.adaptation import chees
 from ebm_samplers.adaptation.dual_averaging import DualAveraging
 from ebm_samplers.adaptation.metric import MetricAdaptation
 from ebm_samplers.adaptation.step_size_search import search_step_size
+from ebm_samplers.adaptation.stragglers import Stragglers
 from ebm_samplers.kernels._kinetic import DenseMetric, metric_in_use, momentum_from_whitened, whiten_momentum
-from ebm_samplers.kernels.base import Info, Kernel, State
+from ebm_samplers.kernels.base import Info, Kernel, State, take_chains
 
 #: `sample(..., warmup=None)` runs min(n_steps, DEFAULT_WARMUP) warm-up transitions for a kernel that adapts.
 DEFAULT_WARMUP = 1000
@@ -115,6 +116,8 @@ class WarmupAdaptation:
             MetricAdaptation(metric_in_use(kernel, state), warmup) if adapt_mass_matrix and has_metric else None
         )
         self._windows = self._metric.windows if self._metric is not None else []
+        # a chain the metric leaves out whose energies stay far above the others' continues from one that agrees
+        self._stragglers = Stragglers(self._windows) if self._metric is not None else None
         # ChEES with one shared step size still adapts one per chain until the first slow window: a chain that
         # starts far out (a hierarchical scale near zero) then finds its own step and walks into the bulk instead
         # of diverging on every transition under a step that fits the others
@@ -152,8 +155,15 @@ class WarmupAdaptation:
     def update(self, iteration: int, state: State, info: Info) -> State:
         """The state to continue from after warm-up iteration `iteration` (0-based) produced `state`."""
         changes: dict[str, object] = {}
+        sources = None
+        if self._windows:
+            self._stragglers.update(iteration, state.energy)
         inverse_mass = self._metric.update(iteration, state.position, state.inverse_mass) if self._windows else None
         if inverse_mass is not None:
+            left_out = self._metric.chains_left_out[-1]
+            sources = self._stragglers.donors(iteration, left_out, state.position[0].numel())
+            if sources is not None:
+                state = take_chains(state, sources)
             changes["inverse_mass"] = inverse_mass
             if hasattr(state, "momentum"):
                 # keep the whitened momentum M^{-1/2} p: a momentum drawn under the old metric would
@@ -170,6 +180,8 @@ class WarmupAdaptation:
             if "inverse_mass" in changes:
                 # restart from the average so far: the last exploring iterate is noisy
                 restart = self._step_size.final_step_size().to(state.step_size)
+                if sources is not None and self._step_size.per_chain:
+                    restart = restart[sources]  # a moved chain continues with its donor's step too
                 self._step_size.restart(restart)
                 changes["step_size"] = restart
             else:
@@ -211,6 +223,7 @@ class WarmupAdaptation:
             attrs["adapted_mass_matrix"] = True
             attrs["metric"] = self._metric.kind
             attrs["metric_chains_left_out"] = self._metric.chains_left_out
+            attrs["warmup_chains_moved"] = self._stragglers.moves
             if isinstance(state.inverse_mass, DenseMetric):
                 # the diagonal (the variances) under the same name as a diagonal metric's, and the whole
                 # (d, d) matrix over the flattened event
@@ -227,6 +240,7 @@ class WarmupAdaptation:
         return {
             "step_size": None if self._step_size is None else self._step_size.state_dict(),
             "metric": None if self._metric is None else self._metric.state_dict(),
+            "stragglers": None if self._stragglers is None else self._stragglers.state_dict(),
             "searched_step_size": self._searched_step_size,
             "chees": None if self._chees is None else self._chees.state_dict(),
         }
@@ -243,6 +257,11 @@ class WarmupAdaptation:
             )
         if self._metric is not None:
             self._metric.load_state_dict(saved["metric"])
+            if saved.get("stragglers") is None:
+                raise ValueError(
+                    "checkpoint was written before warm-up moved straggling chains; delete it to start afresh"
+                )
+            self._stragglers.load_state_dict(saved["stragglers"])
         self._searched_step_size = saved.get("searched_step_size")
         if (saved.get("chees") is None) != (self._chees is None):
             raise ValueError("checkpoint was written with a different trajectory-length adaptation setting")

@@ -49,6 +49,10 @@ class WelfordVariance:
         self._sum_squares = self._sum_squares + batch_squares + delta.square() * (self.count * batch / total)
         self.count = total
 
+    def mean(self) -> Tensor:
+        """The mean: (n, *event) per chain, (*event) pooled."""
+        return self._mean
+
     def variance(self) -> Tensor:
         """The sample variance: (n, *event) per chain, (*event) pooled."""
         if self.count < 2:

@@ -162,6 +162,17 @@ def where_state(accepted: Tensor, proposal: State, current: State) -> State:
     return type(current)(**fields)
 
 
+def take_chains(state: State, sources: Tensor) -> State:
+    """Chain c continues from chain `sources[c]`'s state: every per-chain tensor field indexed by `sources` (n,);
+    fields that are not tensors (a dense metric, shared by every chain; None) stay as they are."""
+    fields = {}
+    for field in dataclasses.fields(state):
+        value = getattr(state, field.name)
+        per_chain_tensor = isinstance(value, Tensor) and value.dim() > 0
+        fields[field.name] = value[sources.to(value.device)] if per_chain_tensor else value
+    return type(state)(**fields)
+
+
 def squared_norm(x: Tensor) -> Tensor:
     """Per-sample squared Euclidean norm over all event axes, shape (n,)."""
     return x.reshape(x.shape[0], -1).square().sum(-1)
