@@ -140,7 +140,7 @@ reference moments (Stan NUTS, 10 chains x 1,000 thinned draws) with the panel's 
 standard errors, `sd_ratio` an sd outside [0.8, 1.25] of the reference's, `ess` min bulk ESS < 100, `rhat` max
 R-hat >= 1.1. d counts the unconstrained coordinates. ESS per 1,000 gradients: min bulk ESS per 1,000 gradient
 evaluations per chain that the batch computed, warm-up included. Divergences among the kept draws. {chains}
-chains, {warmup} warm-up + {draws} draws, defaults only, float64, one thread.
+chains, {warmup:,} warm-up + {draws:,} draws, defaults only, float64, one thread.
 
 """
 

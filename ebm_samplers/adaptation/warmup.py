@@ -5,7 +5,9 @@ kernel's target acceptance (kernels whose class has `target_acceptance`), from t
 initial search in `start` (`step_size_search`); kernels whose state carries an `inverse_mass` (HMC, NUTS,
 underdamped Langevin, MALA, ULA) also get a metric, diagonal or dense as the kernel's `metric` says, from the
 positions in Stan's slow windows (`metric.MetricAdaptation`), after each of which the step-size recursion
-restarts from the step size averaged so far. At the end of warm-up the step size is the averaged iterate h-bar.
+restarts from the step size averaged so far; a chain the metric left out whose energies stay far above the
+others' continues from an agreeing chain (`stragglers`). At the end of warm-up the step size is the averaged
+iterate h-bar.
 HMC with an adapted trajectory length (`n_leapfrog=None`) also gets its integration time from `chees` (started
 again at one step after each metric update), and its
 step size aims at 0.651 (a user's `target_acceptance` replaces it): per chain until the first slow window, then
