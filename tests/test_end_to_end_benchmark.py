@@ -4,18 +4,13 @@ The loop is the yardstick of "no framework overhead" (eager `sample()` at most 1
 than `sample()` (another algorithm, fewer stored values) the ratio would flatter nobody but mean nothing.
 """
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
 import ebm_samplers
+from tests.benchmark_modules import load_benchmark
 
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "end_to_end.py"
-_SPEC = importlib.util.spec_from_file_location("end_to_end", _PATH)
-end_to_end = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(end_to_end)
+end_to_end = load_benchmark("end_to_end")
 
 
 @pytest.mark.parametrize("energy_kind", ["callable", "analytic"])

@@ -2,26 +2,15 @@
 Stan programs they copy, written here the plain way (loops over t, scipy's densities on the constrained
 parameters), and the rows where the closed forms cannot be evaluated are +inf, not NaN and not an exception."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 from scipy import stats
 from scipy.special import logsumexp
 
-MODULE = Path(__file__).resolve().parents[2] / "benchmarks" / "_posteriordb.py"
+from tests.benchmark_modules import load_benchmark
 
-
-def _load():
-    spec = importlib.util.spec_from_file_location("posteriordb_models", MODULE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-posteriordb = _load()
+posteriordb = load_benchmark("_posteriordb")
 
 
 def test_linear_recurrence_equals_the_loop():

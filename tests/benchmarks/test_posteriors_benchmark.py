@@ -1,26 +1,16 @@
 """Smoke test of benchmarks/posteriors.py: `--quick` on two small targets with one sampler writes a table and
 a JSON with the pass/fail figures, and a failing sampler is a failed row, not a crashed benchmark."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 
 from energies.posteriors import PANEL
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "posteriors.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("posteriors_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.benchmark_modules import load_benchmark
 
 
 def test_quick_run_writes_json_and_table(tmp_path):
-    benchmark = _load()
+    benchmark = load_benchmark("posteriors")
     args = ["--quick", "--targets", "banana,regression_correlated", "--samplers", "mala", "--out-dir", str(tmp_path)]
     results = benchmark.main(args)
     saved = json.loads((tmp_path / "posteriors.json").read_text())
@@ -36,7 +26,7 @@ def test_quick_run_writes_json_and_table(tmp_path):
 
 
 def test_judge_fails_each_criterion_on_its_own():
-    benchmark = _load()
+    benchmark = load_benchmark("posteriors")
     truth = PANEL["banana"]().truth()
     rng = np.random.default_rng(0)
     good = truth.mean + truth.sd * rng.normal(size=(8, 500, 2))
