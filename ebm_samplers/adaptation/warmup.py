@@ -112,8 +112,8 @@ class WarmupAdaptation:
         self.target_acceptance = target
         self._kernel = kernel
         has_metric = hasattr(state, "inverse_mass")
-        # pooled over chains: a per-chain estimate from a 25-draw window of autocorrelated draws is too
-        # noisy (and biased low for slowly moving chains, which a smaller metric then slows further)
+        # pooled over the chains that agree: a per-chain estimate from a 25-draw window of autocorrelated draws is
+        # too noisy (and biased low for slowly moving chains, which a smaller metric then slows further)
         self._metric = (
             MetricAdaptation(metric_in_use(kernel, state), warmup) if adapt_mass_matrix and has_metric else None
         )
