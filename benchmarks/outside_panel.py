@@ -185,6 +185,7 @@ def main(argv=None) -> dict:
                 flush=True,
             )
     command = "python benchmarks/outside_panel.py" + (" --quick" if args.quick else "")
+    command += f" --seed {args.seed}" if args.seed else ""
     header = MD_HEADER.format(command=command, chains=CHAINS, warmup=warmup, draws=draws)
     (out_dir / "outside_panel.md").write_text(header + table(results) + "\n")
     return results
