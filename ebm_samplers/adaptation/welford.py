@@ -32,7 +32,9 @@ class WelfordVariance:
         self._mean: Tensor | None = None
         self._sum_squares: Tensor | None = None
 
-    def update(self, position: Tensor) -> None:
+    def update(self, position: Tensor) -> Tensor:
+        """Merge `position` (one draw per chain, or a batch pooled); return delta, its (batch) mean's deviation
+        from the running mean before the merge."""
         position = position.detach()
         if self.per_chain:
             batch, batch_mean, batch_squares = 1, position, torch.zeros_like(position)
@@ -45,13 +47,18 @@ class WelfordVariance:
             self._sum_squares = torch.zeros_like(batch_mean)
         total = self.count + batch
         delta = batch_mean - self._mean
-        self._mean = self._mean + delta * (batch / total)
+        self._mean = self._mean + delta * batch / total
         self._sum_squares = self._sum_squares + batch_squares + delta.square() * (self.count * batch / total)
         self.count = total
+        return delta
 
     def mean(self) -> Tensor:
         """The mean: (n, *event) per chain, (*event) pooled."""
         return self._mean
+
+    def sum_squares(self) -> Tensor:
+        """S, the sum of squared deviations from the mean: (n, *event) per chain, (*event) pooled."""
+        return self._sum_squares
 
     def variance(self) -> Tensor:
         """The sample variance: (n, *event) per chain, (*event) pooled."""
@@ -67,8 +74,9 @@ class WelfordVariance:
 
 
 class WelfordChains:
-    """Each chain's running mean and sum of squared deviations over a window, and the chains' within-chain scatter
-    matrices (dense only), so that the pooled (co)variance of any subset of the chains can be formed at the end.
+    """Each chain's running mean and sum of squared deviations over a window (a per-chain `WelfordVariance`), and
+    the chains' within-chain scatter matrices (dense only), so that the pooled (co)variance of any subset of the
+    chains can be formed at the end.
 
     Positions `(n, *event)` are flattened to d entries and accumulated in float64 (the sum of outer products of
     thousands of draws loses the small eigenvalues in float32). The scatter matrices are kept per chain when
@@ -86,30 +94,26 @@ class WelfordChains:
         self.reset()
 
     def reset(self) -> None:
-        self.count = 0
-        self._mean: Tensor | None = None
-        self._sum_squares: Tensor | None = None
+        self._moments = WelfordVariance(per_chain=True)
         self._scatter: Tensor | None = None
+
+    @property
+    def count(self) -> int:
+        """Draws per chain in the window so far."""
+        return self._moments.count
 
     def _chains_per_block(self, n: int, d: int) -> int:
         return max(1, math.ceil(n / max(1, self.SCATTER_ENTRIES // (d * d))))
 
     def update(self, position: Tensor) -> None:
         rows = position.detach().reshape(position.shape[0], -1).to(torch.float64)
-        n, d = rows.shape
-        if self._mean is None:
-            self._mean = torch.zeros_like(rows)
-            self._sum_squares = torch.zeros_like(rows)
-            if self.dense:
-                blocks = math.ceil(n / self._chains_per_block(n, d))
-                self._scatter = rows.new_zeros(blocks, d, d)
-        self.count += 1
-        delta = rows - self._mean
-        self._mean = self._mean + delta / self.count
-        # Welford's x - mean_new = (1 - 1/count) delta, so the outer product stays symmetric
-        shrink = (self.count - 1) / self.count
-        self._sum_squares = self._sum_squares + shrink * delta.square()
+        delta = self._moments.update(rows)
         if self.dense:
+            n, d = rows.shape
+            if self._scatter is None:
+                self._scatter = rows.new_zeros(math.ceil(n / self._chains_per_block(n, d)), d, d)
+            # Welford's x - mean_new = (1 - 1/count) delta, so the outer product stays symmetric
+            shrink = (self.count - 1) / self.count
             blocks = self._scatter.shape[0]
             padded = torch.cat([delta, delta.new_zeros(blocks * math.ceil(n / blocks) - n, d)])
             padded = padded.reshape(blocks, -1, d)
@@ -117,12 +121,11 @@ class WelfordChains:
 
     def means(self) -> Tensor:
         """The chains' window means (n, d), float64."""
-        return self._mean
+        return self._moments.mean()
 
     def variances(self) -> Tensor:
         """The chains' own sample variances (n, d), float64."""
-        self._check_count()
-        return self._sum_squares / (self.count - 1)
+        return self._moments.variance()
 
     def block_mask(self, keep: Tensor) -> Tensor:
         """`keep` (n,) narrowed to whole blocks of the scatter matrices: a block stays only if all its chains do."""
@@ -135,27 +138,23 @@ class WelfordChains:
     def pooled(self, keep: Tensor) -> Tensor:
         """The sample variance (d,) or covariance (d, d) of the draws of the chains where `keep` (n,) is True, as
         one sample: within-chain sums plus count * the spread of the chains' means about their mean."""
-        self._check_count()
-        means = self._mean[keep]
+        self.variances()  # checks the window held 2 draws
+        means = self.means()[keep]
         centred = means - means.mean(0)
         draws = self.count * means.shape[0]
         if not self.dense:
-            within = self._sum_squares[keep].sum(0)
+            within = self._moments.sum_squares()[keep].sum(0)
             return (within + self.count * centred.square().sum(0)) / (draws - 1)
         blocks = self._scatter.shape[0]
         kept_blocks = keep[:: math.ceil(keep.shape[0] / blocks)]  # `keep` is whole blocks (`block_mask`)
         within = self._scatter[kept_blocks].sum(0)
         return (within + self.count * centred.T @ centred) / (draws - 1)
 
-    def _check_count(self) -> None:
-        if self.count < 2:
-            raise ValueError(f"a variance needs at least 2 draws; the window held {self.count}")
-
     def state_dict(self) -> dict[str, object]:
         # the scatter is updated in place: a copy, so a saved state does not change with the run
         scatter = None if self._scatter is None else self._scatter.clone()
-        return {"count": self.count, "mean": self._mean, "sum_squares": self._sum_squares, "scatter": scatter}
+        return {"moments": self._moments.state_dict(), "scatter": scatter}
 
     def load_state_dict(self, saved: dict[str, object]) -> None:
-        self.count, self._mean, self._sum_squares = int(saved["count"]), saved["mean"], saved["sum_squares"]
+        self._moments.load_state_dict(saved["moments"])
         self._scatter = None if saved["scatter"] is None else saved["scatter"].clone()
