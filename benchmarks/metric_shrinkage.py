@@ -27,15 +27,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import time
 from pathlib import Path
 
 import torch
 from _posteriordb import REGRESSIONS
 from _report import write_json
-from posteriors import CountingEnergy, judge
+from outside_panel import run as run_default
 
-import ebm_samplers
 from ebm_samplers.adaptation.metric import MetricAdaptation
 
 ROOT = Path(__file__).resolve().parent
@@ -60,25 +58,9 @@ def shrinkage(rule: str):
 
 
 def run(name: str, sampler: str, rule: str, seed: int) -> dict:
-    target = TARGETS[name]()
-    counting = CountingEnergy(target)
-    init = target.initial_point(8, seed=seed)
-    start = time.perf_counter()
+    """The outside panel's default run (`outside_panel.run`: 1,000 warm-up + 1,500 draws) under `rule`."""
     with shrinkage(rule):
-        trace = ebm_samplers.sample(counting, sampler, init=init, n_steps=1500, warmup=1000, seed=seed)
-    seconds = time.perf_counter() - start
-    result = judge(target.constrained(trace.draws.double().numpy()), target.reference())
-    grads = counting.rows / init.shape[0]
-    ess = result["min_ess_bulk"] or 0.0
-    result.update(
-        seconds=round(seconds, 1),
-        ess_per_1k_grads_batch=1000 * ess / grads,
-        step_size_median=float(trace.stats["step_size"][:, -1].double().median()),
-        divergences=int(trace.stats["diverging"].sum()) if "diverging" in trace.stats else None,
-    )
-    if "n_leapfrog" in trace.stats:
-        result["mean_n_leapfrog"] = float(trace.stats["n_leapfrog"].double().mean())
-    return result
+        return run_default(name, sampler, seed=seed, warmup=1000, draws=1500)
 
 
 def main() -> None:
@@ -95,6 +77,9 @@ def main() -> None:
             for rule in RULES:
                 result = run(name, sampler, rule, args.seed)
                 results["runs"].setdefault(name, {}).setdefault(sampler, {})[rule] = result
+                if "error" in result:
+                    print(f"{name} {sampler} {rule}: error {result['error']}", flush=True)
+                    continue
                 verdict = "pass" if result["passed"] else f"fail {result['failed_checks']}"
                 print(
                     f"{name} {sampler} {rule}: {verdict}, min ESS {result['min_ess_bulk']:.0f}, "
