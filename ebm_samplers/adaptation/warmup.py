@@ -9,9 +9,9 @@ restarts from the step size averaged so far; a chain the metric left out whose e
 others' continues from an agreeing chain (`stragglers`). At the end of warm-up the step size is the averaged
 iterate h-bar.
 HMC with an adapted trajectory length (`n_leapfrog=None`) also gets its integration time from `chees` (started
-again at one step after each metric update), and its
-step size aims at 0.651 (a user's `target_acceptance` replaces it): per chain until the first slow window, then
-one step shared by the chains on the harmonic-mean acceptance, restarted at the median of the chains' steps.
+again at one step after each metric update), and its step size aims at `chees.TARGET_ACCEPTANCE` (a user's
+`target_acceptance` replaces it): per chain on each chain's acceptance until the first slow window, then one
+step shared by the chains on their harmonic-mean acceptance, restarted at the median of the chains' steps.
 """
 
 from __future__ import annotations

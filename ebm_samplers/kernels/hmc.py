@@ -26,7 +26,7 @@ Recorded per draw: `acceptance_rate`, `accepted`, `diverging`, `n_leapfrog`, `en
 `hamiltonian` = H of the kept point (exported to ArviZ as `energy`, Stan's `energy__`, what BFMI and the
 energy plot read) and, as for every kernel, `potential_energy` = E(x); with ChEES also `trajectory_length`
 (the time integrated, L h). The target acceptance for warm-up is 0.8 on the mean over chains with a given
-`n_leapfrog`, 0.651 on the harmonic mean with ChEES.
+`n_leapfrog`, 0.8 on the harmonic mean with ChEES.
 """
 
 from __future__ import annotations
@@ -94,7 +94,8 @@ class HMC(DrawThenAdvance):
     starting from `trajectory_length` (None: the step size after the initial search; without warm-up, 10 step
     sizes), and each transition runs
     ceil(2 u_k T / step_size) leapfrog steps (at most `MAX_LEAPFROG`) with u_k the k-th Halton point, shared by
-    all chains; warm-up then aims the step size at a harmonic-mean acceptance of 0.651 instead of 0.8.
+    all chains; warm-up then aims the step size at the chains' harmonic-mean acceptance
+    (`chees.TARGET_ACCEPTANCE`, 0.8) instead of their mean.
     `chees_learning_rate` is Adam's learning rate on log T (None: the paper's 0.025). Without warm-up, T stays
     where it starts.
 
