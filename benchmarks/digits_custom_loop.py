@@ -32,7 +32,7 @@ from ebm_samplers.training.plots import image_grid_figure
 from energies import ConvEnergy
 
 RECIPE = {
-    "capacity": 2000,
+    "capacity": 4000,
     "reinit_probability": 0.05,
     "n_steps": 20,
     "step_size": 1.0,
@@ -81,6 +81,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=1000)
     parser.add_argument("--recipe", default="{}", help="JSON overriding entries of RECIPE")
+    parser.add_argument("--seed", type=int, default=0, help="model, chains and batches seed (default 0)")
     parser.add_argument("--out", default="benchmarks/results")
     # one thread by default: the loop's tensors are small (128 images of 8x8), and with two threads torch's
     # OpenMP workers spent most of their CPU time waiting for each other, for the same figures (in
@@ -93,7 +94,7 @@ def main() -> None:
     recipe = RECIPE | json.loads(args.recipe)
     train_images, test, _, test_labels = load_digits(generator=torch.Generator().manual_seed(0), with_labels=True)
     cpu, wall = time.process_time(), time.perf_counter()
-    model, chains, evaluations = train(train_images, args.iterations, recipe)
+    model, chains, evaluations = train(train_images, args.iterations, recipe, seed=args.seed)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     samples = chains.buffer.samples
     # 2,000 random buffer states are judged (as many as the fit benchmark's buffer held; KSD is quadratic in n)
@@ -101,6 +102,7 @@ def main() -> None:
     metrics = {
         "recipe": recipe,
         "iterations": args.iterations,
+        "seed": args.seed,
         "torch_threads": torch.get_num_threads(),
         "train_cpu_s": round(cpu, 1),
         "train_wall_s": round(wall, 1),
