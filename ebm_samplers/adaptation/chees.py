@@ -30,9 +30,9 @@ T = 22 instead of ~7). The T kept after warm-up is the running average of log T 
 weights m^-1/2 at its iteration m (iterate averaging). The other constants are the paper's reference
 implementation's (TFP's GradientBasedTrajectoryLengthAdaptation).
 
-The step size meanwhile follows dual averaging toward 0.8 (`TARGET_ACCEPTANCE`; the paper aims at 0.651, the
-optimal mean acceptance of HMC on high-dimensional product targets, Beskos et al. 2013, where the posteriors of
-the panel in `docs/adaptation.md` sampled more reliably and mostly more cheaply at 0.8):
+The step size meanwhile follows dual averaging toward `TARGET_ACCEPTANCE` = 0.8 (the paper aims at 0.651, the
+optimal mean acceptance of HMC on high-dimensional product targets, Beskos et al. 2013; the panel's posteriors
+sampled more reliably and mostly more cheaply at 0.8: `docs/samplers/hmc.md`, "The step-size target"):
 of each chain's own acceptance while the steps are per chain (by default until the first slow window), and
 with one shared step size of the harmonic mean of the chains' acceptance probabilities over the chains that did
 not diverge, times their share (`harmonic_mean_acceptance`): one chain
