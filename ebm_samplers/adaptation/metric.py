@@ -40,7 +40,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ebm_samplers.adaptation.schedule import slow_windows
+from ebm_samplers.adaptation.schedule import slow_windows, window_at
 from ebm_samplers.adaptation.welford import WelfordChains
 from ebm_samplers.kernels._kinetic import DenseMetric, Metric, check_metric
 
@@ -139,7 +139,7 @@ class MetricAdaptation:
         """Feed warm-up iteration `iteration`'s positions (n, *event), made under the metric `in_use` (the state's
         `inverse_mass`: None for the identity); at the end of a slow window return the new metric (diagonal
         (n, *event) Tensor or DenseMetric), else None."""
-        window = next((w for w in self.windows if w[0] <= iteration < w[1]), None)
+        window = window_at(self.windows, iteration)
         if window is None:
             return None
         self._accumulator.update(position)

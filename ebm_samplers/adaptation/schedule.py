@@ -14,6 +14,11 @@ TERMINAL_BUFFER = 50
 BASE_WINDOW = 25
 
 
+def window_at(windows: list[tuple[int, int]], iteration: int) -> tuple[int, int] | None:
+    """The window [start, end) of `windows` that holds warm-up iteration `iteration`, or None (a fast window)."""
+    return next((window for window in windows if window[0] <= iteration < window[1]), None)
+
+
 def slow_windows(warmup: int) -> list[tuple[int, int]]:
     """Half-open iteration ranges [start, end) of the variance windows for a warm-up of `warmup` steps.
 

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from ebm_samplers.adaptation.metric import OUTLIER_SDS, median, robust_spread
+from ebm_samplers.adaptation.schedule import window_at
 from ebm_samplers.adaptation.welford import WelfordVariance
 
 #: A chain is moved only when its window's mean energy exceeds the others' by more than this many nats per coordinate.
@@ -49,7 +50,7 @@ class Stragglers:
 
     def update(self, iteration: int, energy: Tensor) -> None:
         """Feed warm-up iteration `iteration`'s energies (n,)."""
-        if any(start <= iteration < end for start, end in self.windows):
+        if window_at(self.windows, iteration) is not None:
             self._energy.update(energy.detach().to(torch.float64))
 
     def donors(self, iteration: int, left_out: list[int], dimension: int) -> Tensor | None:
